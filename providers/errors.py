@@ -1,0 +1,139 @@
+"""Turning HTTP statuses and transport failures into `ProviderError`s a person can act on.
+
+Shared by the HTTP providers so each SDK adapter only has to say which exception is which.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+
+from providers.base import ErrorKind, ProviderError
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it was raised from, nearest first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date) or `retry-after-ms`."""
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if (ms := lowered.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def transport_error(exc: BaseException, where: str, *, hint: str = "") -> ProviderError:
+    """A failure below HTTP: no route, refused, reset, TLS, or a timeout."""
+    for cause in causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return ProviderError(
+                "offline",
+                f"cannot resolve the host of {where} — no internet? local targets still work",
+            )
+        if isinstance(cause, ConnectionRefusedError):
+            return ProviderError(
+                "connection", f"connection refused by {where}{hint or ' — is the server running?'}"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return ProviderError("connection", f"TLS handshake with {where} failed: {cause}")
+        if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
+            return ProviderError("timeout", _timeout_message(cause, where))
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return ProviderError("connection", f"cannot reach {where}: {cause.strerror}{hint}")
+    detail = str(exc) or type(exc).__name__
+    return ProviderError("connection", f"connection to {where} failed: {detail}{hint}")
+
+
+def _timeout_message(exc: BaseException, where: str) -> str:
+    name = type(exc).__name__
+    if "Connect" in name or "Pool" in name:
+        return f"{where} did not accept a connection in time"
+    return f"{where} stopped sending (read timeout) — the server may be stuck or overloaded"
+
+
+def status_error(
+    status: int,
+    detail: str,
+    *,
+    target: str,
+    headers: Mapping[str, str] | None = None,
+    key_env: str | None = None,
+    not_found_hint: str = "",
+) -> ProviderError:
+    """An HTTP error status, with the server's own words in `detail`."""
+    detail = detail.strip()
+    said = f": {detail}" if detail else ""
+    kind: ErrorKind
+    retry_after = None
+    if status in (401, 403):
+        kind = "auth"
+        fix = f" — check {key_env}" if key_env else ""
+        verb = "rejected the API key" if status == 401 else "refused access"
+        message = f"{target} {verb} (HTTP {status}){said}{fix}"
+    elif status == 404:
+        kind = "not_found"
+        message = f"{target}: not found (HTTP 404){said}{not_found_hint}"
+    elif status == 429:
+        kind = "rate_limited"
+        retry_after = retry_after_s(headers)
+        when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
+        message = f"{target}: rate limited, {when}{said}"
+    elif status in (503, 529):
+        kind = "overloaded"
+        retry_after = retry_after_s(headers)
+        message = f"{target}: the server is overloaded (HTTP {status}), try again shortly{said}"
+    elif status in (400, 413, 422):
+        kind = "bad_request"
+        message = f"{target} refused the request (HTTP {status}){said}"
+    elif status >= 500:
+        kind = "server"
+        message = f"{target}: server error (HTTP {status}){said}"
+    else:
+        kind = "protocol"
+        message = f"{target}: unexpected HTTP {status}{said}"
+    return ProviderError(kind, message, retry_after=retry_after)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """The text with every secret replaced, since SDK errors can echo request headers."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def error_body_text(body: object) -> str:
+    """The human part of an error body, whatever shape the server chose."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            message = inner.get("message")
+            return str(message) if message else str(dict(inner))
+        return str(inner)
+    return "" if body is None else str(body)

@@ -1,0 +1,204 @@
+"""OpenAI and every OpenAI-compatible server (llama-server, LM Studio, vLLM, OpenRouter)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from providers.base import (
+    ChatRequest,
+    Done,
+    ModelInfo,
+    ProviderError,
+    ReasoningDelta,
+    ResourceUsage,
+    ServerTimings,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from providers.errors import error_body_text, redact, status_error, transport_error
+
+if TYPE_CHECKING:
+    import openai as openai_sdk
+
+
+class OpenAIProvider:
+    """Chat completions, streamed, with `stream_options.include_usage`."""
+
+    def __init__(
+        self,
+        name: str = "openai",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        is_local: bool = False,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        models: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.is_local = is_local
+        self.base_url = base_url
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._configured_models = models
+        self._client: openai_sdk.AsyncOpenAI | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"{self.name} at {self.base_url or 'https://api.openai.com/v1'}"
+
+    def _sdk(self) -> openai_sdk.AsyncOpenAI:
+        if self._client is None:
+            if not self._api_key and self._api_key_env:
+                raise ProviderError(
+                    "auth", f"{self._api_key_env} is not set — export it to use {self.name} targets"
+                )
+            import openai as openai_sdk
+
+            self._client = openai_sdk.AsyncOpenAI(
+                # A local server needs no key, but the SDK insists on one.
+                api_key=self._api_key or "not-needed",
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=openai_sdk.Timeout(self._read_timeout_s, connect=self._connect_timeout_s),
+            )
+        return self._client
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        client = self._sdk()
+        p = request.params
+        options: dict[str, Any] = {}
+        if p.temperature is not None:
+            options["temperature"] = p.temperature
+        if p.top_p is not None:
+            options["top_p"] = p.top_p
+        if p.max_tokens is not None:
+            options["max_tokens"] = p.max_tokens
+        if p.seed is not None:
+            options["seed"] = p.seed
+        messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            response = await client.chat.completions.create(
+                model=request.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **options,
+            )
+        except Exception as exc:
+            raise self._translate(exc, request.model) from None
+        stop_reason: str | None = None
+        try:
+            async for chunk in response:
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is not None:
+                        reasoning = _reasoning_text(delta)
+                        if reasoning:
+                            yield ReasoningDelta(reasoning)
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                    if choice.finish_reason:
+                        stop_reason = choice.finish_reason
+                extra = chunk.model_extra or {}
+                if "error" in extra:
+                    raise ProviderError("server", f"{self.name}: {error_body_text(extra['error'])}")
+                if chunk.usage is not None:
+                    yield _usage(chunk.usage)
+                if isinstance(timings := extra.get("timings"), Mapping):
+                    yield _llama_server_timings(timings)
+        except asyncio.CancelledError:
+            await response.close()
+            raise
+        except ProviderError:
+            await response.close()
+            raise
+        except Exception as exc:
+            await response.close()
+            raise self._translate(exc, request.model) from None
+        yield Done(stop_reason)
+
+    def _translate(self, exc: BaseException, model: str) -> ProviderError:
+        import openai as openai_sdk
+
+        if isinstance(exc, ProviderError):
+            return exc
+        secrets = [self._api_key] if self._api_key else []
+        if isinstance(exc, openai_sdk.APIStatusError):
+            error = status_error(
+                exc.status_code,
+                error_body_text(exc.body) or exc.message,
+                target=f"{self.name}:{model}",
+                headers=exc.response.headers,
+                key_env=self._api_key_env,
+            )
+        elif isinstance(exc, openai_sdk.APIError) and not isinstance(
+            exc, openai_sdk.APIConnectionError
+        ):
+            # An error object inside a stream that already answered 200.
+            error = ProviderError("server", f"{self.name}:{model}: {exc.message}")
+        elif isinstance(exc, openai_sdk.APITimeoutError):
+            error = transport_error(exc.__cause__ or exc, self._where)
+            if error.kind != "timeout":
+                error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
+        elif isinstance(exc, openai_sdk.APIConnectionError):
+            error = transport_error(exc, self._where)
+        elif isinstance(exc, ValueError | KeyError | TypeError):
+            error = ProviderError("protocol", f"{self._where} sent a chunk we cannot read: {exc}")
+        else:
+            error = transport_error(exc, self._where)
+        return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
+
+    async def list_models(self) -> list[ModelInfo]:
+        if self._configured_models:
+            return [ModelInfo(m, is_local=self.is_local) for m in self._configured_models]
+        try:
+            page = await self._sdk().models.list()
+            ids = sorted({m.id async for m in page})
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "models") from None
+        return [ModelInfo(i, is_local=self.is_local) for i in ids]
+
+    async def resources(self) -> ResourceUsage | None:
+        return None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _reasoning_text(delta: Any) -> str | None:
+    extra = getattr(delta, "model_extra", None) or {}
+    # llama-server, vLLM and DeepSeek name the thinking channel differently.
+    for key in ("reasoning_content", "reasoning"):
+        value = extra.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return Usage(
+        input_tokens=int(usage.prompt_tokens or 0),
+        output_tokens=int(usage.completion_tokens or 0),
+        cached_input_tokens=int(cached),
+    )
+
+
+def _llama_server_timings(timings: Mapping[str, Any]) -> ServerTimings:
+    def seconds(key: str) -> float | None:
+        value = timings.get(key)
+        return float(value) / 1000 if isinstance(value, int | float) else None
+
+    return ServerTimings(prompt_s=seconds("prompt_ms"), decode_s=seconds("predicted_ms"))

@@ -1,0 +1,280 @@
+"""Targets (`provider:model@key=value`), the providers behind them, and which are available."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from providers.base import GenParams, ModelInfo, Provider, ProviderError
+
+BUILTIN = ("embedded", "ollama", "openai", "anthropic")
+_OVERRIDE_KEYS = ("temperature", "top_p", "max_tokens", "seed", "system", "label")
+_N = TypeVar("_N", int, float)
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+class TargetError(ValueError):
+    """A target that cannot be parsed or names no known provider."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One model under one set of settings: what a pane or a `-t` names."""
+
+    provider: str
+    model: str
+    params: GenParams = field(default_factory=GenParams)
+    system: str | None = None
+    label: str | None = None
+
+    @property
+    def spec(self) -> str:
+        """The target written back in the form it was parsed from."""
+        overrides = [
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in (
+                ("temperature", self.params.temperature),
+                ("top_p", self.params.top_p),
+                ("max_tokens", self.params.max_tokens),
+                ("seed", self.params.seed),
+                ("system", self.system),
+                ("label", self.label),
+            )
+            if value is not None
+        ]
+        base = f"{self.provider}:{self.model}"
+        return f"{base}@{','.join(overrides)}" if overrides else base
+
+    @property
+    def name(self) -> str:
+        """What to call it on screen: the label, else the spec."""
+        return self.label or self.spec
+
+
+def parse_target(text: str) -> Target:
+    """`provider:model[@key=value,...]`, split on the first colon only.
+
+    `ollama:llama3.2:1b` is provider `ollama`, model `llama3.2:1b`.
+    """
+    text = text.strip()
+    base, overrides = _split_overrides(text)
+    provider, sep, model = base.partition(":")
+    if not sep or not provider or not model:
+        raise TargetError(
+            f"target {text!r} is not provider:model (e.g. embedded:smollm2, openai:gpt-4o-mini)"
+        )
+    if not _NAME.match(provider):
+        raise TargetError(f"target {text!r}: {provider!r} is not a provider name")
+    values: dict[str, str] = {}
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in _OVERRIDE_KEYS:
+            raise TargetError(
+                f"target {text!r}: unknown setting {item!r}; use {', '.join(_OVERRIDE_KEYS)}"
+            )
+        values[key] = value.strip()
+    try:
+        params = GenParams(
+            temperature=_number(values, "temperature", float),
+            top_p=_number(values, "top_p", float),
+            max_tokens=_number(values, "max_tokens", int),
+            seed=_number(values, "seed", int),
+        )
+    except ValueError as exc:
+        raise TargetError(f"target {text!r}: {exc}") from None
+    return Target(provider, model, params, values.get("system"), values.get("label"))
+
+
+def _split_overrides(text: str) -> tuple[str, list[str]]:
+    # The last "@" followed by key=value starts the settings; model names may contain "@".
+    match = re.search(r"@(?=(?:" + "|".join(_OVERRIDE_KEYS) + r")=)", text)
+    if not match:
+        return text, []
+    base, rest = text[: match.start()], text[match.end() :]
+    # Split on commas that start another key=value, so a system prompt may contain commas.
+    keys = "|".join(_OVERRIDE_KEYS)
+    return base, [part for part in re.split(rf",(?=(?:{keys})=)", rest) if part]
+
+
+def _number(values: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
+    if key not in values:
+        return None
+    try:
+        return kind(values[key])
+    except ValueError:
+        raise ValueError(f"{key} must be a number, not {values[key]!r}") from None
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """True for a URL on this machine (127.0.0.0/8, ::1, localhost)."""
+    if not url:
+        return False
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """A named server from the config file; its targets are `<name>:<model>`."""
+
+    name: str
+    kind: Literal["openai", "anthropic", "ollama"]
+    base_url: str
+    api_key_env: str | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    provider: str
+    kind: str
+    available: bool
+    is_local: bool
+    reason: str = ""
+    """Why it is unavailable, or where it is."""
+
+
+class Registry:
+    """Creates each provider once, on first use, so start-up pays only for what is used."""
+
+    def __init__(
+        self,
+        *,
+        endpoints: Iterable[EndpointSpec] = (),
+        env: Mapping[str, str] | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        embedded_context: int = 8192,
+        models_dir: Path | None = None,
+    ) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self._endpoints = {e.name: e for e in endpoints}
+        clash = set(self._endpoints) & set(BUILTIN)
+        if clash:
+            raise TargetError(f"endpoint names {sorted(clash)} are taken by built-in providers")
+        self._connect = connect_timeout_s
+        self._read = read_timeout_s
+        self._embedded_context = embedded_context
+        self._models_dir = models_dir
+        self._providers: dict[str, Provider] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [*BUILTIN, *self._endpoints]
+
+    def kind(self, name: str) -> str:
+        if name in BUILTIN:
+            return name
+        if name in self._endpoints:
+            return self._endpoints[name].kind
+        raise TargetError(f"unknown provider {name!r}; known: {', '.join(self.names)}")
+
+    def is_local(self, name: str) -> bool:
+        kind = self.kind(name)
+        if kind == "embedded":
+            return True
+        return is_loopback_url(self.base_url(name))
+
+    def base_url(self, name: str) -> str | None:
+        """Where the provider's server is; None for the in-process embedded runtime."""
+        if name in self._endpoints:
+            return self._endpoints[name].base_url
+        if name == "ollama":
+            from providers.ollama import normalize_host
+
+            return normalize_host(self._env.get("OLLAMA_HOST"))
+        if name == "openai":
+            return self._env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        if name == "anthropic":
+            return self._env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        return None
+
+    def resolve(self, target: str | Target) -> tuple[Target, Provider]:
+        parsed = parse_target(target) if isinstance(target, str) else target
+        return parsed, self.get(parsed.provider)
+
+    def get(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = self._create(name)
+        return self._providers[name]
+
+    def _create(self, name: str) -> Provider:
+        kind = self.kind(name)
+        timeouts = {"connect_timeout_s": self._connect, "read_timeout_s": self._read}
+        local = self.is_local(name)
+        endpoint = self._endpoints.get(name)
+        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
+        models = endpoint.models if endpoint else ()
+        key = self._env.get(key_env) if key_env else None
+        if kind == "embedded":
+            from providers.embedded import EmbeddedProvider
+
+            return EmbeddedProvider(
+                models_dir=self._models_dir, context_length=self._embedded_context
+            )
+        if kind == "ollama":
+            from providers.ollama import OllamaProvider
+
+            return OllamaProvider(name, host=self.base_url(name), is_local=local, **timeouts)
+        if kind == "openai":
+            from providers.openai import OpenAIProvider
+
+            base_url = endpoint.base_url if endpoint else self._env.get("OPENAI_BASE_URL")
+            return OpenAIProvider(
+                name, base_url=base_url, api_key=key, api_key_env=key_env,
+                is_local=local, models=models, **timeouts,
+            )  # fmt: skip
+        from providers.anthropic import AnthropicProvider
+
+        base_url = endpoint.base_url if endpoint else self._env.get("ANTHROPIC_BASE_URL")
+        return AnthropicProvider(
+            name, base_url=base_url, api_key=key, api_key_env=key_env,
+            is_local=local, models=models, **timeouts,
+        )  # fmt: skip
+
+    async def availability(self, name: str) -> Availability:
+        """Whether targets of this provider can be used now, without sending a prompt."""
+        kind = self.kind(name)
+        local = self.is_local(name)
+        endpoint = self._endpoints.get(name)
+        where = self.base_url(name) or "in this process"
+        if kind == "embedded":
+            return Availability(name, kind, True, True, "in this process")
+        if kind == "ollama":
+            from providers.ollama import OllamaProvider
+
+            provider = self.get(name)
+            assert isinstance(provider, OllamaProvider)
+            try:
+                await provider.version()
+            except ProviderError as exc:
+                return Availability(name, kind, False, local, exc.message)
+            return Availability(name, kind, True, local, where)
+        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
+        if key_env and not self._env.get(key_env):
+            return Availability(name, kind, False, local, f"{key_env} is not set")
+        return Availability(name, kind, True, local, where)
+
+    async def available(self) -> list[Availability]:
+        return list(await asyncio.gather(*(self.availability(n) for n in self.names)))
+
+    async def list_models(self, name: str) -> list[ModelInfo]:
+        return await self.get(name).list_models()
+
+    async def aclose(self) -> None:
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            await provider.aclose()

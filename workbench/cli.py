@@ -1,0 +1,122 @@
+"""`workbench`: the TUI by default, and headless commands sharing the same engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from providers.base import GenParams, Message
+from providers.registry import Registry, Target, TargetError, parse_target
+from workbench.config import ConfigError, Settings, load_settings
+from workbench.wiring import make_registry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Send one prompt to several language models at once and compare them.",
+    )
+    parser.add_argument(
+        "-t", "--target", action="append", default=[], metavar="TARGET",
+        help="provider:model[@temperature=..,top_p=..,max_tokens=..,seed=..,system=..,label=..]",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = commands.add_parser("ask", help="ask every target one question, print answers + metrics")
+    ask.add_argument("prompt", nargs="?", help="the prompt; '-' or nothing reads stdin")
+    ask.add_argument(
+        "-t", "--target", action="append", default=[], dest="ask_targets", metavar="TARGET",
+        help="a target (repeatable); default from config",
+    )  # fmt: skip
+    ask.add_argument("-s", "--system", help="system prompt for every target")
+    ask.add_argument("--temperature", type=float)
+    ask.add_argument("--top-p", type=float)
+    ask.add_argument("--max-tokens", type=int)
+    ask.add_argument("--seed", type=int)
+    ask.add_argument("--json", action="store_true", help="one JSON object per target, per line")
+
+    models = commands.add_parser("models", help="list the targets available right now")
+    models.add_argument("--json", action="store_true", help="JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "ask":
+        return _ask(args, settings)
+    if args.command == "models":
+        from workbench.commands.models import run_models
+
+        return asyncio.run(run_models(make_registry(settings), as_json=args.json))
+    print("workbench: the TUI is not built yet; try `workbench ask` or `workbench models`")
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+
+    prompt = args.prompt
+    if prompt is None or prompt == "-":
+        if sys.stdin.isatty() and prompt is None:
+            print("workbench ask: give a prompt, or pipe one in", file=sys.stderr)
+            return 2
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        print("workbench ask: the prompt is empty", file=sys.stderr)
+        return 2
+    try:
+        targets = _targets(args.ask_targets or args.target or settings.targets, args)
+    except TargetError as exc:
+        print(f"workbench ask: {exc}", file=sys.stderr)
+        return 2
+    messages = [Message("user", prompt)]
+    if args.system:
+        messages.insert(0, Message("system", args.system))
+    registry = make_registry(settings)
+    try:
+        for target in targets:
+            registry.kind(target.provider)
+    except TargetError as exc:
+        print(f"workbench ask: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_ask_and_close(registry, targets, messages, args.json))
+
+
+async def _ask_and_close(
+    registry: Registry, targets: list[Target], messages: list[Message], as_json: bool
+) -> int:
+    from workbench.commands.ask import run_ask
+
+    try:
+        return await run_ask(registry, targets, messages, as_json=as_json)
+    finally:
+        await registry.aclose()
+
+
+def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:
+    """Parse the targets; command-line settings apply where a target sets none of its own."""
+    shared = GenParams(args.temperature, args.top_p, args.max_tokens, args.seed)
+    targets = []
+    for spec in specs:
+        target = parse_target(spec)
+        params = shared.merged(target.params)
+        targets.append(Target(target.provider, target.model, params, target.system, target.label))
+    return targets
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
+
+
+__all__ = ["json", "main"]

@@ -1,0 +1,100 @@
+"""`workbench ask`: one prompt to every target at once; answers, then a metrics table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from providers.base import Message
+from providers.registry import Registry, Target
+from workbench.commands import format as fmt
+from workbench.engine.fanout import fanout
+from workbench.engine.result import TargetResult
+from workbench.sanitize import clean, clean_line
+
+
+class _Printer:
+    """Streams a single target's answer live; with several, prints each as it finishes."""
+
+    def __init__(self, out: TextIO, single: bool) -> None:
+        self._out = out
+        self._single = single
+        self._shown: dict[str, int] = {}
+        self._finished: set[int] = set()
+
+    def update(self, result: TargetResult) -> None:
+        key = id(result)
+        if self._single:
+            already = self._shown.get(result.target, 0)
+            if len(result.text) > already:
+                self._out.write(clean(result.text[already:]))
+                self._out.flush()
+                self._shown[result.target] = len(result.text)
+            if result.finished and key not in self._finished:
+                self._finished.add(key)
+                self._out.write("\n")
+            return
+        if result.finished and key not in self._finished:
+            self._finished.add(key)
+            header = f"── {clean_line(result.name)} ({result.status}) "
+            self._out.write(f"{header:─<72}\n")
+            if result.text:
+                self._out.write(clean(result.text).rstrip("\n") + "\n")
+            self._out.write("\n")
+            self._out.flush()
+
+
+async def run_ask(
+    registry: Registry,
+    targets: Sequence[Target],
+    messages: Sequence[Message],
+    *,
+    as_json: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """Exit status 0 when every target answered, 1 when any failed or was cancelled."""
+    out = out or sys.stdout
+    printer = None if as_json else _Printer(out, single=len(targets) == 1)
+    results = await fanout(
+        registry, targets, messages, on_update=printer.update if printer else None
+    )
+    if as_json:
+        for result in results:
+            out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    else:
+        print_metrics(results, out)
+    return 0 if all(r.status == "done" for r in results) else 1
+
+
+def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
+    console = Console(file=out, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("target", "status", "TTFT", "E2E", "TPOT", "tok/s", "in", "out", "cost"):
+        left = column in ("target", "status")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
+    for r in results:
+        table.add_row(
+            Text(clean_line(r.name)),
+            Text(r.status),
+            fmt.seconds(r.ttft_s),
+            fmt.seconds(r.e2e_s),
+            fmt.seconds(r.tpot_s),
+            fmt.rate(r.output_tps),
+            fmt.tokens(r.input_tokens, r.tokens_exact),
+            fmt.tokens(r.output_tokens, r.tokens_exact),
+            fmt.cost(r),
+        )
+    console.print(table)
+    for r in results:
+        if r.load_s:
+            console.print(Text(f"  {clean_line(r.name)}: model load {fmt.seconds(r.load_s)} "
+                               "(not counted in TTFT)"))  # fmt: skip
+    for r in results:
+        if r.error:
+            console.print(Text(f"✗ {clean_line(r.name)}: {clean_line(r.error)}"), style="red")

@@ -1,0 +1,136 @@
+"""`workbench models`: every provider, whether it is usable now, and its models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from providers.base import ModelInfo, ProviderError
+from providers.registry import Availability, Registry
+from workbench.commands import format as fmt
+from workbench.engine import pricing
+from workbench.engine.fanout import price_source
+from workbench.sanitize import clean_line
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    target: str
+    info: ModelInfo
+    context_length: int | None
+    per_million: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderListing:
+    availability: Availability
+    models: list[ModelRow]
+    error: str | None
+
+
+async def list_everything(registry: Registry) -> list[ProviderListing]:
+    """Each provider's availability and, for the available ones, their models and prices."""
+    available = await registry.available()
+    return list(await asyncio.gather(*(_listing(registry, a) for a in available)))
+
+
+async def _listing(registry: Registry, a: Availability) -> ProviderListing:
+    if not a.available:
+        return ProviderListing(a, [], None)
+    try:
+        infos = await registry.list_models(a.provider)
+    except ProviderError as exc:
+        return ProviderListing(a, [], exc.message)
+    source = price_source(registry, a.provider)
+    rows = [
+        ModelRow(
+            f"{a.provider}:{m.id}",
+            m,
+            m.context_length or pricing.context_window(m.id, source),
+            pricing.per_million(m.id, source),
+        )
+        for m in infos
+    ]
+    return ProviderListing(a, rows, None)
+
+
+async def run_models(
+    registry: Registry, *, as_json: bool = False, out: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    try:
+        listings = await list_everything(registry)
+    finally:
+        await registry.aclose()
+    if as_json:
+        for listing in listings:
+            out.write(json.dumps(_as_json(listing)) + "\n")
+    else:
+        _print(listings, out)
+    return 0
+
+
+def _as_json(listing: ProviderListing) -> dict[str, object]:
+    a = listing.availability
+    return {
+        "provider": a.provider,
+        "kind": a.kind,
+        "available": a.available,
+        "local": a.is_local,
+        "reason": a.reason,
+        "error": listing.error,
+        "models": [
+            {
+                "target": row.target,
+                "context_length": row.context_length,
+                "size_bytes": row.info.size_bytes,
+                "parameter_size": row.info.parameter_size,
+                "quantization": row.info.quantization,
+                "usd_per_1m_input": row.per_million[0] if row.per_million else None,
+                "usd_per_1m_output": row.per_million[1] if row.per_million else None,
+            }
+            for row in listing.models
+        ],
+    }
+
+
+def _print(listings: list[ProviderListing], out: TextIO) -> None:
+    console = Console(file=out, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    for listing in listings:
+        a = listing.availability
+        mark = "✓" if a.available else "·"
+        where = "local" if a.is_local else "cloud"
+        line = f"{mark} {a.provider} ({a.kind}, {where}) — {clean_line(a.reason)}"
+        console.print(Text(line, style="bold" if a.available else "dim"))
+        if listing.error:
+            console.print(Text(f"    cannot list models: {clean_line(listing.error)}", style="red"))
+        if not listing.models:
+            continue
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 4), header_style="bold")
+        for column in ("target", "context", "size", "params", "quant", "$/1M in", "$/1M out"):
+            table.add_column(column, justify="left" if column == "target" else "right")
+        for row in listing.models:
+            table.add_row(
+                Text(clean_line(row.target)),
+                fmt.count(row.context_length),
+                fmt.size(row.info.size_bytes),
+                Text(clean_line(row.info.parameter_size or "–")),
+                Text(clean_line(row.info.quantization or "–")),
+                *_prices(row, a.is_local),
+            )
+        console.print(table)
+
+
+def _prices(row: ModelRow, is_local: bool) -> tuple[str, str]:
+    if is_local:
+        return ("local", "local")
+    if row.per_million is None:
+        return ("price unknown", "price unknown")
+    return (f"${row.per_million[0]:g}", f"${row.per_million[1]:g}")

@@ -1,0 +1,176 @@
+"""One request to many targets at once, each measured where its bytes arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from providers.base import (
+    ChatRequest,
+    Done,
+    Message,
+    Provider,
+    ProviderError,
+    ReasoningDelta,
+    ServerTimings,
+    Status,
+    TextDelta,
+    Usage,
+)
+from providers.registry import Registry, Target, TargetError
+from workbench.engine import pricing, tokens
+from workbench.engine.result import TargetResult
+
+OnUpdate = Callable[[TargetResult], None]
+
+
+def request_for(target: Target, messages: Sequence[Message]) -> ChatRequest:
+    """The messages with the target's own system prompt, if it has one, in front."""
+    if target.system is not None:
+        messages = [Message("system", target.system), *(m for m in messages if m.role != "system")]
+    return ChatRequest(model=target.model, messages=tuple(messages), params=target.params)
+
+
+async def stream_target(
+    target: Target,
+    provider: Provider,
+    request: ChatRequest,
+    result: TargetResult,
+    *,
+    on_update: OnUpdate | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> TargetResult:
+    """Stream one target into `result`, which is complete however the stream ends.
+
+    Cancellation marks the result cancelled (keeping its partial text) and propagates.
+    """
+    counter = tokens.estimator_for(target.provider, target.model)
+    result.input_tokens = counter.count_messages(request.messages)
+    started = clock()
+
+    def notify() -> None:
+        if on_update is not None:
+            on_update(result)
+
+    try:
+        async for event in provider.stream(request):
+            elapsed = clock() - started
+            match event:
+                case TextDelta(text):
+                    if not text:
+                        continue
+                    if result.ttft_s is None:
+                        result.ttft_s = elapsed
+                    result.status = "streaming"
+                    result.text += text
+                    if not result.tokens_exact:
+                        result.output_tokens += counter.count(text)
+                case ReasoningDelta(text):
+                    result.status = "streaming"
+                    result.reasoning += text
+                case Usage():
+                    result.input_tokens = event.input_tokens
+                    result.output_tokens = event.output_tokens
+                    result.cached_input_tokens = event.cached_input_tokens
+                    result.tokens_exact = event.exact
+                case ServerTimings():
+                    result.load_s = event.load_s
+                    result.server_prompt_s = event.prompt_s
+                    result.server_decode_s = event.decode_s
+                case Status(text):
+                    result.notes.append(text)
+                case Done(reason):
+                    result.e2e_s = elapsed
+                    result.stop_reason = reason
+                    result.status = "done"
+            notify()
+        if result.status != "done":
+            raise ProviderError("protocol", f"{target.provider} ended the stream without finishing")
+    except asyncio.CancelledError:
+        _end(result, clock() - started, "cancelled")
+        notify()
+        raise
+    except ProviderError as exc:
+        _end(result, clock() - started, "failed", exc.kind, exc.message)
+    except TargetError as exc:
+        _end(result, clock() - started, "failed", "bad_request", str(exc))
+    except Exception as exc:  # a bug in an adapter must not take the other targets down
+        _end(result, clock() - started, "failed", "protocol", f"{type(exc).__name__}: {exc}")
+    finally:
+        result.cost = pricing.cost_of(result)
+    notify()
+    return result
+
+
+def _end(
+    result: TargetResult, elapsed: float, status: str, kind: str | None = None, message: str = ""
+) -> None:
+    result.e2e_s = elapsed
+    result.status = status  # type: ignore[assignment]
+    if kind is not None:
+        result.error_kind = kind
+        result.error = message
+
+
+def new_result(target: Target, registry: Registry) -> TargetResult:
+    try:
+        source = price_source(registry, target.provider)
+    except TargetError:
+        source = pricing.PriceSource()
+    return TargetResult(
+        target=target.spec,
+        name=target.name,
+        provider=target.provider,
+        model=target.model,
+        is_local=source.is_local,
+        price_source=source,
+    )
+
+
+def price_source(registry: Registry, name: str) -> pricing.PriceSource:
+    """How to price a provider's targets: local ones are free, cloud ones by id or URL."""
+    if registry.is_local(name):
+        return pricing.PriceSource(is_local=True)
+    kind, url = registry.kind(name), registry.base_url(name)
+    official = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+    if name == kind and url == official.get(kind):
+        return pricing.PriceSource(provider_id=kind)
+    return pricing.PriceSource(api_url=url)
+
+
+async def fanout(
+    registry: Registry,
+    targets: Sequence[Target],
+    messages: Sequence[Message],
+    *,
+    on_update: OnUpdate | None = None,
+) -> list[TargetResult]:
+    """Send the messages to every target concurrently; one failing never stops the others.
+
+    The results come back in target order. If the fan-out itself is cancelled, every
+    unfinished target is marked cancelled with what it had produced so far.
+    """
+    results = [new_result(t, registry) for t in targets]
+
+    async def one(target: Target, result: TargetResult) -> None:
+        try:
+            provider = registry.get(target.provider)
+        except (TargetError, ProviderError) as exc:
+            result.status, result.error_kind, result.error = "failed", "bad_request", str(exc)
+            result.cost = pricing.cost_of(result)
+            if on_update is not None:
+                on_update(result)
+            return
+        await stream_target(
+            target, provider, request_for(target, messages), result, on_update=on_update
+        )
+
+    tasks = [asyncio.create_task(one(t, r)) for t, r in zip(targets, results, strict=True)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results

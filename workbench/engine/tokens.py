@@ -1,0 +1,52 @@
+"""Token estimates for live figures, before (or without) the provider's own count.
+
+OpenAI's gpt-4o / 4.1 / 5 / o-series use o200k_base; everything else is estimated with
+cl100k_base, which is close enough for a live `~` figure and never shown as exact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import tiktoken
+
+from providers.base import Message
+from workbench import locations
+from workbench.engine import encodings
+
+_O200K_MODELS = re.compile(r"^(?:.*/)?(?:gpt-4o|gpt-4\.1|gpt-5|o\d|chatgpt-4o|gpt-oss)")
+
+# OpenAI's documented chat framing: a few tokens per message and for the reply's start.
+_PER_MESSAGE = 3
+_REPLY_PRIMING = 3
+
+
+def encoding_name(model: str) -> str:
+    return "o200k_base" if _O200K_MODELS.match(model.lower()) else "cl100k_base"
+
+
+class TokenEstimator:
+    """Counts tokens of text pieces; O(len(piece)) per call, never re-reading the whole answer."""
+
+    def __init__(self, encoding: tiktoken.Encoding) -> None:
+        self._encoding = encoding
+
+    @property
+    def name(self) -> str:
+        return self._encoding.name
+
+    def count(self, text: str) -> int:
+        return len(self._encoding.encode(text, disallowed_special=()))
+
+    def count_messages(self, messages: Iterable[Message]) -> int:
+        total = _REPLY_PRIMING
+        for message in messages:
+            total += _PER_MESSAGE + self.count(message.role) + self.count(message.content)
+        return total
+
+
+def estimator_for(provider: str, model: str) -> TokenEstimator:
+    del provider  # the model name alone decides the encoding today
+    encoding = encodings.get_encoding(encoding_name(model), locations.data_dir() / "tiktoken")
+    return TokenEstimator(encoding)

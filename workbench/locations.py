@@ -1,0 +1,46 @@
+"""Every file location the workbench uses, in one place.
+
+Functions, not constants: the environment is read when a path is needed, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "llm-workbench"
+
+
+def config_path() -> Path:
+    """`$WORKBENCH_CONFIG`, else `config.toml` in the platform config dir."""
+    explicit = os.environ.get("WORKBENCH_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def data_dir() -> Path:
+    """`$WORKBENCH_HOME`, else the platform data dir."""
+    explicit = os.environ.get("WORKBENCH_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def models_dir() -> Path:
+    """GGUF files dropped here become `embedded:<name>` targets."""
+    return data_dir() / "models"
+
+
+def database_path() -> Path:
+    return data_dir() / "workbench.db"
+
+
+def screenshots_dir() -> Path:
+    """`screenshots/` of the source checkout when running from one, else the data dir."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "screenshots").is_dir():
+        return checkout / "screenshots"
+    return data_dir() / "screenshots"

@@ -1,0 +1,24 @@
+"""Builds the engine's parts from settings; shared by the CLI, the TUI and the tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from providers.registry import EndpointSpec, Registry
+from workbench import locations
+from workbench.config import Settings
+
+
+def make_registry(settings: Settings, env: Mapping[str, str] | None = None) -> Registry:
+    return Registry(
+        endpoints=[
+            EndpointSpec(name, e.kind, e.base_url, e.api_key_env, tuple(e.models))
+            for name, e in settings.endpoints.items()
+        ],
+        env=os.environ if env is None else env,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        embedded_context=settings.embedded_context,
+        models_dir=locations.models_dir(),
+    )

@@ -18,7 +18,7 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import error_body_text, redact, status_error, transport_error
+from providers.errors import error_body_text, redact, send, status_error, transport_error
 
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
@@ -90,19 +90,26 @@ class AnthropicProvider:
         options: dict[str, Any] = {}
         if request.system:
             options["system"] = request.system
+        # SDK 1.0 dropped the sampling arguments from its signature; the API still takes
+        # them from models that support sampling, so they go in the body, and only when set.
+        sampling: dict[str, float] = {}
         if p.temperature is not None:
             # Anthropic accepts 0..1; a setting above that is clamped rather than refused.
-            options["temperature"] = min(max(p.temperature, 0.0), 1.0)
+            sampling["temperature"] = min(max(p.temperature, 0.0), 1.0)
         if p.top_p is not None:
-            options["top_p"] = p.top_p
+            sampling["top_p"] = p.top_p
+        if sampling:
+            options["extra_body"] = sampling
         messages: Any = [{"role": m.role, "content": m.content} for m in request.turns]
         try:
-            response = await client.messages.create(
-                model=request.model,
-                messages=messages,
-                max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
-                stream=True,
-                **options,
+            response = await send(
+                lambda: client.messages.create(
+                    model=request.model,
+                    messages=messages,
+                    max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
+                    stream=True,
+                    **options,
+                )
             )
         except Exception as exc:
             raise self._translate(exc, request.model) from None

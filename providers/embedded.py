@@ -100,12 +100,12 @@ class EmbeddedProvider:
         with self._loading:
             if path in self._loaded:
                 return self._loaded[path], None
+            started = time.perf_counter()
             import psutil
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             rss_before = psutil.Process().memory_info().rss
-            started = time.perf_counter()
             try:
                 llama = Llama(
                     model_path=str(path),
@@ -115,7 +115,6 @@ class EmbeddedProvider:
                 )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ProviderError("not_found", f"cannot load {path.name}: {exc}") from None
-            load_s = time.perf_counter() - started
             meta = llama.metadata
             template = meta.get("tokenizer.chat_template")
             if not template:
@@ -139,7 +138,7 @@ class EmbeddedProvider:
                 lock=threading.Lock(),
             )
             self._loaded[path] = loaded
-            return loaded, load_s
+            return loaded, time.perf_counter() - started
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         path = self.model_path(request.model)

@@ -9,7 +9,8 @@ import email.utils
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TypeVar
 
 from providers.base import ErrorKind, ProviderError
 
@@ -137,3 +138,28 @@ def error_body_text(body: object) -> str:
             return str(message) if message else str(dict(inner))
         return str(inner)
     return "" if body is None else str(body)
+
+
+_T = TypeVar("_T")
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """A pooled keep-alive connection the server had already closed: nothing was sent."""
+    return any(
+        type(c).__name__ == "RemoteProtocolError" and "without sending a response" in str(c)
+        for c in causes(exc)
+    )
+
+
+async def send(call: Callable[[], Awaitable[_T]]) -> _T:
+    """Make the request, once more if it only met a stale pooled connection.
+
+    The SDKs run with retries off so rate limits and errors reach the user unhidden; this
+    is the one failure that says nothing about the server and is always safe to repeat.
+    """
+    try:
+        return await call()
+    except Exception as exc:
+        if not stale_connection(exc):
+            raise
+    return await call()

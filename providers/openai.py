@@ -18,7 +18,7 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import error_body_text, redact, status_error, transport_error
+from providers.errors import error_body_text, redact, send, status_error, transport_error
 
 if TYPE_CHECKING:
     import openai as openai_sdk
@@ -84,12 +84,14 @@ class OpenAIProvider:
             options["seed"] = p.seed
         messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
-            response = await client.chat.completions.create(
-                model=request.model,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                **options,
+            response = await send(
+                lambda: client.chat.completions.create(
+                    model=request.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **options,
+                )
             )
         except Exception as exc:
             raise self._translate(exc, request.model) from None

@@ -73,7 +73,14 @@ async def run_ask(
 
 
 def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
-    console = Console(file=out, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    console = Console(
+        file=out,
+        width=fmt.console_width(out),
+        markup=False,
+        highlight=False,
+        emoji=False,
+        soft_wrap=True,
+    )
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("target", "status", "TTFT", "E2E", "TPOT", "tok/s", "in", "out", "cost"):
         left = column in ("target", "status")

@@ -34,11 +34,19 @@ def size(n: int | None) -> str:
 
 
 def count(n: int | None) -> str:
+    """Context sizes the way model cards write them: 8k, 128k, 200k."""
     if n is None:
         return "–"
-    if (n >= 1000 and n % 1000 == 0) or n >= 10_000:
-        return f"{n / 1000:.0f}k"
-    return f"{n:,}"
+    for unit in (1024, 1000):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}k"
+    return f"{n / 1000:.0f}k" if n >= 10_000 else f"{n:,}"
+
+
+def console_width(out: object) -> int | None:
+    """Let a table use the terminal's width, or a wide page when written to a pipe or file."""
+    isatty = getattr(out, "isatty", None)
+    return None if isatty is not None and isatty() else 160
 
 
 def cost(result: TargetResult) -> str:

@@ -102,7 +102,14 @@ def _as_json(listing: ProviderListing) -> dict[str, object]:
 
 
 def _print(listings: list[ProviderListing], out: TextIO) -> None:
-    console = Console(file=out, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    console = Console(
+        file=out,
+        width=fmt.console_width(out),
+        markup=False,
+        highlight=False,
+        emoji=False,
+        soft_wrap=True,
+    )
     for listing in listings:
         a = listing.availability
         mark = "✓" if a.available else "·"
@@ -113,9 +120,10 @@ def _print(listings: list[ProviderListing], out: TextIO) -> None:
             console.print(Text(f"    cannot list models: {clean_line(listing.error)}", style="red"))
         if not listing.models:
             continue
-        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 4), header_style="bold")
+        table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 4), header_style="bold")
         for column in ("target", "context", "size", "params", "quant", "$/1M in", "$/1M out"):
-            table.add_column(column, justify="left" if column == "target" else "right")
+            left = column == "target"
+            table.add_column(column, justify="left" if left else "right", no_wrap=left)
         for row in listing.models:
             table.add_row(
                 Text(clean_line(row.target)),

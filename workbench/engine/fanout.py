@@ -75,6 +75,10 @@ async def stream_target(
                     result.cached_input_tokens = event.cached_input_tokens
                     result.tokens_exact = event.exact
                 case ServerTimings():
+                    if event.load_s and result.load_s is None and result.ttft_s is None:
+                        # A model load reported before the first token is a one-time cost,
+                        # not the request's latency: the clock starts once it is over.
+                        started += event.load_s
                     result.load_s = event.load_s
                     result.server_prompt_s = event.prompt_s
                     result.server_decode_s = event.decode_s

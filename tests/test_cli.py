@@ -1,0 +1,230 @@
+"""`workbench ask` and `workbench models`, end to end, with real models behind them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from providers.base import Message
+from providers.registry import Registry, parse_target
+from tests.llama_server import LlamaServer
+from workbench.cli import main
+from workbench.commands.ask import print_metrics
+from workbench.engine.fanout import fanout
+from workbench.engine.result import TargetResult
+
+
+@pytest.fixture
+def endpoint_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llama_server: LlamaServer
+) -> Path:
+    """A config file naming llama-server as an OpenAI-compatible endpoint, `llamacpp`."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[endpoints.llamacpp]\nkind = "openai"\nbase_url = "{llama_server.openai_url}"\n'
+        f'[endpoints.llamacpp-claude]\nkind = "anthropic"\nbase_url = "{llama_server.base_url}"\n'
+    )
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    return config
+
+
+def _json_lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_ask_embedded_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "Name a colour.", "-t", "embedded:smollm2@max_tokens=8", "--json"])
+    (result,) = _json_lines(capsys.readouterr().out)
+    assert code == 0
+    assert result["status"] == "done"
+    assert isinstance(result["text"], str) and result["text"].strip()
+    assert result["tokens"] == {"input": result["tokens"]["input"], "output": 8,  # type: ignore[index]
+                                "cached_input": 0, "exact": True}  # fmt: skip
+    assert result["cost"] == {"kind": "local", "usd": 0.0, "estimated": False}
+    metrics = result["metrics"]
+    assert isinstance(metrics, dict)
+    assert 0 < metrics["ttft_s"] < metrics["e2e_s"]
+
+
+def test_ask_two_targets_through_a_named_endpoint(
+    endpoint_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([
+        "ask", "What is a bicycle?", "--max-tokens", "10", "--temperature", "0", "--json",
+        "-t", "embedded:smollm2", "-t", "llamacpp:smollm2",
+    ])  # fmt: skip
+    results = _json_lines(capsys.readouterr().out)
+    assert code == 0
+    assert [r["target"] for r in results] == [
+        "embedded:smollm2@temperature=0,max_tokens=10",
+        "llamacpp:smollm2@temperature=0,max_tokens=10",
+    ]
+    for r in results:
+        assert r["status"] == "done" and r["text"] and r["local"] is True
+        assert r["tokens"]["exact"] is True and r["tokens"]["output"] == 10  # type: ignore[index]
+        assert r["cost"]["kind"] == "local"  # type: ignore[index]
+
+
+def test_ask_text_output_keeps_answers_when_one_target_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main([
+        "ask", "Say hello.", "-t", "embedded:smollm2@max_tokens=6", "-t", "openai:gpt-4o-mini",
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "── embedded:smollm2@max_tokens=6 (done)" in out
+    assert "TTFT" in out and "tok/s" in out and "local" in out
+    assert "✗ openai:gpt-4o-mini: OPENAI_API_KEY is not set" in out
+
+
+def test_unknown_target_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["ask", "hi", "-t", "nope:model"]) == 2
+    assert "unknown provider 'nope'" in capsys.readouterr().err
+    assert main(["ask", "hi", "-t", "smollm2"]) == 2
+    assert "not provider:model" in capsys.readouterr().err
+
+
+def test_empty_prompt_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "   "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_bad_config_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[endpoints.x]\nkind = "openai"\nbase_url = \n')
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "line 3" in err
+
+
+def test_bad_config_field_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[endpoints.x]\nkind = "grpc"\nbase_url = "http://127.0.0.1:1"\n')
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    assert main(["models"]) == 2
+    assert "endpoints.x.kind" in capsys.readouterr().err
+
+
+def test_models_lists_what_is_available(
+    endpoint_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
+    assert main(["models", "--json"]) == 0
+    listings = {entry["provider"]: entry for entry in _json_lines(capsys.readouterr().out)}
+    embedded = listings["embedded"]
+    assert embedded["available"] is True
+    (smollm2,) = [m for m in embedded["models"] if m["target"] == "embedded:smollm2"]  # type: ignore[attr-defined]
+    assert smollm2["context_length"] == 8192 and smollm2["size_bytes"] > 90_000_000
+    assert smollm2["usd_per_1m_input"] == 0.0
+    assert listings["openai"]["available"] is False
+    assert "OPENAI_API_KEY" in str(listings["openai"]["reason"])
+    assert listings["ollama"]["available"] is False
+    llamacpp = listings["llamacpp"]
+    assert llamacpp["available"] is True and llamacpp["local"] is True
+    assert [m["target"] for m in llamacpp["models"]] == ["llamacpp:smollm2"]  # type: ignore[attr-defined]
+
+
+def test_models_prices_cloud_models_from_genai_prices(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cloud provider's models are priced per 1M tokens; unknown ones say so, never $0."""
+    models = [
+        {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"},
+        {"id": "my-finetune-xyz", "object": "model", "created": 0, "owned_by": "me"},
+    ]
+    httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": models})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    # A loopback base URL counts as local: price it as OpenAI by model name instead.
+    registry = Registry(env={"OPENAI_API_KEY": "sk-test"})
+    from workbench.engine import pricing
+    from workbench.engine.fanout import price_source
+
+    source = price_source(registry, "openai")
+    assert source.provider_id == "openai"
+    assert pricing.per_million("gpt-4o-mini", source) == (0.15, 0.6)
+    assert pricing.per_million("my-finetune-xyz", source) is None
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "openai:my-finetune-xyz" in out
+
+
+def test_markup_and_escapes_from_a_model_are_printed_inert(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    hostile = "[bold red]x[/] \x1b[2J\x1b]0;pwned\x07 done"
+
+    def handler(request: Request) -> Response:
+        chunk = {
+            "id": "1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": hostile}, "finish_reason": None}],
+        }
+        end = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # fmt: skip
+        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(end)}\n\ndata: [DONE]\n\n"
+        return Response(body, content_type="text/event-stream")
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[endpoints.evil]\nkind = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\n'
+    )
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    assert main(["ask", "hi", "-t", "evil:m"]) == 0
+    out = capsys.readouterr().out
+    assert "[bold red]x[/]" in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
+def test_estimated_tokens_are_marked(capsys: pytest.CaptureFixture[str]) -> None:
+    result = TargetResult("openai:gpt-4o", "openai:gpt-4o", "openai", "gpt-4o", False,
+                          status="failed", input_tokens=12, output_tokens=30)  # fmt: skip
+    import io
+
+    out = io.StringIO()
+    print_metrics([result], out)
+    assert "~12" in out.getvalue() and "~30" in out.getvalue()
+
+
+async def test_fanout_streams_targets_concurrently(llama_server: LlamaServer) -> None:
+    """Updates from the two targets interleave: neither waits for the other to finish."""
+    from providers.registry import EndpointSpec
+
+    registry = Registry(
+        endpoints=[EndpointSpec("llamacpp", "openai", llama_server.openai_url)], env={}
+    )
+    order: list[str] = []
+    targets = [
+        parse_target("llamacpp:smollm2@max_tokens=40,temperature=0,label=a"),
+        parse_target("llamacpp:smollm2@max_tokens=40,temperature=0,label=b"),
+    ]
+    try:
+        results = await fanout(
+            registry,
+            targets,
+            [Message("user", "Explain in detail how a bicycle works.")],
+            on_update=lambda r: order.append(r.name),
+        )
+    finally:
+        await registry.aclose()
+    assert [r.status for r in results] == ["done", "done"]
+    first_b, last_a = order.index("b"), len(order) - 1 - order[::-1].index("a")
+    first_a, last_b = order.index("a"), len(order) - 1 - order[::-1].index("b")
+    assert first_b < last_a and first_a < last_b

@@ -140,6 +140,17 @@ class EmbeddedProvider:
             self._loaded[path] = loaded
             return loaded, time.perf_counter() - started
 
+    async def load(self, model: str) -> float | None:
+        """Load a model ahead of its first request; the seconds it took, None if loaded."""
+        _, load_s = await asyncio.to_thread(self._load, self.model_path(model))
+        return load_s
+
+    def is_loaded(self, model: str) -> bool:
+        try:
+            return self.model_path(model) in self._loaded
+        except ProviderError:
+            return False
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         path = self.model_path(request.model)
         loaded, load_s = await asyncio.to_thread(self._load, path)

@@ -56,7 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.commands.models import run_models
 
         return asyncio.run(run_models(make_registry(settings), as_json=args.json))
-    print("workbench: the TUI is not built yet; try `workbench ask` or `workbench models`")
+    return _tui(args.target, settings)
+
+
+def _tui(specs: list[str], settings: Settings) -> int:
+    from workbench.tui.app import make_app
+
+    try:
+        app = make_app(settings, specs or None)
+    except TargetError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
+    app.run()
     return 0
 
 

@@ -47,7 +47,7 @@ async def stream_target(
     """
     counter = tokens.estimator_for(target.provider, target.model)
     result.input_tokens = counter.count_messages(request.messages)
-    started = clock()
+    started = result.started_at = clock()
 
     def notify() -> None:
         if on_update is not None:
@@ -79,6 +79,7 @@ async def stream_target(
                         # A model load reported before the first token is a one-time cost,
                         # not the request's latency: the clock starts once it is over.
                         started += event.load_s
+                        result.started_at = started
                     result.load_s = event.load_s
                     result.server_prompt_s = event.prompt_s
                     result.server_decode_s = event.decode_s

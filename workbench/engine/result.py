@@ -41,6 +41,8 @@ class TargetResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     cost: Cost | None = None
+    started_at: float | None = None
+    """`time.perf_counter()` when the request was sent (after any model load)."""
     price_source: PriceSource = field(default_factory=PriceSource, repr=False)
 
     @property

@@ -50,3 +50,9 @@ def estimator_for(provider: str, model: str) -> TokenEstimator:
     del provider  # the model name alone decides the encoding today
     encoding = encodings.get_encoding(encoding_name(model), locations.data_dir() / "tiktoken")
     return TokenEstimator(encoding)
+
+
+def warm() -> None:
+    """Load both encodings now (about a second), so the first prompt does not wait for it."""
+    for name in ("cl100k_base", "o200k_base"):
+        encodings.get_encoding(name, locations.data_dir() / "tiktoken")

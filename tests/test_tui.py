@@ -1,0 +1,139 @@
+"""The real app, driven with Pilot, against the embedded model and a real llama-server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from providers.base import ChatRequest, GenParams, Usage
+from providers.embedded import EmbeddedProvider
+from tests.llama_server import LlamaServer
+from tests.tui_helpers import send, shown, wait_finished, wait_until
+from workbench.config import Endpoint, Settings
+from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.picker import ModelPicker
+
+NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
+
+
+@pytest.fixture
+def settings(llama_server: LlamaServer) -> Settings:
+    return Settings(
+        endpoints={"llamacpp": Endpoint(kind="openai", base_url=llama_server.openai_url)}
+    )
+
+
+def _app(settings: Settings, *targets: str) -> WorkbenchApp:
+    return make_app(settings, list(targets), env=NO_KEYS)
+
+
+async def test_two_panes_finish_with_exact_tokens_and_a_summary(settings: Settings) -> None:
+    app = _app(settings, "embedded:smollm2@max_tokens=8", "llamacpp:smollm2@max_tokens=8")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await send(pilot, "Name three fruits.")
+        await wait_finished(pilot)
+        for pane in app.panes:
+            assert pane.result is not None and pane.result.status == "done"
+            assert pane.result.text.strip()
+            assert "done" in shown(pane, "header")
+            metrics = shown(pane, "metrics")
+            assert "out 8" in metrics and "~" not in metrics and "local" in metrics
+            assert len(pane.conversation.turns) == 2  # the prompt and the answer
+        summary = str(app.query_one("#summary").content)  # type: ignore[attr-defined]
+        assert "fastest TTFT" in summary and "cheapest" in summary
+
+
+async def test_escape_cancels_every_stream_and_keeps_partial_answers(settings: Settings) -> None:
+    app = _app(settings, "embedded:smollm2@max_tokens=500", "llamacpp:smollm2@max_tokens=500")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await send(pilot, "Explain in detail how a bicycle works, part by part.")
+        await wait_until(
+            pilot, lambda: all(p.result is not None and p.result.text for p in app.panes)
+        )
+        await pilot.press("escape")
+        await wait_finished(pilot, timeout_s=5)
+        for pane in app.panes:
+            assert pane.result is not None and pane.result.status == "cancelled"
+            assert pane.result.text
+            assert "cancelled" in shown(pane, "header")
+            assert pane.conversation.turns[-1].role == "assistant"  # the partial answer is kept
+
+
+async def test_failed_provider_shows_its_error_while_the_other_completes(
+    settings: Settings,
+) -> None:
+    app = _app(settings, "openai:gpt-4o-mini", "embedded:smollm2@max_tokens=6")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await send(pilot, "Say hello.")
+        await wait_finished(pilot)
+        failed, ok = app.panes
+        assert failed.result is not None and failed.result.status == "failed"
+        assert "OPENAI_API_KEY is not set" in shown(failed, "error")
+        assert "failed" in shown(failed, "header")
+        assert ok.result is not None and ok.result.status == "done" and ok.result.text
+
+
+async def test_switched_model_receives_the_whole_history(
+    settings: Settings, embedded: EmbeddedProvider
+) -> None:
+    app = _app(settings, "embedded:smollm2@max_tokens=8,temperature=0")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, "My name is Ada. Remember it.")
+        await wait_finished(pilot)
+        (pane,) = app.panes
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        app.screen.query_one("#custom").focus()
+        await pilot.press(*"llamacpp:smollm2@max_tokens=8,temperature=0", "enter")
+        await wait_until(pilot, lambda: pane.target.provider == "llamacpp")
+        await send(pilot, "What is my name?")
+        await wait_finished(pilot)
+        assert pane.result is not None and pane.result.status == "done"
+        history = pane.conversation.messages()[:-1]  # what was sent: all but the new answer
+        assert [m.role for m in history] == ["user", "assistant", "user"]
+        assert "switched from" in pane._document
+        reference = [
+            e
+            async for e in embedded.stream(
+                ChatRequest("smollm2", tuple(history), GenParams(max_tokens=1))
+            )
+            if isinstance(e, Usage)
+        ]
+        # llama-server counted the same prompt the whole conversation makes.
+        assert pane.result.input_tokens == reference[0].input_tokens
+
+
+@pytest.fixture
+def hostile_server(httpserver: HTTPServer) -> Iterator[str]:
+    hostile = "[bold red]x[/] [link=http://evil]y[/link] \x1b[2J\x1b]0;pwned\x07 \x1b[31mred\u202e"
+
+    def handler(request: Request) -> Response:
+        def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+            body = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+            return f"data: {json.dumps(body)}\n\n"
+
+        body = chunk({"content": hostile}) + chunk({}, "stop") + "data: [DONE]\n\n"
+        return Response(body, content_type="text/event-stream")
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    yield httpserver.url_for("/v1")
+
+
+async def test_markup_and_escapes_in_model_output_render_literally(hostile_server: str) -> None:
+    settings = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=hostile_server)})
+    app = make_app(settings, ["evil:m"], env=NO_KEYS)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        (pane,) = app.panes
+        assert "[bold red]x[/]" in pane._document
+        assert "\x1b" not in pane._document and "\x07" not in pane._document
+        assert "\u202e" not in pane._document
+        svg = app.export_screenshot()
+        assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
+        assert "pwned" not in app.title

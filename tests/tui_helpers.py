@@ -1,0 +1,44 @@
+"""Driving the real app in tests: wait for panes, read what they show."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.widgets.pane import Pane
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the app did not reach the expected state in time")
+        await pilot.pause(0.05)
+
+
+async def send(pilot: Pilot[None], prompt: str) -> None:
+    app = pilot.app
+    assert isinstance(app, WorkbenchApp)
+    app.query_one("#prompt").focus()
+    await pilot.press(*prompt, "enter")
+
+
+async def wait_finished(pilot: Pilot[None], timeout_s: float = 60) -> None:
+    app = pilot.app
+    assert isinstance(app, WorkbenchApp)
+    await wait_until(
+        pilot,
+        lambda: all(p.result is not None and p.result.finished and not p.busy for p in app.panes),
+        timeout_s,
+    )
+    await pilot.pause(0.1)  # one more frame so the panes show the end
+
+
+def shown(pane: Pane, widget_id: str) -> str:
+    """The plain text a pane's header, metrics or error line shows."""
+    from textual.widgets import Static
+
+    return str(pane.query_one(f"#{widget_id}", Static).content)

@@ -1,0 +1,404 @@
+"""The workbench TUI: one prompt, one pane per target, side by side.
+
+`make_app` is the factory the CLI and the tests share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from providers.base import Message
+from providers.embedded import EmbeddedProvider
+from providers.registry import Registry, Target, TargetError, parse_target
+from workbench import locations
+from workbench.commands.models import list_everything
+from workbench.config import Settings
+from workbench.engine import fit, summary, tokens
+from workbench.engine.fanout import new_result, request_for, stream_target
+from workbench.engine.result import TargetResult
+from workbench.engine.runner import EngineThread
+from workbench.export import PaneRecord, comparison_markdown
+from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.screens.system_prompt import SystemPromptEditor
+from workbench.tui.widgets.pane import Pane
+from workbench.tui.widgets.prompt import PromptBox
+from workbench.wiring import make_registry
+
+FRAME_S = 1 / 30
+MIN_PANE_WIDTH = 40
+
+
+class WorkbenchApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "llm-workbench"
+    BINDINGS = [
+        Binding("escape", "cancel_all", "Cancel all"),
+        Binding("ctrl+n", "add_pane", "Add model"),
+        Binding("ctrl+o", "switch_model", "Switch model"),
+        Binding("ctrl+w", "remove_pane", "Remove"),
+        Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+k", "keep_pane", "Keep this"),
+        Binding("ctrl+t", "system_prompt", "System"),
+        Binding("ctrl+y", "copy_answer", "Copy"),
+        Binding("ctrl+e", "export", "Export"),
+        Binding("ctrl+s", "save_svg", "Screenshot"),
+        Binding("ctrl+g", "cancel_pane", "Cancel pane", show=False),
+        Binding("ctrl+l", "clear", "New chat", show=False),
+        Binding("f6", "next_pane", "Next pane", show=False),
+    ]
+
+    def __init__(self, settings: Settings, targets: Sequence[Target], registry: Registry) -> None:
+        super().__init__()
+        self.settings = settings
+        self.registry = registry
+        self.engine = EngineThread()
+        self.initial_targets = list(targets)
+        self.system_prompt: str | None = None
+        self.current: Pane | None = None
+        self.memory_probe = fit.machine_memory
+        """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
+        self._pane_serial = 0
+
+    # --- layout --------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield Grid(id="panes")
+        yield Static(id="summary")
+        yield PromptBox(id="prompt")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.engine.start()
+        # Loaded off the UI now, so the first prompt waits for neither.
+        self.engine.submit(asyncio.to_thread(tokens.warm))
+        for target in self.initial_targets:
+            await self.add_pane(target)
+        self.render_title()
+        self.set_interval(FRAME_S, self._frame)
+        self.query_one(PromptBox).focus()
+
+    def on_unmount(self) -> None:
+        self.engine.submit(self.registry.aclose())
+        self.engine.stop()
+
+    def on_resize(self) -> None:
+        self.relayout()
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane))
+
+    def relayout(self) -> None:
+        grid = self.query_one("#panes", Grid)
+        count = max(len(self.panes), 1)
+        columns = max(1, min(count, self.size.width // MIN_PANE_WIDTH))
+        grid.styles.grid_size_columns = columns
+        grid.styles.grid_size_rows = math.ceil(count / columns)
+
+    def render_title(self) -> None:
+        title = Text("llm-workbench", style="bold")
+        count = len(self.panes)
+        title.append(f" · {count} model{'s' if count != 1 else ''}", style="dim")
+        if self.system_prompt:
+            title.append(" · system prompt set", style="yellow")
+        title.append(" · Ctrl+P commands", style="dim")
+        self.query_one("#title", Static).update(title)
+
+    # --- panes ---------------------------------------------------------------------
+
+    async def add_pane(self, target: Target, *, history_from: Pane | None = None) -> Pane:
+        try:
+            local = self.registry.is_local(target.provider)
+        except TargetError as exc:
+            self.notify(str(exc), severity="error")
+            raise
+        pane = Pane(target, is_local=local, system=target.system or self.system_prompt)
+        self._pane_serial += 1
+        pane.id = f"pane-{self._pane_serial}"
+        if history_from is not None:
+            pane.conversation.turns = list(history_from.conversation.turns)
+        await self.query_one("#panes", Grid).mount(pane)
+        self.relayout()
+        self.render_title()
+        if self.current is None:
+            self.current = pane
+        if target.provider == "embedded":
+            self._warm_embedded(pane)
+        return pane
+
+    @work(group="warm")
+    async def _warm_embedded(self, pane: Pane) -> None:
+        provider = self.registry.get("embedded")
+        if not isinstance(provider, EmbeddedProvider) or provider.is_loaded(pane.target.model):
+            return
+        pane.add_class("loading")
+        header = pane.query_one("#header", Static)
+        header.update(Text(f"{pane.display_name} · loading model…", style="yellow"))
+        try:
+            await self.engine.run(provider.load(pane.target.model))
+        except Exception as exc:  # shown in the pane; the first prompt will report it again
+            header.update(Text(f"{pane.display_name} · {exc}", style="red"))
+            return
+        finally:
+            pane.remove_class("loading")
+        pane.render_header()
+
+    def on_descendant_focus(self) -> None:
+        focused = self.focused
+        while focused is not None and not isinstance(focused, Pane):
+            focused = focused.parent  # type: ignore[assignment]
+        if isinstance(focused, Pane):
+            self.current = focused
+
+    def _current(self) -> Pane | None:
+        if self.current is not None and self.current.is_attached:
+            return self.current
+        panes = self.panes
+        self.current = panes[0] if panes else None
+        return self.current
+
+    # --- sending -------------------------------------------------------------------
+
+    @on(PromptBox.Submitted)
+    async def send(self, event: PromptBox.Submitted) -> None:
+        if not self.panes:
+            self.notify("No models: add one with Ctrl+N", severity="warning")
+            return
+        self.query_one("#summary", Static).update("")
+        for pane in self.panes:
+            if pane.busy:
+                self.notify(f"{pane.display_name} is still answering; Esc cancels")
+                continue
+            await self.start_turn(pane, event.text)
+
+    async def start_turn(self, pane: Pane, prompt: str) -> None:
+        messages = pane.conversation.ask(prompt)
+        result = new_result(pane.target, self.registry)
+        await pane.begin_turn(prompt, result)
+        self.run_worker(
+            self._stream(pane.target, messages, result),
+            group=pane.id or "pane",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _stream(self, target: Target, messages: list[Message], result: TargetResult) -> None:
+        """Runs on the engine loop; the pane reads `result` once per frame."""
+
+        async def go() -> None:
+            try:
+                provider = self.registry.get(target.provider)
+            except TargetError as exc:
+                result.status, result.error_kind, result.error = "failed", "bad_request", str(exc)
+                return
+            await stream_target(target, provider, request_for(target, messages), result)
+
+        await self.engine.run(go())
+
+    async def _frame(self) -> None:
+        finished_now = []
+        for pane in self.panes:
+            if await pane.tick() and pane.result is not None:
+                pane.conversation.answered(pane.result.text)
+                finished_now.append(pane)
+        for pane in finished_now:
+            self._fetch_memory(pane)
+        if finished_now and not any(p.busy for p in self.panes):
+            self.render_summary()
+
+    @work(group="memory")
+    async def _fetch_memory(self, pane: Pane) -> None:
+        if not pane.is_local:
+            return
+        try:
+            usage = await self.engine.run(self.registry.get(pane.target.provider).resources())
+        except Exception:
+            return
+        pane.memory_bytes = usage.memory_bytes if usage else None
+        pane.render_metrics()
+
+    def render_summary(self) -> None:
+        results = [p.result for p in self.panes if p.result is not None]
+        names = {id(p.result): p.display_name for p in self.panes}
+        line = Text()
+        for win in summary.winners(results):
+            if line:
+                line.append("  ·  ", style="dim")
+            line.append(f"{win.figure}: ", style="dim")
+            winner = next(names[id(r)] for r in results if r.name == win.winner)
+            line.append(f"{winner} ({win.value})", style="bold")
+        self.query_one("#summary", Static).update(line)
+
+    # --- actions -------------------------------------------------------------------
+
+    def action_cancel_all(self) -> None:
+        for pane in self.panes:
+            if pane.busy:
+                self.workers.cancel_group(self, pane.id or "pane")
+
+    def action_cancel_pane(self) -> None:
+        pane = self._current()
+        if pane is not None and pane.busy:
+            self.workers.cancel_group(self, pane.id or "pane")
+
+    def action_next_pane(self) -> None:
+        panes = self.panes
+        if panes:
+            pane = self._current()
+            index = (panes.index(pane) + 1) % len(panes) if pane in panes else 0
+            panes[index].focus()
+            self.current = panes[index]
+
+    @work
+    async def action_add_pane(self) -> None:
+        choice = await self._pick("Add a model")
+        if choice:
+            await self.add_pane(parse_target(choice), history_from=self._current())
+
+    @work
+    async def action_switch_model(self) -> None:
+        pane = self._current()
+        if pane is None:
+            return
+        choice = await self._pick(f"Replace {pane.display_name}")
+        if not choice:
+            return
+        if pane.busy:
+            self.workers.cancel_group(self, pane.id or "pane")
+        old = pane.target.name
+        pane.target = parse_target(choice)
+        pane.is_local = self.registry.is_local(pane.target.provider)
+        pane.conversation.switched(pane.target.spec)
+        await pane.mark_switch(old, pane.target.name)
+        pane.render_header()
+        if pane.target.provider == "embedded":
+            self._warm_embedded(pane)
+
+    async def _pick(self, title: str) -> str | None:
+        listings = await self.engine.run(list_everything(self.registry))
+        return await self.push_screen_wait(ModelPicker(listings, self.memory_probe(), title))
+
+    async def action_remove_pane(self) -> None:
+        pane = self._current()
+        if pane is None:
+            return
+        self.workers.cancel_group(self, pane.id or "pane")
+        await pane.remove()
+        self.current = None
+        self.relayout()
+        self.render_title()
+
+    async def action_keep_pane(self) -> None:
+        """The winner: the other panes close and the chat goes on with this model."""
+        keep = self._current()
+        for pane in self.panes:
+            if pane is not keep:
+                self.workers.cancel_group(self, pane.id or "pane")
+                await pane.remove()
+        self.relayout()
+        self.render_title()
+
+    async def action_retry(self) -> None:
+        pane = self._current()
+        if pane is None:
+            return
+        if pane.busy:
+            self.workers.cancel_group(self, pane.id or "pane")
+            await asyncio.sleep(FRAME_S * 2)
+            await pane.tick()
+        prompt = pane.conversation.retract()
+        if prompt:
+            await self.start_turn(pane, prompt)
+
+    async def action_clear(self) -> None:
+        self.action_cancel_all()
+        for pane in self.panes:
+            await pane.clear()
+            pane.conversation.turns.clear()
+        self.query_one("#summary", Static).update("")
+
+    @work
+    async def action_system_prompt(self, only_current: bool = False) -> None:
+        pane = self._current() if only_current else None
+        scope = f"only {pane.display_name}" if pane else "every pane"
+        current = pane.conversation.system if pane else self.system_prompt
+        value = await self.push_screen_wait(SystemPromptEditor(current, scope))
+        if value is None:
+            return
+        if pane is not None:
+            pane.conversation.system = value or None
+        else:
+            self.system_prompt = value or None
+            for each in self.panes:
+                each.conversation.system = each.target.system or self.system_prompt
+        self.render_title()
+
+    def action_copy_answer(self) -> None:
+        pane = self._current()
+        if pane is None or pane.result is None or not pane.result.text:
+            self.notify("Nothing to copy yet", severity="warning")
+            return
+        self.copy_to_clipboard(pane.result.text)
+        self.notify(f"Copied {pane.display_name}'s answer")
+
+    def action_export(self) -> None:
+        path = export_path()
+        records = [PaneRecord(p.display_name, p.conversation, p.result) for p in self.panes]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(comparison_markdown(records), encoding="utf-8")
+        self.notify(f"Exported to {path}")
+
+    def action_save_svg(self) -> None:
+        directory = locations.screenshots_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = self.save_screenshot(filename=f"workbench-{_stamp()}.svg", path=str(directory))
+        self.notify(f"Screenshot saved to {path}")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            action = getattr(self, f"action_{binding.action}", None)
+            if action is not None:
+                yield SystemCommand(binding.description, f"{binding.key}", action)
+        yield SystemCommand(
+            "System prompt for this pane",
+            "Set a system prompt for the current pane only",
+            lambda: self.action_system_prompt(only_current=True),
+        )
+
+
+def export_path() -> Path:
+    return locations.data_dir() / "exports" / f"comparison-{_stamp()}.md"
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def make_app(
+    settings: Settings,
+    targets: Sequence[str | Target] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> WorkbenchApp:
+    """The app, built the same way for the CLI and the tests."""
+    specs = list(targets) if targets else list(settings.targets)
+    parsed = [t if isinstance(t, Target) else parse_target(t) for t in specs]
+    registry = make_registry(settings, env)
+    for target in parsed:
+        registry.kind(target.provider)
+    return WorkbenchApp(settings, parsed, registry)

@@ -1,0 +1,95 @@
+"""The model picker: every available target, grouped by provider, with what helps choose."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from providers.registry import TargetError, parse_target
+from workbench.commands import format as fmt
+from workbench.commands.models import ProviderListing
+from workbench.engine import fit
+from workbench.sanitize import clean_line
+
+
+class ModelPicker(ModalScreen[str | None]):
+    """Returns the chosen target spec, or None."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(
+        self, listings: list[ProviderListing], memory: tuple[int, int], title: str
+    ) -> None:
+        super().__init__()
+        self.listings = listings
+        self.memory = memory
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="picker"):
+            yield Label(self.title_text, id="picker-title")
+            yield Input(placeholder="type a target (provider:model) or pick below", id="custom")
+            yield OptionList(*self._options(), id="models")
+            available, total = self.memory
+            yield Label(
+                f"RAM {fmt.size(available)} free of {fmt.size(total)} · Enter choose · Esc close",
+                id="picker-help",
+            )
+
+    def _options(self) -> list[Option]:
+        options: list[Option] = []
+        available, total = self.memory
+        for listing in self.listings:
+            a = listing.availability
+            where = "local" if a.is_local else "cloud"
+            head = Text(f"{a.provider} · {a.kind} · {where}", style="bold")
+            if not a.available:
+                head.append(f" — {clean_line(a.reason)}", style="dim")
+            options.append(Option(head, disabled=True))
+            if listing.error:
+                options.append(Option(Text(f"  {clean_line(listing.error)}", "red"), disabled=True))
+            for row in listing.models:
+                line = Text(f"  {clean_line(row.target)}")
+                details = [f"ctx {fmt.count(row.context_length)}"]
+                if row.info.size_bytes:
+                    details.append(fmt.size(row.info.size_bytes))
+                if row.info.quantization:
+                    details.append(clean_line(row.info.quantization))
+                if a.is_local:
+                    details.append("free")
+                elif row.per_million is not None:
+                    details.append(f"${row.per_million[0]:g}/${row.per_million[1]:g} per 1M")
+                else:
+                    details.append("price unknown")
+                if a.is_local and row.info.size_bytes:
+                    v = fit.verdict(
+                        row.info.size_bytes, available_bytes=available, total_bytes=total
+                    )
+                    details.append(v)
+                line.append("  " + " · ".join(details), style="dim")
+                options.append(Option(line, id=row.target))
+        return options
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.dismiss(event.option.id)
+
+    @on(Input.Submitted)
+    def typed(self, event: Input.Submitted) -> None:
+        try:
+            self.dismiss(parse_target(event.value).spec)
+        except TargetError as exc:
+            self.notify(str(exc), severity="error")
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,199 @@
+"""One target's pane: header, the conversation as streamed Markdown, a live metrics line."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Markdown, Static
+from textual.widgets._markdown import MarkdownStream
+
+from providers.registry import Target
+from workbench.commands import format as fmt
+from workbench.engine.conversation import Conversation
+from workbench.engine.result import TargetResult
+from workbench.sanitize import clean, clean_line
+
+_STATUS_STYLE = {
+    "waiting": "yellow",
+    "streaming": "cyan",
+    "done": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+class Pane(Vertical, can_focus=True):
+    """Reads its target's result once per frame and shows only what changed."""
+
+    def __init__(self, target: Target, *, is_local: bool, system: str | None = None) -> None:
+        super().__init__(classes="pane")
+        self.target = target
+        self.is_local = is_local
+        self.conversation = Conversation(system=system)
+        self.result: TargetResult | None = None
+        self.blind_name: str | None = None
+        self.memory_bytes: int | None = None
+        self._shown = 0
+        self._live = False
+        self._stream: MarkdownStream | None = None
+        self._document = ""
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static(id="header", classes="pane-header")
+        with VerticalScroll(classes="pane-body"):
+            yield Markdown(classes="answer")
+        yield Static(id="error", classes="pane-error")
+        yield Static(id="metrics", classes="pane-metrics")
+
+    def on_mount(self) -> None:
+        self.render_header()
+        self.render_metrics()
+
+    @property
+    def display_name(self) -> str:
+        return self.blind_name or self.target.name
+
+    @property
+    def busy(self) -> bool:
+        """A turn is under way: its result is not finished, or not yet shown finished."""
+        return self._live
+
+    # --- turns ---------------------------------------------------------------------
+
+    async def begin_turn(self, prompt: str, result: TargetResult) -> None:
+        """Show the prompt and start streaming the answer that `result` will fill."""
+        await self._end_stream()
+        self.result = result
+        self._shown = 0
+        self._live = True
+        separator = "\n\n---\n\n" if self._document else ""
+        quoted = "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
+        await self._append(f"{separator}{quoted}\n\n")
+        self._stream = Markdown.get_stream(self.query_one(Markdown))
+        self.render_header()
+
+    async def mark_switch(self, old: str, new: str) -> None:
+        await self._append(
+            f"\n\n*— switched from `{clean_line(old)}` to `{clean_line(new)}` —*\n\n"
+        )
+
+    async def tick(self) -> bool:
+        """Bring the screen up to date with the result; True on the frame its turn ends."""
+        result = self.result
+        if result is None or not self._live:
+            return False
+        text = result.text
+        finished = result.finished  # read before the text is shown, so no tail is missed
+        if len(text) > self._shown and self._stream is not None:
+            await self._stream.write(clean(text[self._shown :]))
+            self._shown = len(text)
+        if finished and len(result.text) > self._shown:
+            return False  # the last words arrived with the end: show them next frame
+        self.render_metrics()
+        self._follow()
+        self.render_header()
+        if finished:
+            await self._end_stream()
+            self._document += clean(text[: self._shown])
+            self._live = False
+            self.render_header()
+            return True
+        return False
+
+    def _follow(self) -> None:
+        """Keep the newest text in view once it overflows, until the user scrolls up.
+
+        Anchoring earlier would pin a short answer to the bottom of an empty pane.
+        """
+        body = self.query_one(VerticalScroll)
+        if not body.is_anchored and body.max_scroll_y > 0:
+            body.anchor()
+
+    async def _append(self, markdown: str) -> None:
+        self._document += markdown
+        await self.query_one(Markdown).append(markdown)
+
+    async def _end_stream(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+
+    async def clear(self) -> None:
+        await self._end_stream()
+        self._document = ""
+        self.result = None
+        self._live = False
+        self.query_one(VerticalScroll).anchor(False)
+        await self.query_one(Markdown).update("")
+        self.render_header()
+        self.render_metrics()
+
+    # --- rendering -----------------------------------------------------------------
+
+    def render_header(self) -> None:
+        status = self.result.status if self.result else "ready"
+        header = Text(clean_line(self.display_name), style="bold")
+        if not self.blind_name:
+            badge = ("local", "green") if self.is_local else ("cloud", "blue")
+            header.append(" · ", style="dim").append(*badge)
+        header.append(" · ", style="dim").append(status, style=_STATUS_STYLE.get(status, "dim"))
+        if self.result and self.result.notes and status == "waiting":
+            header.append(" · ", style="dim").append(clean_line(self.result.notes[-1]), "dim")
+        self.query_one("#header", Static).update(header)
+
+    def render_metrics(self) -> None:
+        compact = self.size.width < 60
+        line = metrics_line(self.result, self.memory_bytes, compact=compact)
+        self.query_one("#metrics", Static).update(line)
+        error = self.query_one("#error", Static)
+        message = self.result.error if self.result is not None else None
+        error.display = bool(message)
+        if message and self.result is not None:
+            error.update(Text(f"{self.result.status}: {clean_line(message)}", style="red"))
+
+
+def metrics_line(
+    result: TargetResult | None, memory_bytes: int | None = None, *, compact: bool = False
+) -> Text:
+    """`TTFT 0.21s · 87 tok/s · in 36 / out ~112 · $0.00 local · 240 MB`
+
+    Compact, for narrow panes: `0.21s · 87 t/s · 36→~112 · local`.
+    """
+    line = Text(no_wrap=True, overflow="ellipsis")
+    if result is None:
+        line.append("–", style="dim")
+        return line
+    if result.error and not result.text:
+        return line  # the error line above says it all
+    parts: list[str] = []
+    if result.load_s:
+        parts.append(f"load {fmt.seconds(result.load_s)}")
+    if result.ttft_s is not None:
+        parts.append(
+            fmt.seconds(result.ttft_s) if compact else f"TTFT {fmt.seconds(result.ttft_s)}"
+        )
+    rate = result.output_tps if result.finished else _live_rate(result)
+    if rate is not None:
+        parts.append(f"{rate:.0f} t/s" if compact else f"{rate:.0f} tok/s")
+    mark = "" if result.tokens_exact else "~"
+    if compact:
+        parts.append(f"{mark}{result.input_tokens}→{mark}{result.output_tokens}")
+    else:
+        parts.append(f"in {mark}{result.input_tokens} / out {mark}{result.output_tokens}")
+    if result.cost is not None:
+        parts.append(result.cost.label)
+    elif result.is_local:
+        parts.append("local")
+    if memory_bytes:
+        parts.append(fmt.size(memory_bytes))
+    line.append(" · ".join(parts), style="" if result.finished else "dim")
+    return line
+
+
+def _live_rate(result: TargetResult) -> float | None:
+    if result.started_at is None or result.ttft_s is None or result.output_tokens < 2:
+        return None
+    decoding = time.perf_counter() - result.started_at - result.ttft_s
+    return (result.output_tokens - 1) / decoding if decoding > 0 else None

@@ -1,0 +1,74 @@
+"""The prompt box: multi-line, Enter sends, Ctrl+J adds a line, Up/Down walk the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+class PromptBox(TextArea):
+    """Enter sends because Shift+Enter cannot be told apart from Enter over most SSH links."""
+
+    @dataclass
+    class Submitted(Message):
+        text: str
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        self.prompts: list[str] = []
+        self._position: int | None = None
+        self._draft = ""
+        self.border_title = "prompt — Enter send · Ctrl+J new line · ↑↓ history"
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self._submit()
+            return
+        if event.key == "ctrl+j":
+            event.stop()
+            event.prevent_default()
+            self.insert("\n")
+            return
+        row = self.cursor_location[0]
+        if event.key == "up" and row == 0 and self.prompts:
+            event.stop()
+            event.prevent_default()
+            self._walk(-1)
+            return
+        if (
+            event.key == "down"
+            and row == self.document.line_count - 1
+            and self._position is not None
+        ):
+            event.stop()
+            event.prevent_default()
+            self._walk(+1)
+            return
+        await super()._on_key(event)
+
+    def _submit(self) -> None:
+        text = self.text.strip()
+        if not text:
+            return
+        if not self.prompts or self.prompts[-1] != text:
+            self.prompts.append(text)
+        self._position = None
+        self.clear()
+        self.post_message(self.Submitted(text))
+
+    def _walk(self, step: int) -> None:
+        if self._position is None:
+            self._draft = self.text
+            self._position = len(self.prompts)
+        self._position = max(0, min(len(self.prompts), self._position + step))
+        if self._position == len(self.prompts):
+            self.load_text(self._draft)
+            self._position = None
+        else:
+            self.load_text(self.prompts[self._position])
+        self.move_cursor(self.document.end)

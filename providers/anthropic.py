@@ -18,7 +18,14 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import error_body_text, redact, send, status_error, transport_error
+from providers.errors import (
+    cut_short,
+    error_body_text,
+    redact,
+    send,
+    status_error,
+    transport_error,
+)
 
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
@@ -115,7 +122,7 @@ class AnthropicProvider:
             raise self._translate(exc, request.model) from None
         input_tokens = cached = output_tokens = 0
         stop_reason: str | None = None
-        saw_start = False
+        saw_start = saw_stop = False
         try:
             async for event in response:
                 match event.type:
@@ -138,6 +145,8 @@ class AnthropicProvider:
                         # Cumulative counts, not increments.
                         output_tokens = event.usage.output_tokens or output_tokens
                         stop_reason = event.delta.stop_reason or stop_reason
+                    case "message_stop":
+                        saw_stop = True
                     case _:
                         pass
         except asyncio.CancelledError:
@@ -145,13 +154,17 @@ class AnthropicProvider:
             raise
         except Exception as exc:
             await response.close()
-            raise self._translate(exc, request.model) from None
+            raise self._translate(exc, request.model, mid_stream=True) from None
         if not saw_start:
             raise ProviderError("protocol", f"{self._where} ended the stream without a message")
+        if not saw_stop:
+            raise cut_short(self._where)
         yield Usage(input_tokens, output_tokens, cached_input_tokens=cached)
         yield Done(stop_reason)
 
-    def _translate(self, exc: BaseException, model: str) -> ProviderError:
+    def _translate(
+        self, exc: BaseException, model: str, *, mid_stream: bool = False
+    ) -> ProviderError:
         import anthropic as anthropic_sdk
 
         if isinstance(exc, ProviderError):
@@ -167,16 +180,19 @@ class AnthropicProvider:
                 key_env=self._api_key_env,
             )
         elif isinstance(exc, anthropic_sdk.APITimeoutError):
-            error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
+            error = transport_error(exc.__cause__ or exc, self._where)
+            if error.kind != "timeout":
+                error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
         elif isinstance(exc, anthropic_sdk.APIConnectionError):
-            error = transport_error(exc, self._where)
+            error = transport_error(exc, self._where, mid_stream=mid_stream)
         elif isinstance(exc, anthropic_sdk.APIError):
             kind = _STREAM_ERROR_KINDS.get(_error_type(exc.body), "server")
             error = ProviderError(kind, f"{target}: {error_body_text(exc.body) or exc.message}")
         elif isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
             error = ProviderError("protocol", f"{self._where} sent an event we cannot read: {exc}")
         else:
-            error = transport_error(exc, self._where)
+            # Mid-stream, the SDK lets httpx2's own errors (ReadTimeout, ReadError...) through.
+            error = transport_error(exc, self._where, mid_stream=mid_stream)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
     async def list_models(self) -> list[ModelInfo]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import importlib.util
 import os
 import threading
@@ -164,7 +165,9 @@ class EmbeddedProvider:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
         def put(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            # The stream may have been abandoned and its loop closed before the thread ends.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
         thread = threading.Thread(
             target=self._generate,

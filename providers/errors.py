@@ -49,8 +49,13 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def transport_error(exc: BaseException, where: str, *, hint: str = "") -> ProviderError:
-    """A failure below HTTP: no route, refused, reset, TLS, or a timeout."""
+def transport_error(
+    exc: BaseException, where: str, *, hint: str = "", mid_stream: bool = False
+) -> ProviderError:
+    """A failure below HTTP: no route, refused, reset, TLS, or a timeout.
+
+    `mid_stream` says the answer had begun, so a reset or an early close cut it short.
+    """
     for cause in causes(exc):
         if isinstance(cause, socket.gaierror):
             return ProviderError(
@@ -65,10 +70,27 @@ def transport_error(exc: BaseException, where: str, *, hint: str = "") -> Provid
             return ProviderError("connection", f"TLS handshake with {where} failed: {cause}")
         if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
             return ProviderError("timeout", _timeout_message(cause, where))
-        if isinstance(cause, OSError) and cause.errno is not None:
+        if isinstance(cause, OSError) and cause.errno is not None and not mid_stream:
             return ProviderError("connection", f"cannot reach {where}: {cause.strerror}{hint}")
-    detail = str(exc) or type(exc).__name__
-    return ProviderError("connection", f"connection to {where} failed: {detail}{hint}")
+    if mid_stream:
+        return cut_short(where, _detail(exc))
+    return ProviderError("connection", f"connection to {where} failed: {_detail(exc)}{hint}")
+
+
+def cut_short(where: str, detail: str = "") -> ProviderError:
+    """The stream ended, cleanly or not, before the server said the answer was complete."""
+    said = f": {detail}" if detail else ""
+    return ProviderError(
+        "connection",
+        f"{where} closed the stream before the answer was finished{said}"
+        " — the text so far is incomplete; try again",
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    """The most specific words in the chain: SDK wrappers say only "Connection error."."""
+    said = [str(c) for c in causes(exc) if str(c)]
+    return said[-1] if said else type(exc).__name__
 
 
 def _timeout_message(exc: BaseException, where: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,9 +21,10 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import status_error, transport_error
+from providers.errors import cut_short, error_body_text, redact, status_error, transport_error
 
 if TYPE_CHECKING:
+    import httpx
     import ollama as ollama_sdk
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -70,6 +72,7 @@ class OllamaProvider:
             self._client = ollama_sdk.AsyncClient(
                 host=self.host,
                 timeout=httpx.Timeout(self._read_timeout_s, connect=self._connect_timeout_s),
+                event_hooks={"response": [_raise_for_status]},
             )
         return self._client
 
@@ -87,11 +90,14 @@ class OllamaProvider:
             options["seed"] = p.seed
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         parts: Any = None
+        begun = False
         try:
             parts = await client.chat(
                 model=request.model, messages=messages, stream=True, options=options or None
             )
+            final: Any = None
             async for part in parts:
+                begun = True
                 message = part.message
                 if message is not None:
                     if message.thinking:
@@ -99,47 +105,64 @@ class OllamaProvider:
                     if message.content:
                         yield TextDelta(message.content)
                 if part.done:
-                    yield Usage(int(part.prompt_eval_count or 0), int(part.eval_count or 0))
-                    yield ServerTimings(
-                        prompt_s=_seconds(part.prompt_eval_duration),
-                        decode_s=_seconds(part.eval_duration),
-                        load_s=_seconds(part.load_duration),
-                    )
-                    yield Done(part.done_reason or "stop")
-                    return
+                    # Read on to the end of the body, so the connection goes back to the pool.
+                    final = part
         except asyncio.CancelledError:
             await _close(parts)
             raise
         except Exception as exc:
             await _close(parts)
-            raise self._translate(exc, request.model) from None
-        raise ProviderError(
-            "connection", f"Ollama at {self.host} closed the stream before it was done"
+            raise self._translate(exc, request.model, mid_stream=begun) from None
+        if final is None:
+            raise cut_short(f"Ollama at {self.host}")
+        yield Usage(int(final.prompt_eval_count or 0), int(final.eval_count or 0))
+        yield ServerTimings(
+            prompt_s=_seconds(final.prompt_eval_duration),
+            decode_s=_seconds(final.eval_duration),
+            load_s=_seconds(final.load_duration),
         )
+        yield Done(final.done_reason or "stop")
 
-    def _translate(self, exc: BaseException, model: str) -> ProviderError:
+    def _translate(
+        self, exc: BaseException, model: str | None, *, mid_stream: bool = False
+    ) -> ProviderError:
+        """The exception as a `ProviderError`; `model` is None when no model was asked for."""
+        import httpx
         import ollama as ollama_sdk
 
         if isinstance(exc, ProviderError):
             return exc
-        if isinstance(exc, ollama_sdk.ResponseError):
-            status = exc.status_code
-            if status == -1 or status < 400:
-                # An {"error": ...} line in the middle of a stream that began with 200.
-                return ProviderError("server", f"Ollama: {exc.error}")
-            return status_error(
-                status,
-                exc.error,
-                target=f"{self.name}:{model}",
-                not_found_hint=f" — fetch it with `ollama pull {model}`",
-            )
-        if isinstance(exc, ValueError | KeyError | TypeError):
-            return ProviderError("protocol", f"Ollama at {self.host} sent a line we cannot read")
-        hint = " — start it with `ollama serve`"
-        error = transport_error(exc, f"Ollama at {self.host}", hint=hint)
-        if error.kind == "connection" and "refused" in error.message:
-            return ProviderError("connection", f"Ollama is not running at {self.host}{hint}")
-        return error
+        where = f"Ollama at {self.host}"
+        if isinstance(exc, httpx.HTTPStatusError):
+            reply = exc.response
+            error = self._status(reply.status_code, _error_text(reply), model, reply.headers)
+        elif isinstance(exc, ollama_sdk.ResponseError) and exc.status_code >= 400:
+            error = self._status(exc.status_code, exc.error, model)
+        elif isinstance(exc, ollama_sdk.ResponseError):
+            # An {"error": ...} line in the middle of a stream that began with 200.
+            error = ProviderError("server", f"Ollama: {exc.error}")
+        elif isinstance(exc, ValueError | KeyError | TypeError):
+            error = ProviderError("protocol", f"{where} sent a line we cannot read: {exc}")
+        else:
+            hint = " — start it with `ollama serve`"
+            error = transport_error(exc, where, hint=hint, mid_stream=mid_stream)
+            if error.kind == "connection" and "refused" in error.message:
+                error = ProviderError("connection", f"Ollama is not running at {self.host}{hint}")
+        # The ollama client sends OLLAMA_API_KEY, and a server may echo it back.
+        secrets = [os.environ.get("OLLAMA_API_KEY", "")]
+        return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
+
+    def _status(
+        self, status: int, detail: str, model: str | None, headers: Mapping[str, str] | None = None
+    ) -> ProviderError:
+        return status_error(
+            status,
+            detail,
+            target=f"{self.name}:{model}" if model else self.name,
+            headers=headers,
+            key_env="OLLAMA_API_KEY",
+            not_found_hint=f" — fetch it with `ollama pull {model}`" if model else "",
+        )
 
     async def version(self) -> str:
         """The server's version; raises `ProviderError` when it does not answer."""
@@ -151,7 +174,7 @@ class OllamaProvider:
                 reply.raise_for_status()
                 return str(reply.json().get("version", "?"))
         except Exception as exc:
-            raise self._translate(exc, "version") from None
+            raise self._translate(exc, None) from None
 
     async def list_models(self) -> list[ModelInfo]:
         client = self._sdk()
@@ -172,7 +195,7 @@ class OllamaProvider:
                     )
                 )
         except Exception as exc:
-            raise self._translate(exc, "models") from None
+            raise self._translate(exc, None) from None
         return infos
 
     async def _context_length(self, model: str) -> int | None:
@@ -195,11 +218,31 @@ class OllamaProvider:
         return ResourceUsage(memory_bytes=size, vram_bytes=vram, detail=names)
 
     async def aclose(self) -> None:
-        self._client = None
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()  # type: ignore[no-untyped-call]
 
 
 def _seconds(ns: int | None) -> float | None:
     return ns * _NS if ns else None
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    """An error status raised while its headers are at hand, before the ollama client reads it.
+
+    When streaming, the client's own `ResponseError` keeps only the body, and so would lose
+    Retry-After; raised from this hook, `httpx.HTTPStatusError` reaches the provider instead.
+    """
+    if response.is_error:
+        await response.aread()
+        response.raise_for_status()
+
+
+def _error_text(reply: httpx.Response) -> str:
+    try:
+        return error_body_text(reply.json())
+    except ValueError:
+        return reply.text
 
 
 async def _close(parts: Any) -> None:

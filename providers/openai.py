@@ -18,7 +18,14 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import error_body_text, redact, send, status_error, transport_error
+from providers.errors import (
+    cut_short,
+    error_body_text,
+    redact,
+    send,
+    status_error,
+    transport_error,
+)
 
 if TYPE_CHECKING:
     import openai as openai_sdk
@@ -96,6 +103,7 @@ class OpenAIProvider:
         except Exception as exc:
             raise self._translate(exc, request.model) from None
         stop_reason: str | None = None
+        saw_usage = False
         try:
             async for chunk in response:
                 for choice in chunk.choices:
@@ -112,6 +120,7 @@ class OpenAIProvider:
                 if "error" in extra:
                     raise ProviderError("server", f"{self.name}: {error_body_text(extra['error'])}")
                 if chunk.usage is not None:
+                    saw_usage = True
                     yield _usage(chunk.usage)
                 if isinstance(timings := extra.get("timings"), Mapping):
                     yield _llama_server_timings(timings)
@@ -123,10 +132,16 @@ class OpenAIProvider:
             raise
         except Exception as exc:
             await response.close()
-            raise self._translate(exc, request.model) from None
+            raise self._translate(exc, request.model, mid_stream=True) from None
+        if stop_reason is None and not saw_usage:
+            # The SDK ends quietly when the body ends, [DONE] or not; a finish_reason (or
+            # the usage chunk that follows it) is what says the answer is complete.
+            raise cut_short(self._where)
         yield Done(stop_reason)
 
-    def _translate(self, exc: BaseException, model: str) -> ProviderError:
+    def _translate(
+        self, exc: BaseException, model: str, *, mid_stream: bool = False
+    ) -> ProviderError:
         import openai as openai_sdk
 
         if isinstance(exc, ProviderError):
@@ -149,12 +164,10 @@ class OpenAIProvider:
             error = transport_error(exc.__cause__ or exc, self._where)
             if error.kind != "timeout":
                 error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
-        elif isinstance(exc, openai_sdk.APIConnectionError):
-            error = transport_error(exc, self._where)
         elif isinstance(exc, ValueError | KeyError | TypeError):
             error = ProviderError("protocol", f"{self._where} sent a chunk we cannot read: {exc}")
         else:
-            error = transport_error(exc, self._where)
+            error = transport_error(exc, self._where, mid_stream=mid_stream)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
     async def list_models(self) -> list[ModelInfo]:

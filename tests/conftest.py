@@ -11,6 +11,7 @@ import pytest
 
 from providers.embedded import EmbeddedProvider
 from tests.llama_server import LlamaServer
+from tests.ollama_server import OllamaServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,6 +41,17 @@ def embedded() -> EmbeddedProvider:
 def llama_server() -> Iterator[LlamaServer]:
     """llama.cpp's real `llama-server` with SmolLM2, on a free loopback port."""
     server = LlamaServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ollama_server(embedded: EmbeddedProvider) -> Iterator[OllamaServer]:
+    """Ollama's API on a free loopback port, answering with the session's embedded SmolLM2."""
+    server = OllamaServer(embedded)
     server.start()
     try:
         yield server

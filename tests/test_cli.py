@@ -37,7 +37,8 @@ def _json_lines(out: str) -> list[dict[str, object]]:
 
 
 def test_ask_embedded_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["ask", "Name a colour.", "-t", "embedded:smollm2@max_tokens=8", "--json"])
+    prompt = "Explain in detail how a bicycle works."
+    code = main(["ask", prompt, "-t", "embedded:smollm2@max_tokens=8,temperature=0", "--json"])
     (result,) = _json_lines(capsys.readouterr().out)
     assert code == 0
     assert result["status"] == "done"

@@ -11,7 +11,6 @@ import json
 import time
 import urllib.request
 from collections.abc import AsyncIterator
-from typing import Any as OllamaServer  # replaced below
 
 import pytest
 
@@ -31,6 +30,7 @@ from providers.ollama import OllamaProvider
 from providers.openai import OpenAIProvider
 from providers.registry import Target
 from tests.llama_server import MODEL_ALIAS, LlamaServer
+from tests.ollama_server import OllamaServer
 from workbench.engine.fanout import stream_target
 from workbench.engine.result import TargetResult
 

@@ -137,3 +137,24 @@ async def test_markup_and_escapes_in_model_output_render_literally(hostile_serve
         svg = app.export_screenshot()
         assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
         assert "pwned" not in app.title
+
+
+async def test_blind_mode_hides_names_until_the_vote(settings: Settings) -> None:
+    app = _app(settings, "embedded:smollm2@max_tokens=6", "llamacpp:smollm2@max_tokens=6")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("f2")
+        headers = [shown(p, "header") for p in app.panes]
+        assert sorted(h.split(" · ")[0] for h in headers) == ["Model A", "Model B"]
+        assert not any("smollm2" in h or "local" in h for h in headers)
+        await send(pilot, "Name a colour.")
+        await wait_finished(pilot)
+        assert not any("local" in shown(p, "metrics") for p in app.panes)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "VoteScreen")
+        await pilot.press("enter")  # the first option: Model A
+        await wait_until(pilot, lambda: not any(p.blind_name for p in app.panes))
+        board = app.store.leaderboard()
+        assert len(board) == 2 and sum(s.wins for s in board) == 1
+        assert {s.target for s in board} == {p.target.spec for p in app.panes}
+        for pane in app.panes:  # revealed
+            assert shown(pane, "header").startswith(pane.target.name)

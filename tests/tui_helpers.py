@@ -11,7 +11,9 @@ from workbench.tui.app import WorkbenchApp
 from workbench.tui.widgets.pane import Pane
 
 
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 60) -> None:
+async def wait_until(
+    pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 60
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:

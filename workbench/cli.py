@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the targets available right now")
     models.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
+    board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
 
 
@@ -52,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "ask":
         return _ask(args, settings)
+    if args.command == "leaderboard":
+        from workbench.commands.leaderboard import run_leaderboard
+
+        return run_leaderboard(as_json=args.json)
     if args.command == "models":
         from workbench.commands.models import run_models
 
@@ -103,11 +110,15 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 async def _ask_and_close(
     registry: Registry, targets: list[Target], messages: list[Message], as_json: bool
 ) -> int:
+    from workbench import locations
     from workbench.commands.ask import run_ask
+    from workbench.store import Store
 
+    store = Store(locations.database_path())
     try:
-        return await run_ask(registry, targets, messages, as_json=as_json)
+        return await run_ask(registry, targets, messages, as_json=as_json, store=store)
     finally:
+        store.close()
         await registry.aclose()
 
 

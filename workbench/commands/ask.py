@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -14,9 +15,10 @@ from rich.text import Text
 from providers.base import Message
 from providers.registry import Registry, Target
 from workbench.commands import format as fmt
-from workbench.engine.fanout import fanout
+from workbench.engine.fanout import fanout, request_for
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line
+from workbench.store import Store
 
 
 class _Printer:
@@ -57,19 +59,33 @@ async def run_ask(
     *,
     as_json: bool = False,
     out: TextIO | None = None,
+    store: Store | None = None,
 ) -> int:
     """Exit status 0 when every target answered, 1 when any failed or was cancelled."""
     out = out or sys.stdout
     printer = None if as_json else _Printer(out, single=len(targets) == 1)
-    results = await fanout(
-        registry, targets, messages, on_update=printer.update if printer else None
-    )
+    batch = uuid.uuid4().hex
+
+    def update(result: TargetResult) -> None:
+        if printer is not None:
+            printer.update(result)
+        if store is not None and result.finished and id(result) not in stored:
+            stored.add(id(result))
+            sent = request_for(_target_of(result, targets), messages).messages
+            store.add_response(result, sent, origin="ask", batch=batch)
+
+    stored: set[int] = set()
+    results = await fanout(registry, targets, messages, on_update=update)
     if as_json:
         for result in results:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
     else:
         print_metrics(results, out)
     return 0 if all(r.status == "done" for r in results) else 1
+
+
+def _target_of(result: TargetResult, targets: Sequence[Target]) -> Target:
+    return next(t for t in targets if t.spec == result.target)
 
 
 def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:

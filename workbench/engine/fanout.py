@@ -91,7 +91,9 @@ async def stream_target(
                     result.status = "done"
             notify()
         if result.status != "done":
-            raise ProviderError("protocol", f"{target.provider} ended the stream without finishing")
+            raise ProviderError(
+                "connection", f"{target.provider} closed the stream before the answer was finished"
+            )
     except asyncio.CancelledError:
         _end(result, clock() - started, "cancelled")
         notify()
@@ -162,7 +164,8 @@ async def fanout(
         try:
             provider = registry.get(target.provider)
         except (TargetError, ProviderError) as exc:
-            result.status, result.error_kind, result.error = "failed", "bad_request", str(exc)
+            kind = exc.kind if isinstance(exc, ProviderError) else "bad_request"
+            result.status, result.error_kind, result.error = "failed", kind, str(exc)
             result.cost = pricing.cost_of(result)
             if on_update is not None:
                 on_update(result)

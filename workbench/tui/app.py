@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
+import string
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +33,11 @@ from workbench.engine.fanout import new_result, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
+from workbench.store import Store
+from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
+from workbench.tui.screens.vote import TIE, VoteScreen
 from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.prompt import PromptBox
 from workbench.wiring import make_registry
@@ -43,26 +49,34 @@ MIN_PANE_WIDTH = 40
 class WorkbenchApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "llm-workbench"
+    # Keys the prompt box (a TextArea) keeps for editing are avoided: ctrl+w/k/u/y/v/x/z/c,
+    # f5-f7; so is ctrl+b, tmux's prefix, for presenters demoing over SSH inside tmux.
     BINDINGS = [
         Binding("escape", "cancel_all", "Cancel all"),
         Binding("ctrl+n", "add_pane", "Add model"),
         Binding("ctrl+o", "switch_model", "Switch model"),
-        Binding("ctrl+w", "remove_pane", "Remove"),
+        Binding("ctrl+d", "remove_pane", "Remove"),
         Binding("ctrl+r", "retry", "Retry"),
-        Binding("ctrl+k", "keep_pane", "Keep this"),
+        Binding("ctrl+f", "keep_pane", "Keep this"),
         Binding("ctrl+t", "system_prompt", "System"),
-        Binding("ctrl+y", "copy_answer", "Copy"),
+        Binding("ctrl+a", "copy_answer", "Copy"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+s", "save_svg", "Screenshot"),
+        Binding("f2", "blind", "Blind"),
+        Binding("f3", "vote", "Vote"),
+        Binding("f4", "leaderboard", "Leaderboard", show=False),
         Binding("ctrl+g", "cancel_pane", "Cancel pane", show=False),
         Binding("ctrl+l", "clear", "New chat", show=False),
-        Binding("f6", "next_pane", "Next pane", show=False),
     ]
 
-    def __init__(self, settings: Settings, targets: Sequence[Target], registry: Registry) -> None:
+    def __init__(
+        self, settings: Settings, targets: Sequence[Target], registry: Registry, store: Store
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.registry = registry
+        self.store = store
+        self.blind = False
         self.engine = EngineThread()
         self.initial_targets = list(targets)
         self.system_prompt: str | None = None
@@ -93,6 +107,7 @@ class WorkbenchApp(App[None]):
     def on_unmount(self) -> None:
         self.engine.submit(self.registry.aclose())
         self.engine.stop()
+        self.store.close()
 
     def on_resize(self) -> None:
         self.relayout()
@@ -114,6 +129,8 @@ class WorkbenchApp(App[None]):
         title.append(f" · {count} model{'s' if count != 1 else ''}", style="dim")
         if self.system_prompt:
             title.append(" · system prompt set", style="yellow")
+        if self.blind:
+            title.append(" · blind mode", style="magenta")
         title.append(" · Ctrl+P commands", style="dim")
         self.query_one("#title", Static).update(title)
 
@@ -178,14 +195,18 @@ class WorkbenchApp(App[None]):
             self.notify("No models: add one with Ctrl+N", severity="warning")
             return
         self.query_one("#summary", Static).update("")
+        if self.blind and not any(p.blind_name for p in self.panes):
+            self._hide_names()
+        batch = uuid.uuid4().hex
         for pane in self.panes:
             if pane.busy:
                 self.notify(f"{pane.display_name} is still answering; Esc cancels")
                 continue
-            await self.start_turn(pane, event.text)
+            await self.start_turn(pane, event.text, batch)
 
-    async def start_turn(self, pane: Pane, prompt: str) -> None:
+    async def start_turn(self, pane: Pane, prompt: str, batch: str | None = None) -> None:
         messages = pane.conversation.ask(prompt)
+        pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
         await pane.begin_turn(prompt, result)
         self.run_worker(
@@ -213,11 +234,15 @@ class WorkbenchApp(App[None]):
         for pane in self.panes:
             if await pane.tick() and pane.result is not None:
                 pane.conversation.answered(pane.result.text)
+                self.store.add_response(pane.result, pane.sent, origin="chat", batch=pane.batch_id)
                 finished_now.append(pane)
         for pane in finished_now:
             self._fetch_memory(pane)
         if finished_now and not any(p.busy for p in self.panes):
-            self.render_summary()
+            if self.blind and any(p.blind_name for p in self.panes):
+                self.notify("Which answer was best? F3 to vote", timeout=6)
+            else:
+                self.render_summary()
 
     @work(group="memory")
     async def _fetch_memory(self, pane: Pane) -> None:
@@ -229,6 +254,61 @@ class WorkbenchApp(App[None]):
             return
         pane.memory_bytes = usage.memory_bytes if usage else None
         pane.render_metrics()
+
+    # --- blind mode ----------------------------------------------------------------
+
+    def action_blind(self) -> None:
+        self.blind = not self.blind
+        if self.blind:
+            self._hide_names()
+            self.notify("Blind mode: names hidden until you vote (F3)")
+        else:
+            self._reveal()
+        self.render_title()
+
+    def _hide_names(self) -> None:
+        """Shuffle the panes and call them A, B, C… so position gives nothing away."""
+        panes = self.panes
+        random.shuffle(panes)
+        grid = self.query_one("#panes", Grid)
+        for pane in reversed(panes):
+            grid.move_child(pane, before=0)
+        for letter, pane in zip(string.ascii_uppercase, panes, strict=False):
+            pane.blind_name = letter
+            pane.render_header()
+            pane.render_metrics()
+        self.query_one("#summary", Static).update("")
+
+    def _reveal(self) -> None:
+        for pane in self.panes:
+            pane.blind_name = None
+            pane.render_header()
+            pane.render_metrics()
+
+    @work
+    async def action_vote(self) -> None:
+        panes = [p for p in self.panes if p.blind_name]
+        if not self.blind or not panes:
+            self.notify("Votes are for blind mode: F2, then ask", severity="warning")
+            return
+        if any(p.busy for p in panes) or any(p.result is None for p in panes):
+            self.notify("Wait for every answer before voting", severity="warning")
+            return
+        choice = await self.push_screen_wait(VoteScreen([p.blind_name or "" for p in panes]))
+        if choice is None:
+            return
+        winner = next((p for p in panes if p.blind_name == choice), None)
+        batch = panes[0].batch_id
+        targets = [p.target.spec for p in panes]
+        self.store.add_vote(batch, targets, winner.target.spec if winner else None)
+        reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)
+        verdict = "a tie" if choice == TIE else f"Model {choice}"
+        self.notify(f"Voted {verdict}. {reveal}", timeout=8)
+        self._reveal()
+        self.render_summary()
+
+    def action_leaderboard(self) -> None:
+        self.push_screen(LeaderboardScreen(self.store.leaderboard()))
 
     def render_summary(self) -> None:
         results = [p.result for p in self.panes if p.result is not None]
@@ -253,14 +333,6 @@ class WorkbenchApp(App[None]):
         pane = self._current()
         if pane is not None and pane.busy:
             self.workers.cancel_group(self, pane.id or "pane")
-
-    def action_next_pane(self) -> None:
-        panes = self.panes
-        if panes:
-            pane = self._current()
-            index = (panes.index(pane) + 1) % len(panes) if pane in panes else 0
-            panes[index].focus()
-            self.current = panes[index]
 
     @work
     async def action_add_pane(self) -> None:
@@ -374,6 +446,7 @@ class WorkbenchApp(App[None]):
             action = getattr(self, f"action_{binding.action}", None)
             if action is not None:
                 yield SystemCommand(binding.description, f"{binding.key}", action)
+        yield SystemCommand("Leaderboard", "Win rates from blind votes", self.action_leaderboard)
         yield SystemCommand(
             "System prompt for this pane",
             "Set a system prompt for the current pane only",
@@ -401,4 +474,4 @@ def make_app(
     registry = make_registry(settings, env)
     for target in parsed:
         registry.kind(target.provider)
-    return WorkbenchApp(settings, parsed, registry)
+    return WorkbenchApp(settings, parsed, registry, Store(locations.database_path()))

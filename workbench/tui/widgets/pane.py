@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownStream
 
+from providers.base import Message
 from providers.registry import Target
 from workbench.commands import format as fmt
 from workbench.engine.conversation import Conversation
@@ -33,6 +34,10 @@ class Pane(Vertical, can_focus=True):
         self.is_local = is_local
         self.conversation = Conversation(system=system)
         self.result: TargetResult | None = None
+        self.sent: list[Message] = []
+        """The messages of the current turn, as sent; stored with the response."""
+        self.batch_id = ""
+        """The fan-out the current turn belongs to."""
         self.blind_name: str | None = None
         self.memory_bytes: int | None = None
         self._shown = 0
@@ -53,7 +58,7 @@ class Pane(Vertical, can_focus=True):
 
     @property
     def display_name(self) -> str:
-        return self.blind_name or self.target.name
+        return f"Model {self.blind_name}" if self.blind_name else self.target.name
 
     @property
     def busy(self) -> bool:
@@ -145,7 +150,8 @@ class Pane(Vertical, can_focus=True):
 
     def render_metrics(self) -> None:
         compact = self.size.width < 60
-        line = metrics_line(self.result, self.memory_bytes, compact=compact)
+        memory = None if self.blind_name else self.memory_bytes
+        line = metrics_line(self.result, memory, compact=compact, blind=bool(self.blind_name))
         self.query_one("#metrics", Static).update(line)
         error = self.query_one("#error", Static)
         message = self.result.error if self.result is not None else None
@@ -155,7 +161,11 @@ class Pane(Vertical, can_focus=True):
 
 
 def metrics_line(
-    result: TargetResult | None, memory_bytes: int | None = None, *, compact: bool = False
+    result: TargetResult | None,
+    memory_bytes: int | None = None,
+    *,
+    compact: bool = False,
+    blind: bool = False,
 ) -> Text:
     """`TTFT 0.21s · 87 tok/s · in 36 / out ~112 · $0.00 local · 240 MB`
 
@@ -182,7 +192,9 @@ def metrics_line(
         parts.append(f"{mark}{result.input_tokens}→{mark}{result.output_tokens}")
     else:
         parts.append(f"in {mark}{result.input_tokens} / out {mark}{result.output_tokens}")
-    if result.cost is not None:
+    if blind:
+        pass  # cost and memory would say local or cloud, and so give the model away
+    elif result.cost is not None:
         parts.append(result.cost.label)
     elif result.is_local:
         parts.append("local")

@@ -1,0 +1,1013 @@
+"""A loopback server that speaks Ollama's REST API and answers with the real embedded model.
+
+Ollama cannot be installed here, so the Ollama provider is tested against this: it follows
+Ollama's `docs/api.md` and what its Go handlers (`server/routes.go`) actually send — NDJSON
+chunks on chunked transfer, a final chunk with counts and nanosecond durations, `{"error": ...}`
+bodies, an `{"error": ...}` line when a stream fails after it began, Go's JSON escaping — while
+every token comes from `EmbeddedProvider.stream`, run with `asyncio.run` in the handler thread.
+
+Not modelled: `/api/generate`, `/api/embed`, pull/push/create/copy/delete, `format`
+(structured output is ignored), `stop` and other sampling options beyond temperature, top_p,
+num_predict and seed, and `num_ctx` (the embedded provider's window is fixed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import re
+import select
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from providers.base import (
+    ChatRequest,
+    Done,
+    GenParams,
+    Message,
+    ProviderError,
+    ReasoningDelta,
+    Role,
+    ServerTimings,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from providers.embedded import EmbeddedProvider
+
+DEFAULT_MODELS = {"smollm2:135m": "smollm2"}
+DEFAULT_KEEP_ALIVE_NS = 5 * 60 * 10**9  # OLLAMA_KEEP_ALIVE's default, 5m
+FOREVER_NS = 2**63 - 1  # Go's math.MaxInt64 duration, for a negative keep_alive
+# What Ollama's runner says when it dies mid-generation (llm/server.go).
+RUNNER_DIED = (
+    "model runner has unexpectedly stopped, this may be due to resource limitations "
+    "or an internal error, check ollama server logs for details"
+)
+_POLL_S = 0.05  # how often a waiting handler checks for a gone client or a stopping server
+_JOIN_S = 30.0
+_CHATML_TEMPLATE = (
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+    "{{ end }}<|im_start|>assistant\n"
+)
+
+
+# --- the GGUF header, read the way Ollama reads it ---------------------------------------
+
+_SCALAR_FORMATS = dict(zip((0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12), "BbHhIif?Qqd", strict=True))
+_STRING, _ARRAY, _FLOAT32 = 8, 9, 6
+
+
+def _numbered(spec: str) -> dict[int, str]:
+    """`"0:F32 1:F16"` as `{0: "F32", 1: "F16"}`."""
+    return {int(number): name for number, name in (item.split(":") for item in spec.split())}
+
+
+# llama.cpp's file types (general.file_type), as Ollama names them in quantization_level.
+_FILE_TYPES = _numbered(
+    "0:F32 1:F16 2:Q4_0 3:Q4_1 7:Q8_0 8:Q5_0 9:Q5_1 10:Q2_K 11:Q3_K_S 12:Q3_K_M 13:Q3_K_L "
+    "14:Q4_K_S 15:Q4_K_M 16:Q5_K_S 17:Q5_K_M 18:Q6_K 32:BF16"
+)
+# ggml's tensor types, for the `tensors` of /api/show.
+_TENSOR_TYPES = _numbered(
+    "0:F32 1:F16 2:Q4_0 3:Q4_1 6:Q5_0 7:Q5_1 8:Q8_0 9:Q8_1 10:Q2_K 11:Q3_K 12:Q4_K 13:Q5_K "
+    "14:Q6_K 15:Q8_K 30:BF16"
+)
+
+
+@dataclass(frozen=True)
+class GGUFInfo:
+    """The key-value header of a GGUF file, its tensors, and their total element count."""
+
+    kv: dict[str, Any]
+    tensors: list[dict[str, Any]]
+    parameter_count: int
+
+
+def read_gguf(path: Path) -> GGUFInfo:
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        (version,) = struct.unpack("<I", f.read(4))
+        if version < 2:
+            raise ValueError(f"{path} is GGUF v{version}; only v2 and later are read")
+        tensor_count, kv_count = struct.unpack("<QQ", f.read(16))
+        kv = {}
+        for _ in range(kv_count):
+            key = _read_string(f)
+            (value_type,) = struct.unpack("<I", f.read(4))
+            kv[key] = _read_value(f, value_type)
+        tensors, parameters = [], 0
+        for _ in range(tensor_count):
+            name = _read_string(f)
+            (n_dims,) = struct.unpack("<I", f.read(4))
+            shape = list(struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims)))
+            tensor_type, _offset = struct.unpack("<IQ", f.read(12))
+            tensors.append(
+                {
+                    "name": name,
+                    "type": _TENSOR_TYPES.get(tensor_type, str(tensor_type)),
+                    "shape": shape,
+                }
+            )
+            parameters += math.prod(shape)
+    return GGUFInfo(kv, tensors, parameters)
+
+
+def _read_string(f: BinaryIO) -> str:
+    (length,) = struct.unpack("<Q", f.read(8))
+    return f.read(length).decode("utf-8", "replace")
+
+
+def _read_value(f: BinaryIO, value_type: int) -> Any:
+    if value_type == _STRING:
+        return _read_string(f)
+    if value_type == _ARRAY:
+        item_type, count = struct.unpack("<IQ", f.read(12))
+        code = _SCALAR_FORMATS.get(item_type)
+        if code is not None:
+            size = struct.calcsize(f"<{count}{code}")
+            return list(struct.unpack(f"<{count}{code}", f.read(size)))
+        return [_read_value(f, item_type) for _ in range(count)]
+    code = _SCALAR_FORMATS[value_type]
+    (value,) = struct.unpack(f"<{code}", f.read(struct.calcsize(f"<{code}")))
+    return _shortest_float32(value) if value_type == _FLOAT32 else value
+
+
+def _shortest_float32(value: float) -> float | int:
+    """A float32 as Go prints it: the shortest decimal that reads back as the same float32."""
+    exact = struct.pack("<f", value)
+    for digits in range(1, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == exact:
+            return int(candidate) if candidate.is_integer() else candidate
+    return value
+
+
+def human_number(n: int) -> str:
+    """Ollama's `format.HumanNumber`, which gives `parameter_size` (134,515,008 -> 135M)."""
+    for scale, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= scale:
+            x = n / scale
+            return (f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}") + suffix
+    return str(n)
+
+
+# --- the models this server has ---------------------------------------------------------
+
+
+@dataclass
+class _Model:
+    name: str  # as Ollama lists it, e.g. "smollm2:135m"
+    embedded_name: str
+    path: Path
+    _info: GGUFInfo | None = None
+    _digest: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def info(self) -> GGUFInfo:
+        with self._lock:
+            if self._info is None:
+                self._info = read_gguf(self.path)
+            return self._info
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the GGUF, as Ollama names the blob (hex, no `sha256:` prefix)."""
+        with self._lock:
+            if self._digest is None:
+                h = hashlib.sha256()
+                with self.path.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                self._digest = h.hexdigest()
+            return self._digest
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    @property
+    def modified_ns(self) -> int:
+        return self.path.stat().st_mtime_ns
+
+    @property
+    def is_chatml(self) -> bool:
+        return "<|im_start|>" in str(self.info.kv.get("tokenizer.chat_template", ""))
+
+    def details(self) -> dict[str, Any]:
+        kv = self.info.kv
+        arch = str(kv.get("general.architecture", ""))
+        file_type = kv.get("general.file_type")
+        quantization = (
+            _FILE_TYPES.get(file_type, str(file_type)) if isinstance(file_type, int) else ""
+        )
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": arch,
+            "families": [arch] if arch else None,
+            "parameter_size": human_number(self.info.parameter_count),
+            "quantization_level": quantization,
+        }
+
+    def model_info(self, verbose: bool) -> dict[str, Any]:
+        """`model_info` of `/api/show`: the GGUF header minus two keys, long arrays emptied."""
+        info: dict[str, Any] = {}
+        for key, value in self.info.kv.items():
+            if key in ("general.name", "tokenizer.chat_template"):
+                continue
+            info[key] = [] if isinstance(value, list) and len(value) > 5 and not verbose else value
+        info["general.parameter_count"] = self.info.parameter_count
+        return dict(sorted(info.items()))
+
+    def template(self) -> str:
+        return _CHATML_TEMPLATE if self.is_chatml else "{{ .Prompt }}"
+
+    def parameters(self) -> str:
+        stops = ["<|im_start|>", "<|im_end|>"] if self.is_chatml else []
+        return "\n".join(f"{'stop':<30} {json.dumps(s)}" for s in stops)
+
+    def modelfile(self) -> str:
+        lines = [
+            '# Modelfile generated by "ollama show"',
+            "# To build a new Modelfile based on this, replace FROM with:",
+            f"# FROM {self.name}",
+            "",
+            f"FROM {self.path}",
+            f'TEMPLATE """{self.template()}"""',
+        ]
+        lines += [
+            f"PARAMETER stop {s}"
+            for s in (["<|im_start|>", "<|im_end|>"] if self.is_chatml else [])
+        ]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Loaded:
+    """An `/api/ps` entry: a model that answered a request and has not expired."""
+
+    model: _Model
+    expires_ns: int
+    context_length: int
+
+
+# --- wire details -----------------------------------------------------------------------
+
+
+def go_json(value: Any) -> bytes:
+    """JSON as Go's `json.Marshal` writes it: compact, UTF-8, with <, >, & escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text.encode("utf-8")
+
+
+def rfc3339(ns: int) -> str:
+    """A UTC time as Go's `time.Time` marshals it: RFC 3339 with up to 9 fraction digits."""
+    seconds, fraction = divmod(ns, 10**9)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+
+
+def keep_alive_ns(value: object) -> int:
+    """`keep_alive` as Ollama's `api.Duration` reads it: seconds, or a Go duration string."""
+    if value is None:
+        return DEFAULT_KEEP_ALIVE_NS
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"Unsupported type: '{type(value).__name__}'")
+    if isinstance(value, str):
+        text = value.strip()
+        sign = -1 if text.startswith("-") else 1
+        body = text.lstrip("+-")
+        parts = _DURATION_PART.findall(body)
+        if body == "0":
+            ns = 0
+        elif not parts or "".join(n + u for n, u in parts) != body:
+            raise ValueError(f'time: invalid duration "{value}"')
+        else:
+            ns = sign * round(sum(float(n) * _UNIT_NS[u] for n, u in parts))
+    else:
+        ns = round(value * 10**9)
+    return FOREVER_NS if ns < 0 else ns
+
+
+def _ns(seconds: float | None) -> int:
+    return max(round(seconds * 1e9), 1) if seconds else 0
+
+
+class _ClientGone(ConnectionError):
+    """The client closed the connection, or the server is stopping."""
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+class OllamaServer:
+    """Ollama's API on 127.0.0.1, generating with `embedded`.
+
+    `models` maps Ollama model names to embedded model names. The fault switches below
+    apply to `/api/chat`; `reset_faults()` turns them all off.
+    """
+
+    def __init__(
+        self,
+        embedded: EmbeddedProvider,
+        *,
+        models: dict[str, str] | None = None,
+        version: str = "0.13.0",
+    ) -> None:
+        self.embedded = embedded
+        self.version = version
+        self._models = {
+            name: _Model(name, target, embedded.model_path(target))
+            for name, target in (models or DEFAULT_MODELS).items()
+        }
+        # Fault switches.
+        self.fail_mid_stream_after: int | None = None
+        """After N content chunks, send `{"error": mid_stream_error}` and end the response."""
+        self.mid_stream_error: str = RUNNER_DIED
+        self.cut_stream_after: int | None = None
+        """After N content chunks, drop the connection without ending the chunked body."""
+        self.stall_after: int | None = None
+        """After N content chunks (0: before any byte), send nothing for `stall_s`."""
+        self.stall_s: float = 30.0
+        self.reject_chat: tuple[int, str] | None = None
+        """Answer every chat with this HTTP status and `{"error": message}`."""
+        self.reject_headers: dict[str, str] = {}
+        # What happened, for assertions.
+        self.chat_requests: list[ChatRequest] = []
+        """Each request handed to the embedded model, with the options mapped to GenParams."""
+        self.disconnects = 0
+        """Streams the client abandoned before the end; each stopped its generation."""
+        self.connections = 0
+        """TCP connections accepted (a client that reuses keep-alive connections opens few)."""
+        self.errors: list[BaseException] = []
+        """Unexpected exceptions in handlers: a test can assert there were none."""
+        self._loaded: dict[str, _Loaded] = {}
+        self._state = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle
+
+    @property
+    def host(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the Ollama server is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        self._stopping.clear()
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": _POLL_S},
+            name=f"ollama-server:{self._httpd.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, end every open connection and stream, and join every thread."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()  # joins the handler threads
+        thread.join()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> OllamaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset_faults(self) -> None:
+        self.fail_mid_stream_after = self.cut_stream_after = self.stall_after = None
+        self.mid_stream_error = RUNNER_DIED
+        self.stall_s = 30.0
+        self.reject_chat = None
+        self.reject_headers = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, idle keep-alive ones included."""
+        return self._httpd.open_connections if self._httpd is not None else 0
+
+    # --- models
+
+    def find(self, name: str) -> _Model | None:
+        """The model a request names: case-insensitive, `:latest` when the tag is left out."""
+        wanted = _canonical(name)
+        for model in self._models.values():
+            if _canonical(model.name) == wanted:
+                return model
+        return None
+
+    def tags(self) -> dict[str, Any]:
+        models = sorted(self._models.values(), key=lambda m: m.modified_ns, reverse=True)
+        return {
+            "models": [
+                {
+                    "name": m.name,
+                    "model": m.name,
+                    "modified_at": rfc3339(m.modified_ns),
+                    "size": m.size,
+                    "digest": m.digest,
+                    "details": m.details(),
+                }
+                for m in models
+            ]
+        }
+
+    def show(self, model: _Model, verbose: bool) -> dict[str, Any]:
+        return {
+            "modelfile": model.modelfile(),
+            "parameters": model.parameters(),
+            "template": model.template(),
+            "details": model.details(),
+            "model_info": model.model_info(verbose),
+            "tensors": model.info.tensors,
+            "capabilities": ["completion"],
+            "modified_at": rfc3339(model.modified_ns),
+        }
+
+    def ps(self) -> dict[str, Any]:
+        now = time.time_ns()
+        with self._state:
+            for name in [n for n, e in self._loaded.items() if e.expires_ns <= now]:
+                del self._loaded[name]
+            entries = sorted(self._loaded.values(), key=lambda e: e.expires_ns, reverse=True)
+        return {
+            "models": [
+                {
+                    "name": e.model.name,
+                    "model": e.model.name,
+                    "size": e.model.size,
+                    "digest": e.model.digest,
+                    "details": e.model.details(),
+                    "expires_at": rfc3339(e.expires_ns),
+                    "size_vram": 0,
+                    "context_length": e.context_length,
+                }
+                for e in entries
+            ]
+        }
+
+    def count_disconnect(self) -> None:
+        with self._state:
+            self.disconnects += 1
+
+    def mark_used(self, model: _Model, keep_alive: int) -> None:
+        now = time.time_ns()
+        with self._state:
+            if keep_alive == 0:
+                self._loaded.pop(model.name, None)
+                return
+            context = self.embedded.context_length(model.embedded_name) or 0
+            expires = now + keep_alive if keep_alive < FOREVER_NS - now else FOREVER_NS
+            self._loaded[model.name] = _Loaded(model, expires, context)
+
+
+def _canonical(name: str) -> str:
+    name = name.strip().casefold()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = False  # so server_close() joins every handler thread
+    block_on_close = True
+
+    def __init__(self, app: OllamaServer) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would look up the FQDN of 127.0.0.1, which can hang offline.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+            self.app.connections += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    @property
+    def open_connections(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
+
+    def close_connections(self) -> None:
+        """Wake every handler blocked on a keep-alive read or a stream write."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, ConnectionError):
+            self.app.errors.append(error)
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Chat:
+    model: _Model
+    name: str  # as the request spelled it; echoed in every chunk
+    request: ChatRequest
+    stream: bool
+    keep_alive: int
+    started: float  # perf_counter when the request arrived
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    streaming = False  # whether this response's status and headers have gone out as a stream
+
+    @property
+    def app(self) -> OllamaServer:
+        return self.server.app
+
+    # --- plumbing
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Go's net/http sends no Server header.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    _ROUTES = {
+        "/": ("GET", "HEAD"),
+        "/api/version": ("GET", "HEAD"),
+        "/api/tags": ("GET", "HEAD"),
+        "/api/ps": ("GET",),
+        "/api/show": ("POST",),
+        "/api/chat": ("POST",),
+    }
+
+    def _dispatch(self, method: str) -> None:
+        self.started = time.perf_counter()
+        self.streaming = False
+        path = self.path.split("?", 1)[0]
+        try:
+            body = self._read_body()
+            allowed = self._ROUTES.get(path)
+            if allowed is None:
+                self._send(404, b"404 page not found", "text/plain")
+            elif method not in allowed:
+                self._send(405, b"405 method not allowed", "text/plain")
+            elif path == "/":
+                self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
+            elif path == "/api/version":
+                self._json(200, {"version": self.app.version})
+            elif path == "/api/tags":
+                self._json(200, self.app.tags())
+            elif path == "/api/ps":
+                self._json(200, self.app.ps())
+            elif path == "/api/show":
+                self._show(body)
+            else:
+                self._chat(body)
+        except _BadRequest as exc:
+            self._json(exc.status, {"error": exc.message})
+        except ConnectionError:  # the client left (or the server is stopping)
+            self.close_connection = True
+        except Exception as exc:
+            self.app.errors.append(exc)
+            self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self._write(data)
+
+    def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
+        data = go_json(value)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, header in (headers or {}).items():
+            self.send_header(key, header)
+        self.end_headers()
+        if self.command != "HEAD":
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+        except OSError as exc:
+            raise _ClientGone from exc
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.streaming = True
+
+    def _line(self, value: Any) -> None:
+        if not self.streaming:
+            self._start_stream()
+        data = go_json(value) + b"\n"
+        self._write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_stream(self) -> None:
+        self._write(b"0\r\n\r\n")
+
+    def _drop(self) -> None:
+        """Close the connection at once, mid-response if need be."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
+    def client_gone(self) -> bool:
+        """The server is stopping, or the client closed its end (EOF without a request)."""
+        if self.app.stopping:
+            return True
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def _parse(self, body: bytes, go_type: str) -> dict[str, Any]:
+        """The body as Gin's `ShouldBindJSON` takes it, with Ollama's 400 messages."""
+        if not body.strip():
+            raise _BadRequest(400, "missing request body")
+        try:
+            value = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _BadRequest(400, f"invalid character in request body: {exc}") from None
+        if not isinstance(value, dict):
+            kind = {list: "array", str: "string", bool: "bool"}.get(type(value), "number")
+            raise _BadRequest(400, f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+        return value
+
+    # --- /api/show
+
+    def _show(self, body: bytes) -> None:
+        req = self._parse(body, "api.ShowRequest")
+        name = str(req.get("model") or req.get("name") or "")
+        if not name:
+            raise _BadRequest(400, "model is required")
+        model = self.app.find(name)
+        if model is None:
+            raise _BadRequest(404, f"model '{name}' not found")
+        self._json(200, self.app.show(model, bool(req.get("verbose"))))
+
+    # --- /api/chat
+
+    def _chat(self, body: bytes) -> None:
+        chat = self._chat_request(self._parse(body, "api.ChatRequest"))
+        app = self.app
+        if not chat.request.messages:
+            self._load(chat)
+            return
+        if app.reject_chat is not None:
+            status, message = app.reject_chat
+            self._json(status, {"error": message}, app.reject_headers)
+            return
+        app.mark_used(chat.model, chat.keep_alive or DEFAULT_KEEP_ALIVE_NS)
+        app.chat_requests.append(chat.request)
+        try:
+            asyncio.run(self._run_chat(chat))
+        except _ClientGone:
+            app.count_disconnect()
+            raise
+        finally:
+            app.mark_used(chat.model, chat.keep_alive)
+
+    def _load(self, chat: _Chat) -> None:
+        """No messages: load the model (or, with keep_alive 0, unload it), as Ollama does."""
+        if chat.keep_alive:
+            # The embedded provider loads a model on its first generation: make it one token.
+            prime = ChatRequest(
+                chat.model.embedded_name, (Message("user", ""),), GenParams(max_tokens=1)
+            )
+            try:
+                asyncio.run(self._drain(prime))
+            except ProviderError as exc:
+                raise _BadRequest(500, exc.message) from None
+        self.app.mark_used(chat.model, chat.keep_alive)
+        self._json(
+            200,
+            {
+                "model": chat.name,
+                "created_at": rfc3339(time.time_ns()),
+                "message": {"role": "assistant", "content": ""},
+                "done_reason": "load" if chat.keep_alive else "unload",
+                "done": True,
+            },
+        )
+
+    async def _drain(self, request: ChatRequest) -> None:
+        async with self._generation(request) as events:
+            async for _ in events:
+                pass
+
+    def _chat_request(self, req: dict[str, Any]) -> _Chat:
+        """The request checked as Ollama's ChatHandler checks it."""
+        name = req.get("model")
+        if not isinstance(name, str) or not name.strip():
+            raise _BadRequest(400, "model is required")
+        messages = req.get("messages") or []
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise _BadRequest(
+                400,
+                "json: cannot unmarshal into Go struct field "
+                "ChatRequest.messages of type []api.Message",
+            )
+        try:
+            keep_alive = keep_alive_ns(req.get("keep_alive"))
+        except ValueError as exc:
+            raise _BadRequest(400, str(exc)) from None
+        model = self.app.find(name)
+        if model is None:
+            raise _BadRequest(404, f"model '{name}' not found")
+        if req.get("think") is True:
+            raise _BadRequest(400, f'"{name}" does not support thinking')
+        if req.get("tools"):
+            raise _BadRequest(400, f"{name} does not support tools")
+        params = _gen_params(req.get("options"))
+        turns = []
+        for m in messages:
+            content = m.get("content", "")
+            if not isinstance(content, str):
+                raise _BadRequest(
+                    400,
+                    "json: cannot unmarshal into Go struct field "
+                    "Message.messages.content of type string",
+                )
+            turns.append(Message(cast(Role, str(m.get("role", ""))), content))
+        request = ChatRequest(model.embedded_name, tuple(turns), params)
+        stream = req.get("stream") is not False
+        return _Chat(model, name, request, stream, keep_alive, self.started)
+
+    async def _run_chat(self, chat: _Chat) -> None:
+        sent = 0  # content chunks so far
+        text: list[str] = []
+        metrics: dict[str, int] = {}
+        loaded_in: float | None = None
+        reason = "stop"
+        await self._stall(sent)
+        if self._faults(sent):
+            return
+        generation_started = time.perf_counter()
+        try:
+            async with self._generation(chat.request) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta | ReasoningDelta):
+                        if isinstance(event, TextDelta):
+                            text.append(event.text)
+                            message = {"role": "assistant", "content": event.text}
+                        else:
+                            message = {"role": "assistant", "content": "", "thinking": event.text}
+                        if chat.stream:
+                            self._line(self._chunk(chat, message))
+                        sent += 1
+                        await self._stall(sent)
+                        if self._faults(sent):
+                            return
+                    elif isinstance(event, Usage):
+                        metrics["prompt_eval_count"] = event.input_tokens
+                        metrics["eval_count"] = event.output_tokens
+                    elif isinstance(event, ServerTimings):
+                        loaded_in = event.load_s or loaded_in
+                        if event.prompt_s is not None:
+                            metrics["prompt_eval_duration"] = _ns(event.prompt_s)
+                        if event.decode_s is not None:
+                            metrics["eval_duration"] = _ns(event.decode_s)
+                    elif isinstance(event, Done):
+                        reason = event.stop_reason or "stop"
+        except ProviderError as exc:
+            self._fail({"bad_request": 400, "not_found": 404}.get(exc.kind, 500), exc.message)
+            return
+        # As Ollama measures them: load_duration until a runner was ready, total from arrival.
+        load = generation_started - chat.started + (loaded_in or 0.0)
+        final: dict[str, Any] = {
+            "model": chat.name,
+            "created_at": rfc3339(time.time_ns()),
+            "message": {"role": "assistant", "content": "" if chat.stream else "".join(text)},
+            "done_reason": reason,
+            "done": True,
+            "total_duration": _ns(time.perf_counter() - chat.started),
+            "load_duration": _ns(load),
+        }
+        for key in ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"):
+            if metrics.get(key):  # Go's omitempty
+                final[key] = metrics[key]
+        if chat.stream:
+            self._line(final)
+            self._end_stream()
+        else:
+            self._json(200, final)
+
+    @staticmethod
+    def _chunk(chat: _Chat, message: dict[str, str]) -> dict[str, Any]:
+        return {
+            "model": chat.name,
+            "created_at": rfc3339(time.time_ns()),
+            "message": message,
+            "done": False,
+        }
+
+    def _faults(self, sent: int) -> bool:
+        """Apply the chunk-count faults; True when they ended the response."""
+        app = self.app
+        if app.cut_stream_after == sent:
+            self._drop()
+            return True
+        if app.fail_mid_stream_after == sent:
+            self._fail(500, app.mid_stream_error)
+            return True
+        return False
+
+    async def _stall(self, sent: int) -> None:
+        """Send nothing for `stall_s` if a stall is due; give up if the client leaves."""
+        if self.app.stall_after != sent:
+            return
+        deadline = time.monotonic() + self.app.stall_s
+        while time.monotonic() < deadline:
+            if self.client_gone():
+                raise _ClientGone
+            await asyncio.sleep(_POLL_S)
+
+    def _fail(self, status: int, message: str) -> None:
+        """An error as Ollama's streamResponse sends it: a status if nothing was sent yet."""
+        if self.streaming:
+            self._line({"error": message})
+            self._end_stream()
+        else:
+            self._json(status, {"error": message})
+
+    @contextlib.asynccontextmanager
+    async def _generation(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        """The embedded model's events, stopped when the client leaves, its thread joined.
+
+        The generation thread posts a last event to this event loop after it is told to stop,
+        so the loop must outlive it; `asyncio.run` closes the loop when the chat returns.
+        """
+        before = set(threading.enumerate())
+        stream = self.app.embedded.stream(request)
+        watched = self._watched(stream)
+        try:
+            yield watched
+        finally:
+            await watched.aclose()
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+            for thread in set(threading.enumerate()) - before:
+                if thread.name.startswith("embedded:"):
+                    thread.join(_JOIN_S)
+
+    async def _watched(
+        self, stream: AsyncIterator[StreamEvent]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """`stream`'s events; ends it and raises `_ClientGone` once the client has left."""
+        while True:
+            pending = asyncio.ensure_future(anext(stream))
+            while not pending.done():
+                await asyncio.wait({pending}, timeout=_POLL_S)
+                if not pending.done() and self.client_gone():
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+                    raise _ClientGone
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            yield event
+
+
+def _gen_params(options: object) -> GenParams:
+    """Ollama `options` as GenParams, type-checked as `api.Options.FromMap` does."""
+    if options is None:
+        return GenParams()
+    if not isinstance(options, dict):
+        raise _BadRequest(
+            400,
+            "json: cannot unmarshal into Go struct field "
+            "ChatRequest.options of type map[string]interface {}",
+        )
+
+    def number(key: str, go_type: str) -> float | None:
+        value = options.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _BadRequest(500, f'option "{key}" must be of type {go_type}')
+        return float(value)
+
+    temperature = number("temperature", "float32")
+    top_p = number("top_p", "float32")
+    num_predict = number("num_predict", "integer")
+    seed = number("seed", "integer")
+    return GenParams(
+        temperature=temperature,
+        top_p=top_p,
+        # -1 (the default) is "until the model stops", -2 "until the context is full".
+        max_tokens=int(num_predict) if num_predict is not None and num_predict > 0 else None,
+        # -1 (the default) is a random seed.
+        seed=int(seed) if seed is not None and seed >= 0 else None,
+    )

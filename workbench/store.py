@@ -1,0 +1,168 @@
+"""SQLite history: every response when it ends, and arena votes.
+
+WAL mode, one transaction per record, so a crash never leaves half a record. The schema is
+versioned with `PRAGMA user_version` and upgraded by the migrations below, in order. API
+keys never reach it: nothing here stores a request's headers or the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from providers.base import Message
+from workbench.engine.result import TargetResult
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: responses and votes
+    """
+    CREATE TABLE responses (
+        id INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        origin TEXT NOT NULL,            -- ask | chat | suite
+        batch TEXT NOT NULL,             -- the fan-out this response belongs to
+        target TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        is_local INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        messages TEXT NOT NULL,          -- JSON: what was sent
+        text TEXT NOT NULL,
+        reasoning TEXT NOT NULL DEFAULT '',
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+        tokens_exact INTEGER NOT NULL,
+        ttft_s REAL,
+        e2e_s REAL,
+        load_s REAL,
+        cost_usd REAL,
+        cost_kind TEXT,
+        stop_reason TEXT,
+        error_kind TEXT,
+        error TEXT
+    );
+    CREATE INDEX responses_batch ON responses(batch);
+    CREATE INDEX responses_target ON responses(target);
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        batch TEXT NOT NULL,
+        targets TEXT NOT NULL,           -- JSON list: who took part
+        winner TEXT                      -- NULL for a tie
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    target: str
+    battles: int
+    wins: int
+    ties: int
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.battles if self.battles else 0.0
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists()
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        if fresh:
+            os.chmod(path, 0o600)  # history can hold private prompts
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            for number in range(self.version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def add_response(
+        self, result: TargetResult, messages: Sequence[Message], *, origin: str, batch: str
+    ) -> int:
+        """Record a finished (done, failed or cancelled) response, partial text included."""
+        cost = result.cost
+        with self._transaction():
+            cursor = self._db.execute(
+                """INSERT INTO responses (created_at, origin, batch, target, provider, model,
+                   is_local, status, messages, text, reasoning, input_tokens, output_tokens,
+                   cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
+                   cost_kind, stop_reason, error_kind, error)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    time.time(), origin, batch, result.target, result.provider, result.model,
+                    int(result.is_local), result.status,
+                    json.dumps([{"role": m.role, "content": m.content} for m in messages]),
+                    result.text, result.reasoning, result.input_tokens, result.output_tokens,
+                    result.cached_input_tokens, int(result.tokens_exact), result.ttft_s,
+                    result.e2e_s, result.load_s, cost.usd if cost else None,
+                    cost.kind if cost else None, result.stop_reason, result.error_kind,
+                    result.error,
+                ),
+            )  # fmt: skip
+        return int(cursor.lastrowid or 0)
+
+    def add_vote(self, batch: str, targets: Sequence[str], winner: str | None) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO votes (created_at, batch, targets, winner) VALUES (?,?,?,?)",
+                (time.time(), batch, json.dumps(list(targets)), winner),
+            )
+
+    def leaderboard(self) -> list[Standing]:
+        """Win rates per target over every stored vote, best first."""
+        tally: dict[str, list[int]] = {}
+        for targets_json, winner in self._db.execute("SELECT targets, winner FROM votes"):
+            for target in json.loads(targets_json):
+                battles_wins_ties = tally.setdefault(target, [0, 0, 0])
+                battles_wins_ties[0] += 1
+                if winner is None:
+                    battles_wins_ties[2] += 1
+                elif winner == target:
+                    battles_wins_ties[1] += 1
+        standings = [Standing(t, b, w, ti) for t, (b, w, ti) in tally.items()]
+        return sorted(standings, key=lambda s: (-s.win_rate, -s.battles, s.target))
+
+    def responses(self, batch: str) -> list[dict[str, object]]:
+        self._db.row_factory = sqlite3.Row
+        try:
+            rows = self._db.execute(
+                "SELECT * FROM responses WHERE batch = ? ORDER BY id", (batch,)
+            ).fetchall()
+        finally:
+            self._db.row_factory = None
+        return [dict(row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

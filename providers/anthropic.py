@@ -10,10 +10,8 @@ from providers.base import (
     ChatRequest,
     Done,
     ErrorKind,
-    ModelInfo,
     ProviderError,
     ReasoningDelta,
-    ResourceUsage,
     StreamEvent,
     TextDelta,
     Usage,
@@ -26,6 +24,7 @@ from providers.errors import (
     status_error,
     transport_error,
 )
+from providers.keyed import KeyedAPI
 
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
@@ -46,43 +45,26 @@ _STREAM_ERROR_KINDS: dict[str, ErrorKind] = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(KeyedAPI):
+    default_url = "https://api.anthropic.com"
+
     def __init__(
         self,
         name: str = "anthropic",
         *,
-        base_url: str | None = None,
-        api_key: str | None = None,
         api_key_env: str | None = "ANTHROPIC_API_KEY",
-        is_local: bool = False,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 60.0,
-        models: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> None:
-        self.name = name
-        self.is_local = is_local
-        self.base_url = base_url
-        self._api_key = api_key
-        self._api_key_env = api_key_env
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
-        self._configured_models = models
+        super().__init__(name, api_key_env=api_key_env, **kwargs)
         self._client: anthropic_sdk.AsyncAnthropic | None = None
-
-    @property
-    def _where(self) -> str:
-        return f"{self.name} at {self.base_url or 'https://api.anthropic.com'}"
 
     def _sdk(self) -> anthropic_sdk.AsyncAnthropic:
         if self._client is None:
-            if not self._api_key and self._api_key_env:
-                raise ProviderError(
-                    "auth", f"{self._api_key_env} is not set — export it to use {self.name} targets"
-                )
+            key = self._key()
             import anthropic as anthropic_sdk
 
             self._client = anthropic_sdk.AsyncAnthropic(
-                api_key=self._api_key or "not-needed",
+                api_key=key,
                 base_url=self.base_url,
                 max_retries=0,
                 timeout=anthropic_sdk.Timeout(
@@ -169,7 +151,7 @@ class AnthropicProvider:
 
         if isinstance(exc, ProviderError):
             return exc
-        secrets = [self._api_key] if self._api_key else []
+        secrets = self._secrets
         target = f"{self.name}:{model}"
         if isinstance(exc, anthropic_sdk.APIStatusError) and exc.status_code >= 400:
             error = status_error(
@@ -180,9 +162,7 @@ class AnthropicProvider:
                 key_env=self._api_key_env,
             )
         elif isinstance(exc, anthropic_sdk.APITimeoutError):
-            error = transport_error(exc.__cause__ or exc, self._where)
-            if error.kind != "timeout":
-                error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
+            error = self._timeout(exc)
         elif isinstance(exc, anthropic_sdk.APIConnectionError):
             error = transport_error(exc, self._where, mid_stream=mid_stream)
         elif isinstance(exc, anthropic_sdk.APIError):
@@ -194,26 +174,6 @@ class AnthropicProvider:
             # Mid-stream, the SDK lets httpx2's own errors (ReadTimeout, ReadError...) through.
             error = transport_error(exc, self._where, mid_stream=mid_stream)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
-
-    async def list_models(self) -> list[ModelInfo]:
-        if self._configured_models:
-            return [ModelInfo(m, is_local=self.is_local) for m in self._configured_models]
-        try:
-            page = await self._sdk().models.list()
-            ids = sorted({m.id async for m in page})
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, "models") from None
-        return [ModelInfo(i, is_local=self.is_local) for i in ids]
-
-    async def resources(self) -> ResourceUsage | None:
-        return None
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _error_type(body: object) -> str:

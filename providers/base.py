@@ -28,6 +28,16 @@ class GenParams:
     max_tokens: int | None = None
     seed: int | None = None
 
+    def options(self, *, max_tokens: str = "max_tokens") -> dict[str, float | int]:
+        """The settings that are set, named as most APIs name them."""
+        named = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            max_tokens: self.max_tokens,
+            "seed": self.seed,
+        }
+        return {key: value for key, value in named.items() if value is not None}
+
     def merged(self, other: GenParams) -> GenParams:
         """These settings with every value that `other` sets taking precedence."""
         return GenParams(

@@ -78,16 +78,7 @@ class OllamaProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
-        p = request.params
-        options: dict[str, Any] = {}
-        if p.temperature is not None:
-            options["temperature"] = p.temperature
-        if p.top_p is not None:
-            options["top_p"] = p.top_p
-        if p.max_tokens is not None:
-            options["num_predict"] = p.max_tokens
-        if p.seed is not None:
-            options["seed"] = p.seed
+        options = request.params.options(max_tokens="num_predict")
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         parts: Any = None
         begun = False

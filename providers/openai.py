@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING, Any
 from providers.base import (
     ChatRequest,
     Done,
-    ModelInfo,
     ProviderError,
     ReasoningDelta,
-    ResourceUsage,
     ServerTimings,
     StreamEvent,
     TextDelta,
@@ -26,51 +24,30 @@ from providers.errors import (
     status_error,
     transport_error,
 )
+from providers.keyed import KeyedAPI
 
 if TYPE_CHECKING:
     import openai as openai_sdk
 
 
-class OpenAIProvider:
+class OpenAIProvider(KeyedAPI):
     """Chat completions, streamed, with `stream_options.include_usage`."""
 
-    def __init__(
-        self,
-        name: str = "openai",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
-        is_local: bool = False,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 60.0,
-        models: tuple[str, ...] = (),
-    ) -> None:
-        self.name = name
-        self.is_local = is_local
-        self.base_url = base_url
-        self._api_key = api_key
-        self._api_key_env = api_key_env
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
-        self._configured_models = models
-        self._client: openai_sdk.AsyncOpenAI | None = None
+    default_url = "https://api.openai.com/v1"
 
-    @property
-    def _where(self) -> str:
-        return f"{self.name} at {self.base_url or 'https://api.openai.com/v1'}"
+    def __init__(
+        self, name: str = "openai", *, api_key_env: str | None = "OPENAI_API_KEY", **kwargs: Any
+    ) -> None:
+        super().__init__(name, api_key_env=api_key_env, **kwargs)
+        self._client: openai_sdk.AsyncOpenAI | None = None
 
     def _sdk(self) -> openai_sdk.AsyncOpenAI:
         if self._client is None:
-            if not self._api_key and self._api_key_env:
-                raise ProviderError(
-                    "auth", f"{self._api_key_env} is not set — export it to use {self.name} targets"
-                )
+            key = self._key()
             import openai as openai_sdk
 
             self._client = openai_sdk.AsyncOpenAI(
-                # A local server needs no key, but the SDK insists on one.
-                api_key=self._api_key or "not-needed",
+                api_key=key,
                 base_url=self.base_url,
                 max_retries=0,
                 timeout=openai_sdk.Timeout(self._read_timeout_s, connect=self._connect_timeout_s),
@@ -79,16 +56,7 @@ class OpenAIProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
-        p = request.params
-        options: dict[str, Any] = {}
-        if p.temperature is not None:
-            options["temperature"] = p.temperature
-        if p.top_p is not None:
-            options["top_p"] = p.top_p
-        if p.max_tokens is not None:
-            options["max_tokens"] = p.max_tokens
-        if p.seed is not None:
-            options["seed"] = p.seed
+        options: dict[str, Any] = request.params.options()
         messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
             response = await send(
@@ -146,7 +114,7 @@ class OpenAIProvider:
 
         if isinstance(exc, ProviderError):
             return exc
-        secrets = [self._api_key] if self._api_key else []
+        secrets = self._secrets
         if isinstance(exc, openai_sdk.APIStatusError):
             error = status_error(
                 exc.status_code,
@@ -161,34 +129,12 @@ class OpenAIProvider:
             # An error object inside a stream that already answered 200.
             error = ProviderError("server", f"{self.name}:{model}: {exc.message}")
         elif isinstance(exc, openai_sdk.APITimeoutError):
-            error = transport_error(exc.__cause__ or exc, self._where)
-            if error.kind != "timeout":
-                error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
+            error = self._timeout(exc)
         elif isinstance(exc, ValueError | KeyError | TypeError):
             error = ProviderError("protocol", f"{self._where} sent a chunk we cannot read: {exc}")
         else:
             error = transport_error(exc, self._where, mid_stream=mid_stream)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
-
-    async def list_models(self) -> list[ModelInfo]:
-        if self._configured_models:
-            return [ModelInfo(m, is_local=self.is_local) for m in self._configured_models]
-        try:
-            page = await self._sdk().models.list()
-            ids = sorted({m.id async for m in page})
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, "models") from None
-        return [ModelInfo(i, is_local=self.is_local) for i in ids]
-
-    async def resources(self) -> ResourceUsage | None:
-        return None
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _reasoning_text(delta: Any) -> str | None:

@@ -15,6 +15,7 @@ from tests.tui_helpers import send, wait_finished, wait_until
 from workbench.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.widgets.prompt import PromptBox
 
 GiB = 1024**3
 ENV = {"OLLAMA_HOST": "127.0.0.1:9"}
@@ -30,6 +31,7 @@ async def _ready(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, WorkbenchApp)
     await wait_until(pilot, lambda: not any(p.has_class("loading") for p in app.panes))
+    app.query_one(PromptBox).cursor_blink = False  # a blinking cursor is half of the time off
     await pilot.pause(0.2)
 
 

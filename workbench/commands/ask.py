@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -89,14 +88,7 @@ def _target_of(result: TargetResult, targets: Sequence[Target]) -> Target:
 
 
 def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
-    console = Console(
-        file=out,
-        width=fmt.console_width(out),
-        markup=False,
-        highlight=False,
-        emoji=False,
-        soft_wrap=True,
-    )
+    console = fmt.console(out)
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("target", "status", "TTFT", "E2E", "TPOT", "tok/s", "in", "out", "cost"):
         left = column in ("target", "status")

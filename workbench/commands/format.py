@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
+from rich.console import Console
+
 from workbench.engine.result import TargetResult
 
 
@@ -51,3 +55,15 @@ def console_width(out: object) -> int | None:
 
 def cost(result: TargetResult) -> str:
     return result.cost.label if result.cost else "–"
+
+
+def console(out: TextIO) -> Console:
+    """A Rich console that prints model text as text: no markup, no highlighting, no emoji."""
+    return Console(
+        file=out,
+        width=console_width(out),
+        markup=False,
+        highlight=False,
+        emoji=False,
+        soft_wrap=True,
+    )

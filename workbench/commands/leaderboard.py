@@ -6,7 +6,6 @@ import json
 import sys
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -29,7 +28,7 @@ def run_leaderboard(*, as_json: bool = False, out: TextIO | None = None) -> int:
                    "win_rate": s.win_rate}  # fmt: skip
             out.write(json.dumps(row) + "\n")
         return 0
-    console = Console(file=out, width=fmt.console_width(out), markup=False, highlight=False)
+    console = fmt.console(out)
     if not standings:
         console.print("No votes yet: in the TUI, turn on blind mode (F2), ask, then vote.")
         return 0

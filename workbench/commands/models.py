@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -102,14 +101,7 @@ def _as_json(listing: ProviderListing) -> dict[str, object]:
 
 
 def _print(listings: list[ProviderListing], out: TextIO) -> None:
-    console = Console(
-        file=out,
-        width=fmt.console_width(out),
-        markup=False,
-        highlight=False,
-        emoji=False,
-        soft_wrap=True,
-    )
+    console = fmt.console(out)
     for listing in listings:
         a = listing.availability
         mark = "✓" if a.available else "·"

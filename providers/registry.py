@@ -158,6 +158,7 @@ class Registry:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 60.0,
         embedded_context: int = 8192,
+        embedded_threads: int | None = None,
         models_dir: Path | None = None,
     ) -> None:
         self._env = dict(os.environ if env is None else env)
@@ -168,6 +169,7 @@ class Registry:
         self._connect = connect_timeout_s
         self._read = read_timeout_s
         self._embedded_context = embedded_context
+        self._embedded_threads = embedded_threads
         self._models_dir = models_dir
         self._providers: dict[str, Provider] = {}
 
@@ -223,7 +225,9 @@ class Registry:
             from providers.embedded import EmbeddedProvider
 
             return EmbeddedProvider(
-                models_dir=self._models_dir, context_length=self._embedded_context
+                models_dir=self._models_dir,
+                context_length=self._embedded_context,
+                n_threads=self._embedded_threads,
             )
         if kind == "ollama":
             from providers.ollama import OllamaProvider

@@ -37,9 +37,12 @@ def server_binary() -> Path:
 
 
 class LlamaServer:
-    def __init__(self, *, parallel: int = PARALLEL_SLOTS, context: int = 8192) -> None:
+    def __init__(
+        self, *, parallel: int = PARALLEL_SLOTS, context: int = 8192, threads: int | None = None
+    ) -> None:
         self.parallel = parallel
         self.context = context
+        self.threads = threads
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
@@ -66,6 +69,7 @@ class LlamaServer:
             "-c", str(self.context * self.parallel),
             "-np", str(self.parallel),
             "--no-webui",
+            *(["-t", str(self.threads)] if self.threads else []),
         ]  # fmt: skip
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -31,7 +31,8 @@ async def _ready(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, WorkbenchApp)
     await wait_until(pilot, lambda: not any(p.has_class("loading") for p in app.panes))
-    app.query_one(PromptBox).cursor_blink = False  # a blinking cursor is half of the time off
+    # A blinking cursor is drawn or not depending on the moment: blur the prompt box.
+    app.query_one(PromptBox).blur()
     await pilot.pause(0.2)
 
 
@@ -46,6 +47,8 @@ def test_pane_in_error(snap_compare: Any) -> None:
         await _ready(pilot)
         await send(pilot, "What is a large language model?")
         await wait_finished(pilot)
+        pilot.app.query_one(PromptBox).blur()
+        await pilot.pause(0.1)
 
     app = _app("openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest")
     assert snap_compare(app, terminal_size=(100, 30), run_before=fail)

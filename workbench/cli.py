@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the targets available right now")
     models.add_argument("--json", action="store_true", help="JSON instead of a table")
 
+    serve = commands.add_parser("serve", help="the TUI in a web browser (textual-serve)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000)
+
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -55,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "ask":
         return _ask(args, settings)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "leaderboard":
         from workbench.commands.leaderboard import run_leaderboard
 
@@ -75,6 +81,20 @@ def _tui(specs: list[str], settings: Settings) -> int:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
     app.run()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Each browser tab gets its own `workbench` process, with the same targets."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = [sys.executable, "-m", "workbench.cli"]
+    for target in args.target:
+        command += ["-t", target]
+    print(f"workbench: serving on http://{args.host}:{args.port}", file=sys.stderr)
+    Server(shlex.join(command), host=args.host, port=args.port, title="llm-workbench").serve()
     return 0
 
 

@@ -43,6 +43,9 @@ class Settings(BaseModel):
     """How long a stream may stay silent before it is called stalled."""
     embedded_context: int = 8192
     """Context window for embedded models (capped at what the model was trained with)."""
+    embedded_threads: int | None = None
+    """CPU threads for embedded models; default all cores. Lower it when a local server
+    (llama-server, Ollama) shares the machine, or both slow to a crawl."""
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     """Named servers, `[endpoints.<name>]` tables in the file."""
 

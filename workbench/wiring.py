@@ -20,5 +20,6 @@ def make_registry(settings: Settings, env: Mapping[str, str] | None = None) -> R
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
         embedded_context=settings.embedded_context,
+        embedded_threads=settings.embedded_threads,
         models_dir=locations.models_dir(),
     )

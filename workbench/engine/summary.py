@@ -11,7 +11,8 @@ from workbench.engine.result import TargetResult
 @dataclass(frozen=True, slots=True)
 class Win:
     figure: str
-    winner: str
+    winners: tuple[str, ...]
+    """Every target that reached the best value; more than one is a tie."""
     value: str
 
 
@@ -31,8 +32,9 @@ def winners(results: Sequence[TargetResult]) -> list[Win]:
         scored = [(value, r) for r in done if (value := key(r)) is not None]
         if not scored:
             return
-        value, r = (min if lowest else max)(scored, key=lambda pair: pair[0])
-        wins.append(Win(figure, r.name, show(value)))
+        value = (min if lowest else max)(v for v, _ in scored)
+        tied = tuple(r.name for v, r in scored if v == value)
+        wins.append(Win(figure, tied, show(value)))
 
     best("fastest TTFT", lambda r: r.ttft_s, lambda v: f"{v:.2f}s", lowest=True)
     best("highest tok/s", lambda r: r.output_tps, lambda v: f"{v:.0f} tok/s", lowest=False)

@@ -43,6 +43,7 @@ from workbench.tui.widgets.prompt import PromptBox
 from workbench.wiring import make_registry
 
 FRAME_S = 1 / 30
+_SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
 
 
@@ -312,14 +313,20 @@ class WorkbenchApp(App[None]):
 
     def render_summary(self) -> None:
         results = [p.result for p in self.panes if p.result is not None]
-        names = {id(p.result): p.display_name for p in self.panes}
+        names = {p.result.name: p.display_name for p in self.panes if p.result is not None}
+        narrow = self.size.width < 120
         line = Text()
         for win in summary.winners(results):
             if line:
                 line.append("  ·  ", style="dim")
-            line.append(f"{win.figure}: ", style="dim")
-            winner = next(names[id(r)] for r in results if r.name == win.winner)
-            line.append(f"{winner} ({win.value})", style="bold")
+            figure = _SHORT_FIGURES.get(win.figure, win.figure) if narrow else win.figure
+            line.append(f"{figure}: ", style="dim")
+            shown = [names.get(w, w) for w in win.winners]
+            who = shown[0] if len(shown) == 1 else f"{len(shown)}-way tie"
+            if narrow and len(who) > 22:
+                who = who[:21] + "…"
+            line.append(who, style="bold")
+            line.append(f" ({win.value})", style="dim")
         self.query_one("#summary", Static).update(line)
 
     # --- actions -------------------------------------------------------------------

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000)
 
+    from workbench.commands.run import add_parser as add_run_parsers
+
+    add_run_parsers(commands)
+
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -59,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "ask":
         return _ask(args, settings)
+    if args.command == "run":
+        from workbench.commands.run import run_command
+
+        return run_command(args, settings)
+    if args.command == "compare":
+        from workbench.commands.run import compare_command
+
+        return compare_command(args)
+    if args.command == "history":
+        from workbench.commands.run import history_command
+
+        return history_command(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "leaderboard":

@@ -43,6 +43,8 @@ class Settings(BaseModel):
     """How long a stream may stay silent before it is called stalled."""
     embedded_context: int = 8192
     """Context window for embedded models (capped at what the model was trained with)."""
+    local_concurrency: int = 1
+    """Suite requests at once to each local provider: one runtime answers one at a time."""
     embedded_threads: int | None = None
     """CPU threads for embedded models; default all cores. Lower it when a local server
     (llama-server, Ollama) shares the machine, or both slow to a crawl."""

@@ -58,6 +58,32 @@ MIGRATIONS: tuple[str, ...] = (
         winner TEXT                      -- NULL for a tie
     );
     """,
+    # 2: suite runs, their case results, and a request key for --cache
+    """
+    ALTER TABLE responses ADD COLUMN request_key TEXT;
+    CREATE INDEX responses_request_key ON responses(request_key);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        finished_at REAL,
+        suite TEXT NOT NULL,
+        suite_path TEXT NOT NULL,
+        targets TEXT NOT NULL,           -- JSON list of target specs
+        options TEXT NOT NULL            -- JSON: repeat, concurrency, cache
+    );
+    CREATE TABLE case_results (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        case_id TEXT NOT NULL,
+        target TEXT NOT NULL,
+        attempt INTEGER NOT NULL,        -- 0-based index among the case's repeats
+        response_id INTEGER NOT NULL REFERENCES responses(id),
+        passed INTEGER NOT NULL,
+        outcomes TEXT NOT NULL,          -- JSON list of {assertion, passed, reason}
+        cached INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (run_id, case_id, target, attempt)
+    );
+    """,
 )
 
 
@@ -109,28 +135,44 @@ class Store:
         self._db.execute("COMMIT")
 
     def add_response(
-        self, result: TargetResult, messages: Sequence[Message], *, origin: str, batch: str
+        self,
+        result: TargetResult,
+        messages: Sequence[Message],
+        *,
+        origin: str,
+        batch: str,
+        request_key: str | None = None,
     ) -> int:
         """Record a finished (done, failed or cancelled) response, partial text included."""
-        cost = result.cost
         with self._transaction():
-            cursor = self._db.execute(
-                """INSERT INTO responses (created_at, origin, batch, target, provider, model,
-                   is_local, status, messages, text, reasoning, input_tokens, output_tokens,
-                   cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
-                   cost_kind, stop_reason, error_kind, error)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                (
-                    time.time(), origin, batch, result.target, result.provider, result.model,
-                    int(result.is_local), result.status,
-                    json.dumps([{"role": m.role, "content": m.content} for m in messages]),
-                    result.text, result.reasoning, result.input_tokens, result.output_tokens,
-                    result.cached_input_tokens, int(result.tokens_exact), result.ttft_s,
-                    result.e2e_s, result.load_s, cost.usd if cost else None,
-                    cost.kind if cost else None, result.stop_reason, result.error_kind,
-                    result.error,
-                ),
-            )  # fmt: skip
+            return self._insert_response(result, messages, origin, batch, request_key)
+
+    def _insert_response(
+        self,
+        result: TargetResult,
+        messages: Sequence[Message],
+        origin: str,
+        batch: str,
+        request_key: str | None,
+    ) -> int:
+        cost = result.cost
+        cursor = self._db.execute(
+            """INSERT INTO responses (created_at, origin, batch, target, provider, model,
+               is_local, status, messages, text, reasoning, input_tokens, output_tokens,
+               cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
+               cost_kind, stop_reason, error_kind, error, request_key)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (
+                time.time(), origin, batch, result.target, result.provider, result.model,
+                int(result.is_local), result.status,
+                json.dumps([{"role": m.role, "content": m.content} for m in messages]),
+                result.text, result.reasoning, result.input_tokens, result.output_tokens,
+                result.cached_input_tokens, int(result.tokens_exact), result.ttft_s,
+                result.e2e_s, result.load_s, cost.usd if cost else None,
+                cost.kind if cost else None, result.stop_reason, result.error_kind,
+                result.error, request_key,
+            ),
+        )  # fmt: skip
         return int(cursor.lastrowid or 0)
 
     def add_vote(self, batch: str, targets: Sequence[str], winner: str | None) -> None:

@@ -100,6 +100,7 @@ async def stream_target(
         raise
     except ProviderError as exc:
         _end(result, clock() - started, "failed", exc.kind, exc.message)
+        result.retry_after_s = exc.retry_after
     except TargetError as exc:
         _end(result, clock() - started, "failed", "bad_request", str(exc))
     except Exception as exc:  # a bug in an adapter must not take the other targets down

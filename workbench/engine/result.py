@@ -39,6 +39,8 @@ class TargetResult:
     stop_reason: str | None = None
     error_kind: str | None = None
     error: str | None = None
+    retry_after_s: float | None = None
+    """For a rate-limited failure: how long the server asked us to wait."""
     notes: list[str] = field(default_factory=list)
     cost: Cost | None = None
     started_at: float | None = None

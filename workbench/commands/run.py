@@ -1,0 +1,265 @@
+"""`workbench run SUITE`: cases × targets, asserted, stored, compared with a baseline.
+
+Exit status 0 only when every assertion passed and, with --baseline, nothing regressed:
+it drops into CI as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from providers.registry import Registry, TargetError
+from workbench import locations
+from workbench.commands import format as fmt
+from workbench.config import Endpoint, Settings
+from workbench.engine.pricing import format_usd
+from workbench.sanitize import clean_line
+from workbench.store import Store
+from workbench.suites import compare, report
+from workbench.suites.loader import load_suite
+from workbench.suites.runner import Job, plan, run_jobs, suite_targets
+from workbench.suites.runs import (
+    CaseResult,
+    RunInfo,
+    case_results,
+    finish_run,
+    resolve_run,
+    start_run,
+)
+from workbench.suites.schema import Suite
+from workbench.suites.source import SuiteError
+from workbench.wiring import make_registry
+
+REPORTS = {"md", "json", "csv", "junit"}
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="run a prompt suite (YAML, or a promptfoo config)")
+    run.add_argument("suite", nargs="?", help="the suite file (not needed with --resume)")
+    run.add_argument("-t", "--target", action="append", default=[], dest="run_targets",
+                     metavar="TARGET", help="run these targets instead of the suite's")  # fmt: skip
+    run.add_argument("--concurrency", type=int, help="requests at once per provider")
+    run.add_argument("--repeat", type=int, help="run each case N times (pass rate, p50/p90)")
+    run.add_argument("--baseline", help="compare with a stored run: latest, previous or an id")
+    run.add_argument("--cache", action="store_true",
+                     help="answer identical temperature-0 requests from the store")  # fmt: skip
+    run.add_argument("--resume", metavar="RUN_ID", help="finish a run that was interrupted")
+    run.add_argument("--report", choices=sorted(REPORTS), help="write a report in this format")
+    run.add_argument("--out", type=Path, help="where to write the report (default: stdout)")
+
+    cmp = commands.add_parser("compare", help="what changed between two suite runs")
+    cmp.add_argument("before", nargs="?", default="previous", help="run id, latest or previous")
+    cmp.add_argument("after", nargs="?", default="latest", help="run id, latest or previous")
+    cmp.add_argument("--json", action="store_true")
+
+    history = commands.add_parser("history", help="past suite runs")
+    history.add_argument("--limit", type=int, default=20)
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store(locations.database_path())
+    try:
+        return _run(args, settings, store)
+    except (SuiteError, TargetError, LookupError) as exc:
+        print(f"workbench run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    done: set[tuple[str, str, int]] = set()
+    if args.resume:
+        info = resolve_run(store, args.resume)
+        path, specs, repeat = Path(info.suite_path), info.targets, info.options.get("repeat")
+        previous = case_results(store, info.id)
+        done = {(r.case_id, r.target, r.attempt) for r in previous}
+    elif args.suite:
+        path, specs, repeat, previous = Path(args.suite), args.run_targets, args.repeat, []
+    else:
+        print("workbench run: name a suite file, or --resume RUN_ID", file=sys.stderr)
+        return 2
+    registry_settings = settings
+    suite = load_suite(path, known_providers=None)
+    if suite.endpoints:  # a promptfoo config's apiBaseUrl servers
+        extra = {n: Endpoint(kind="openai", base_url=url) for n, url in suite.endpoints.items()}
+        registry_settings = settings.model_copy(update={"endpoints": settings.endpoints | extra})
+    registry = make_registry(registry_settings)
+    for name in suite.endpoints:
+        registry.kind(name)
+    suite = load_suite(path, known_providers=registry.names)
+    targets = suite_targets(suite, specs or None)
+    if not targets:
+        print("workbench run: the suite names no targets; give some with -t", file=sys.stderr)
+        return 2
+    for target in targets:
+        registry.kind(target.provider)
+    for line in suite.unsupported:
+        print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
+    baseline = resolve_run(store, args.baseline) if args.baseline else None
+    if args.resume:
+        run_id = info.id
+    else:
+        run_id = uuid.uuid4().hex[:12]
+        options = {"repeat": repeat, "concurrency": args.concurrency, "cache": args.cache}
+        start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(path.resolve()),
+                                 [t.spec for t in targets], options))  # fmt: skip
+    jobs = [job for job in plan(suite, targets, repeat) if job.key not in done]
+    interrupted = False
+    try:
+        results = previous + asyncio.run(
+            _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        results = case_results(store, run_id)
+    if not interrupted:
+        finish_run(store, run_id)
+    _print_results(suite.name, run_id, results)
+    if args.report:
+        _write_report(args.report, args.out, suite.name, run_id, results)
+    if interrupted:
+        print(f"Interrupted: {len(results)} results kept. Finish with: workbench run --resume "
+              f"{run_id}", file=sys.stderr)  # fmt: skip
+        return 130
+    regressed = 0
+    if baseline is not None:
+        after = resolve_run(store, run_id)
+        comparison = compare.compare_runs(store, baseline, after)
+        regressed = len(comparison.regressions)
+        print(compare.as_markdown(comparison))
+    failed = sum(not r.passed for r in results)
+    return 0 if failed == 0 and regressed == 0 else 1
+
+
+async def _run_with_progress(
+    suite: Suite,
+    jobs: list[Job],
+    registry: Registry,
+    store: Store,
+    run_id: str,
+    args: argparse.Namespace,
+    settings: Settings,
+) -> list[CaseResult]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=fmt.console(sys.stderr), transient=True) as progress:
+        task = progress.add_task(clean_line(suite.name), total=len(jobs), failed=0)
+        failed = 0
+
+        def on_result(result: CaseResult) -> None:
+            nonlocal failed
+            failed += not result.passed
+            progress.update(task, advance=1, failed=failed)
+
+        try:
+            return await run_jobs(
+                suite, jobs, registry, store, run_id,
+                concurrency=args.concurrency or suite.concurrency,
+                local_concurrency=settings.local_concurrency, cache=args.cache,
+                on_result=on_result,
+            )  # fmt: skip
+        finally:
+            await registry.aclose()
+
+
+def _print_results(suite: str, run_id: str, results: list[CaseResult]) -> None:
+    console = fmt.console(sys.stdout)
+    targets = list(dict.fromkeys(r.target for r in results))
+    grid = {(c.case_id, c.target): c for c in report.cells(results)}
+    table = Table(title=f"{clean_line(suite)} — run {run_id}", header_style="bold")
+    table.add_column("case")
+    for target in targets:
+        table.add_column(Text(clean_line(target)), overflow="fold")
+    for case_id in dict.fromkeys(r.case_id for r in results):
+        row: list[Text | str] = [Text(clean_line(case_id))]
+        for target in targets:
+            cell = grid.get((case_id, target))
+            text = report._cell_text(cell) if cell else "–"
+            row.append(Text(text, style="green" if cell and cell.passed else "red"))
+        table.add_row(*row)
+    console.print(table)
+    summary = Table(box=None, header_style="bold")
+    for column in ("target", "pass rate", "p50", "p90", "cost"):
+        summary.add_column(column, justify="left" if column == "target" else "right")
+    for t in report.totals(results):
+        summary.add_row(Text(clean_line(t.target)), f"{t.passed}/{t.cases} ({t.pass_rate:.0%})",
+                        fmt.seconds(t.p50_s), fmt.seconds(t.p90_s),
+                        report._cost(t.cost_usd, t.is_local))  # fmt: skip
+    console.print(summary)
+    for r in results:
+        if not r.passed:
+            reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
+            why = "; ".join(reasons) or f"{r.result.status}: {r.result.error or ''}"
+            console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
+                               f"{clean_line(why)}", style="red"))  # fmt: skip
+    cached = sum(r.cached for r in results)
+    if cached:
+        console.print(f"{cached} answers came from the cache.")
+
+
+def _write_report(
+    kind: str, out: Path | None, suite: str, run_id: str, results: list[CaseResult]
+) -> None:
+    text = {
+        "md": lambda: report.markdown(suite, run_id, results),
+        "json": lambda: report.as_json(suite, run_id, results),
+        "csv": lambda: report.as_csv(results),
+        "junit": lambda: report.as_junit(suite, results),
+    }[kind]()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"Report written to {out}", file=sys.stderr)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    store = Store(locations.database_path())
+    try:
+        before, after = resolve_run(store, args.before), resolve_run(store, args.after)
+        comparison = compare.compare_runs(store, before, after)
+    except LookupError as exc:
+        print(f"workbench compare: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(compare.as_json(comparison) if args.json else compare.as_markdown(comparison))
+    return 1 if comparison.regressions else 0
+
+
+def history_command(args: argparse.Namespace) -> int:
+    from workbench.suites.runs import list_runs
+
+    store = Store(locations.database_path())
+    try:
+        runs = [(info, case_results(store, info.id)) for info in list_runs(store, args.limit)]
+    finally:
+        store.close()
+    console = fmt.console(sys.stdout)
+    if not runs:
+        console.print("No suite runs yet: workbench run prompts/offline-basics.yaml")
+        return 0
+    table = Table(box=None, header_style="bold")
+    for column in ("run", "date", "suite", "targets", "pass rate", "cost"):
+        table.add_column(column)
+    for info, results in runs:
+        passed = sum(r.passed for r in results)
+        costs = [r.result.cost.usd for r in results if r.result.cost and r.result.cost.usd]
+        state = "" if info.finished_at else " (unfinished)"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created_at))
+        targets = Text(clean_line(", ".join(info.targets)))
+        suite = Text(clean_line(info.suite) + state)
+        table.add_row(info.id, when, suite, targets, f"{passed}/{len(results)}",
+                      format_usd(sum(costs)))  # fmt: skip
+    console.print(table)
+    return 0

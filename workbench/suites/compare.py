@@ -1,0 +1,155 @@
+"""Two runs side by side: what regressed, what got fixed, which answers changed, and how
+latency and cost moved per target."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from workbench.commands import format as fmt
+from workbench.engine.pricing import format_usd
+from workbench.sanitize import clean, clean_line
+from workbench.store import Store
+from workbench.suites.report import Cell, cells, totals
+from workbench.suites.runs import RunInfo, case_results
+
+ChangeKind = Literal["pass→fail", "fail→pass", "answer changed", "new", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    case_id: str
+    target: str
+    kind: ChangeKind
+    diff: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    target: str
+    p50_before: float | None
+    p50_after: float | None
+    cost_before: float | None
+    cost_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    before: RunInfo
+    after: RunInfo
+    changes: list[Change]
+    deltas: list[Delta]
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "pass→fail"]
+
+
+def compare_runs(store: Store, before: RunInfo, after: RunInfo) -> Comparison:
+    old = {(c.case_id, c.target): c for c in cells(case_results(store, before.id))}
+    new = {(c.case_id, c.target): c for c in cells(case_results(store, after.id))}
+    changes = []
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key), new.get(key)
+        if a is None or b is None:
+            changes.append(Change(*key, "new" if a is None else "gone"))
+        elif a.passed and not b.passed:
+            changes.append(Change(*key, "pass→fail", _diff(a, b)))
+        elif b.passed and not a.passed:
+            changes.append(Change(*key, "fail→pass", _diff(a, b)))
+        elif _answer(a) != _answer(b):
+            changes.append(Change(*key, "answer changed", _diff(a, b)))
+    t_old = {t.target: t for t in totals(case_results(store, before.id))}
+    t_new = {t.target: t for t in totals(case_results(store, after.id))}
+    deltas = [
+        Delta(
+            target,
+            t_old[target].p50_s,
+            t_new[target].p50_s,
+            t_old[target].cost_usd,
+            t_new[target].cost_usd,
+        )
+        for target in t_new
+        if target in t_old
+    ]
+    return Comparison(before, after, changes, deltas)
+
+
+def _answer(cell: Cell) -> str:
+    return cell.results[0].result.text.strip()
+
+
+def _diff(a: Cell, b: Cell, width: int = 6) -> str:
+    lines = difflib.unified_diff(
+        clean(_answer(a)).splitlines(), clean(_answer(b)).splitlines(), "before", "after",
+        lineterm="", n=1,
+    )  # fmt: skip
+    return "\n".join(list(lines)[2 : 2 + width * 2])
+
+
+def _arrow(before: float | None, after: float | None, unit: str) -> str:
+    if before is None or after is None:
+        return "–"
+    change = after - before
+    # Slower and dearer are worse: ▲ marks both, so the eye finds regressions.
+    mark = "▲" if change > 0 else "▼" if change < 0 else "="
+    shown = fmt.seconds(abs(change)) if unit == "s" else format_usd(abs(change))
+    return f"{mark} {shown}"
+
+
+def as_markdown(c: Comparison) -> str:
+    lines = [f"# {clean_line(c.after.suite)}: {c.before.id[:8]} → {c.after.id[:8]}", ""]
+    regressions = c.regressions
+    fixed = sum(ch.kind == "fail→pass" for ch in c.changes)
+    changed = sum(ch.kind == "answer changed" for ch in c.changes)
+    lines.append(f"**{len(regressions)} regressed**, {fixed} fixed, {changed} answers changed.")
+    for change in c.changes:
+        lines += ["", f"- `{change.kind}` **{clean_line(change.case_id)}** × "
+                      f"{clean_line(change.target)}"]  # fmt: skip
+        if change.diff:
+            lines += ["", "  ```diff", *("  " + line for line in change.diff.splitlines()),
+                      "  ```"]  # fmt: skip
+    lines += [
+        "",
+        "| target | p50 before | p50 after | Δ latency | cost before | cost after | Δ cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in c.deltas:
+        lines.append(
+            f"| {clean_line(d.target)} | {fmt.seconds(d.p50_before)} | {fmt.seconds(d.p50_after)}"
+            f" | {_arrow(d.p50_before, d.p50_after, 's')} | {_usd(d.cost_before)} | "
+            f"{_usd(d.cost_after)} | {_arrow(d.cost_before, d.cost_after, '$')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else format_usd(value)
+
+
+def as_json(c: Comparison) -> str:
+    return json.dumps(
+        {
+            "before": c.before.id,
+            "after": c.after.id,
+            "regressed": len(c.regressions),
+            "changes": [
+                {"case": ch.case_id, "target": ch.target, "kind": ch.kind, "diff": ch.diff}
+                for ch in c.changes
+            ],
+            "targets": [
+                {
+                    "target": d.target,
+                    "p50_before_s": d.p50_before,
+                    "p50_after_s": d.p50_after,
+                    "cost_before_usd": d.cost_before,
+                    "cost_after_usd": d.cost_after,
+                }
+                for d in c.deltas
+            ],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )

@@ -1,0 +1,216 @@
+"""A run's results as a matrix and per-target totals, in Markdown, JSON, CSV and JUnit XML."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
+
+from workbench.commands import format as fmt
+from workbench.engine.pricing import format_usd
+from workbench.sanitize import clean, clean_line
+from workbench.suites.runs import CaseResult
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One case × target: every repeat of it."""
+
+    case_id: str
+    target: str
+    results: list[CaseResult]
+
+    @property
+    def passes(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.passes == len(self.results)
+
+    @property
+    def latencies(self) -> list[float]:
+        return [r.result.e2e_s for r in self.results if r.result.e2e_s is not None]
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [r.result.cost.usd if r.result.cost else None for r in self.results]
+        return None if any(c is None for c in costs) else sum(c or 0 for c in costs)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    target: str
+    cases: int
+    passed: int
+    p50_s: float | None
+    p90_s: float | None
+    cost_usd: float | None
+    is_local: bool
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.cases if self.cases else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(sorted(values), n=100, method="inclusive")[int(q) - 1]
+
+
+def cells(results: Sequence[CaseResult]) -> list[Cell]:
+    grouped: dict[tuple[str, str], list[CaseResult]] = {}
+    for r in results:
+        grouped.setdefault((r.case_id, r.target), []).append(r)
+    return [Cell(case, target, rs) for (case, target), rs in grouped.items()]
+
+
+def totals(results: Sequence[CaseResult]) -> list[Totals]:
+    by_target: dict[str, list[CaseResult]] = {}
+    for r in results:
+        by_target.setdefault(r.target, []).append(r)
+    out = []
+    for target, rs in by_target.items():
+        latencies = [r.result.e2e_s for r in rs if r.result.e2e_s is not None]
+        costs = [r.result.cost.usd if r.result.cost else None for r in rs if not r.cached]
+        known = None if any(c is None for c in costs) else sum(c or 0 for c in costs)
+        out.append(Totals(target, len(rs), sum(r.passed for r in rs), percentile(latencies, 50),
+                          percentile(latencies, 90), known, rs[0].result.is_local))  # fmt: skip
+    return out
+
+
+def _cost(usd: float | None, local: bool) -> str:
+    if local:
+        return "local"
+    return "price unknown" if usd is None else format_usd(usd)
+
+
+def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
+    targets = list(dict.fromkeys(r.target for r in results))
+    lines = [f"# {clean_line(suite)} — run {run_id}", ""]
+    lines += ["| case | " + " | ".join(clean_line(t) for t in targets) + " |"]
+    lines += ["|---" * (len(targets) + 1) + "|"]
+    grid = {(c.case_id, c.target): c for c in cells(results)}
+    for case_id in dict.fromkeys(r.case_id for r in results):
+        row = [clean_line(case_id)]
+        for target in targets:
+            cell = grid.get((case_id, target))
+            row.append(_cell_text(cell) if cell else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| target | pass rate | p50 | p90 | cost |", "|---|---|---|---|---|"]
+    for t in totals(results):
+        lines.append(f"| {clean_line(t.target)} | {t.passed}/{t.cases} ({t.pass_rate:.0%}) | "
+                     f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
+                     f"{_cost(t.cost_usd, t.is_local)} |")  # fmt: skip
+    failures = [r for r in results if not r.passed]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for r in failures:
+            why = [o for o in r.outcomes if not o.passed]
+            reason = "; ".join(f"{o.assertion}: {o.reason}" for o in why) or (
+                f"{r.result.status}: {r.result.error or ''}"
+            )
+            lines.append(f"- **{clean_line(r.case_id)}** × {clean_line(r.target)}: "
+                         f"{clean_line(reason)}")  # fmt: skip
+    cached = sum(r.cached for r in results)
+    if cached:
+        lines += ["", f"{cached} answers came from the cache (--cache)."]
+    return "\n".join(lines) + "\n"
+
+
+def _cell_text(cell: Cell) -> str:
+    mark = "✓" if cell.passed else "✗"
+    if len(cell.results) > 1:
+        mark += f" {cell.passes}/{len(cell.results)}"
+    latency = percentile(cell.latencies, 50)
+    cached = " (cached)" if all(r.cached for r in cell.results) else ""
+    tokens = cell.results[0].result.output_tokens
+    return f"{mark} {fmt.seconds(latency)} {tokens} tok{cached}"
+
+
+def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
+    return json.dumps(
+        {
+            "suite": suite,
+            "run": run_id,
+            "results": [
+                {
+                    "case": r.case_id,
+                    "target": r.target,
+                    "attempt": r.attempt,
+                    "passed": r.passed,
+                    "cached": r.cached,
+                    "status": r.result.status,
+                    "text": r.result.text,
+                    "error": r.result.error,
+                    "e2e_s": r.result.e2e_s,
+                    "ttft_s": r.result.ttft_s,
+                    "output_tokens": r.result.output_tokens,
+                    "cost_usd": r.result.cost.usd if r.result.cost else None,
+                    "assertions": [
+                        {"assertion": o.assertion, "passed": o.passed, "reason": o.reason}
+                        for o in r.outcomes
+                    ],
+                }
+                for r in results
+            ],
+            "totals": [
+                {
+                    "target": t.target,
+                    "cases": t.cases,
+                    "passed": t.passed,
+                    "p50_s": t.p50_s,
+                    "p90_s": t.p90_s,
+                    "cost_usd": t.cost_usd,
+                    "local": t.is_local,
+                }
+                for t in totals(results)
+            ],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def as_csv(results: Sequence[CaseResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["case", "target", "attempt", "passed", "cached", "status", "e2e_s",
+                     "ttft_s", "output_tokens", "cost_usd", "failed_assertions"])  # fmt: skip
+    for r in results:
+        failed = "; ".join(o.assertion for o in r.outcomes if not o.passed)
+        writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
+                         r.result.e2e_s, r.result.ttft_s, r.result.output_tokens,
+                         r.result.cost.usd if r.result.cost else "", failed])  # fmt: skip
+    return out.getvalue()
+
+
+def as_junit(suite: str, results: Sequence[CaseResult]) -> str:
+    """One testsuite per target, one testcase per case attempt: CI systems read this."""
+    root = ET.Element("testsuites", name=_xml(suite))
+    for target in dict.fromkeys(r.target for r in results):
+        mine = [r for r in results if r.target == target]
+        node = ET.SubElement(root, "testsuite", name=_xml(target), tests=str(len(mine)),
+                             failures=str(sum(not r.passed for r in mine)))  # fmt: skip
+        for r in mine:
+            name = r.case_id if r.attempt == 0 else f"{r.case_id}#{r.attempt + 1}"
+            case = ET.SubElement(node, "testcase", classname=_xml(target), name=_xml(name),
+                                 time=f"{r.result.e2e_s or 0:.3f}")  # fmt: skip
+            if not r.passed:
+                reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
+                message = "; ".join(reasons) or f"{r.result.status}: {r.result.error or ''}"
+                failure = ET.SubElement(case, "failure", message=_xml(message))
+                failure.text = _xml(clean(r.result.text))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _xml(text: str) -> str:
+    """XML 1.0 cannot carry most control characters at all, even escaped."""
+    return clean(text)

@@ -1,0 +1,124 @@
+"""Runs a suite: cases × targets × repeats, bounded per provider, stored as each ends.
+
+A local runtime answers one request at a time anyway, so local providers default to one at
+once; cloud providers to four. A rate-limited request waits (Retry-After, else backoff) and
+tries again; one failing target never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from providers.base import Message
+from providers.registry import Registry, Target
+from workbench.engine.fanout import new_result, stream_target
+from workbench.engine.fanout import request_for as _request_for
+from workbench.engine.result import TargetResult
+from workbench.store import Store
+from workbench.suites.assertions import check_all
+from workbench.suites.loader import render_messages
+from workbench.suites.runs import (
+    CaseResult,
+    add_case_result,
+    cached_response,
+    messages_key,
+)
+from workbench.suites.schema import Case, Suite
+
+CLOUD_CONCURRENCY = 4
+RATE_LIMIT_RETRIES = 3
+_MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    case: Case
+    target: Target
+    attempt: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case.id, self.target.spec, self.attempt)
+
+
+def suite_targets(suite: Suite, specs: Sequence[str] | None) -> list[Target]:
+    """The targets to run, each carrying the suite's params unless it sets its own."""
+    from providers.base import GenParams
+    from providers.registry import parse_target
+
+    shared = GenParams(**suite.params.model_dump())
+    targets = []
+    for spec in specs or suite.targets:
+        t = parse_target(spec)
+        targets.append(Target(t.provider, t.model, shared.merged(t.params), t.system, t.label))
+    return targets
+
+
+def plan(suite: Suite, targets: Sequence[Target], repeat: int | None) -> list[Job]:
+    return [
+        Job(case, target, attempt)
+        for case in suite.cases
+        for target in targets
+        for attempt in range(repeat or case.repeat or suite.repeat)
+    ]
+
+
+async def run_jobs(
+    suite: Suite,
+    jobs: Sequence[Job],
+    registry: Registry,
+    store: Store,
+    run_id: str,
+    *,
+    concurrency: int | None = None,
+    local_concurrency: int = 1,
+    cache: bool = False,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Run every job; results come back in job order, and each is stored as it ends."""
+    limits: dict[str, asyncio.Semaphore] = {}
+
+    def limit(provider: str) -> asyncio.Semaphore:
+        if provider not in limits:
+            local = registry.is_local(provider)
+            size = concurrency or (local_concurrency if local else CLOUD_CONCURRENCY)
+            limits[provider] = asyncio.Semaphore(max(1, size))
+        return limits[provider]
+
+    async def one(job: Job) -> CaseResult:
+        messages = render_messages(suite, job.case)
+        request = _request_for(job.target, messages)
+        key = messages_key(job.target.spec, request.messages)
+        outcome = None
+        if cache and job.target.params.temperature == 0:
+            stored = cached_response(store, key)
+            if stored is not None:
+                outcome = CaseResult(job.case.id, job.target.spec, job.attempt, stored,
+                                     check_all(job.case.expect, stored), cached=True)  # fmt: skip
+        if outcome is None:
+            async with limit(job.target.provider):
+                result = await _with_retries(job.target, registry, messages)
+            outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result,
+                                 check_all(job.case.expect, result))  # fmt: skip
+        add_case_result(store, run_id, outcome, request.messages, key)
+        if on_result is not None:
+            on_result(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
+async def _with_retries(
+    target: Target, registry: Registry, messages: list[Message]
+) -> TargetResult:
+    provider = registry.get(target.provider)
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        result = new_result(target, registry)
+        await stream_target(target, provider, _request_for(target, messages), result)
+        if result.error_kind != "rate_limited" or attempt == RATE_LIMIT_RETRIES:
+            return result
+        wait = result.retry_after_s if result.retry_after_s is not None else 2.0**attempt
+        await asyncio.sleep(min(wait, _MAX_BACKOFF_S))
+    raise AssertionError("unreachable")

@@ -1,0 +1,184 @@
+"""Suite runs in the store: each case result is written the moment it ends.
+
+A run records its suite file and targets, so `--resume` can finish what a crash or Ctrl+C
+left undone, and `compare` can line two runs up case by case.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from providers.base import Message
+from workbench.engine.pricing import Cost
+from workbench.engine.result import TargetResult
+from workbench.store import Store
+from workbench.suites.assertions import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: str
+    created_at: float
+    finished_at: float | None
+    suite: str
+    suite_path: str
+    targets: list[str]
+    options: dict[str, Any]
+
+
+@dataclass(slots=True)
+class CaseResult:
+    case_id: str
+    target: str
+    attempt: int
+    result: TargetResult
+    outcomes: list[Outcome]
+    cached: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.result.status == "done" and all(o.passed for o in self.outcomes)
+
+
+def start_run(store: Store, run: RunInfo) -> None:
+    with store._transaction():
+        store._db.execute(
+            "INSERT INTO runs (id, created_at, suite, suite_path, targets, options) "
+            "VALUES (?,?,?,?,?,?)",
+            (run.id, run.created_at, run.suite, run.suite_path, json.dumps(run.targets),
+             json.dumps(run.options)),
+        )  # fmt: skip
+
+
+def finish_run(store: Store, run_id: str) -> None:
+    with store._transaction():
+        store._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+
+
+def add_case_result(
+    store: Store,
+    run_id: str,
+    case: CaseResult,
+    messages: Sequence[Message],
+    request_key: str | None,
+) -> None:
+    """The response and its verdict, in one transaction: a crash keeps both or neither."""
+    outcomes = [
+        {"assertion": o.assertion, "passed": o.passed, "reason": o.reason} for o in case.outcomes
+    ]
+    with store._transaction():
+        response_id = store._insert_response(
+            case.result, messages, "suite", run_id, None if case.cached else request_key
+        )
+        store._db.execute(
+            "INSERT INTO case_results (run_id, case_id, target, attempt, response_id, passed, "
+            "outcomes, cached) VALUES (?,?,?,?,?,?,?,?)",
+            (run_id, case.case_id, case.target, case.attempt, response_id, int(case.passed),
+             json.dumps(outcomes), int(case.cached)),
+        )  # fmt: skip
+
+
+def run_info(store: Store, run_id: str) -> RunInfo | None:
+    row = store._db.execute(
+        "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
+        "WHERE id = ?",
+        (run_id,),
+    ).fetchone()
+    return _info(row) if row else None
+
+
+def resolve_run(store: Store, ref: str) -> RunInfo:
+    """A run id (or a unique prefix of one), `latest` or `previous`."""
+    if ref in ("latest", "previous"):
+        rows = store._db.execute(
+            "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
+            "ORDER BY created_at DESC LIMIT 2"
+        ).fetchall()
+        index = 0 if ref == "latest" else 1
+        if len(rows) <= index:
+            raise LookupError(f"there is no {ref} run yet")
+        return _info(rows[index])
+    rows = store._db.execute(
+        "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
+        "WHERE id LIKE ?",
+        (ref + "%",),
+    ).fetchall()
+    if len(rows) != 1:
+        raise LookupError(f"no run {ref!r}" if not rows else f"{ref!r} names several runs")
+    return _info(rows[0])
+
+
+def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
+    rows = store._db.execute(
+        "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
+        "ORDER BY created_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_info(r) for r in rows]
+
+
+def case_results(store: Store, run_id: str) -> list[CaseResult]:
+    rows = store._db.execute(
+        """SELECT c.case_id, c.target, c.attempt, c.outcomes, c.cached, r.provider, r.model,
+                  r.is_local, r.status, r.text, r.input_tokens, r.output_tokens,
+                  r.tokens_exact, r.ttft_s, r.e2e_s, r.cost_usd, r.cost_kind, r.error_kind,
+                  r.error
+           FROM case_results c JOIN responses r ON r.id = c.response_id
+           WHERE c.run_id = ? ORDER BY c.id""",
+        (run_id,),
+    ).fetchall()
+    return [_case(row) for row in rows]
+
+
+def cached_response(store: Store, request_key: str) -> TargetResult | None:
+    """The latest successful answer to exactly this request, if one is stored."""
+    row = store._db.execute(
+        """SELECT target, provider, model, is_local, status, text, input_tokens, output_tokens,
+                  tokens_exact, ttft_s, e2e_s, cost_usd, cost_kind, error_kind, error
+           FROM responses WHERE request_key = ? AND status = 'done'
+           ORDER BY id DESC LIMIT 1""",
+        (request_key,),
+    ).fetchone()
+    if row is None:
+        return None
+    return _result(row[0], *row[1:])
+
+
+def _info(row: sqlite3.Row | tuple[Any, ...]) -> RunInfo:
+    id_, created, finished, suite, path, targets, options = row
+    return RunInfo(id_, created, finished, suite, path, json.loads(targets), json.loads(options))
+
+
+def _case(row: tuple[Any, ...]) -> CaseResult:
+    case_id, target, attempt, outcomes, cached, *response = row
+    result = _result(target, *response)
+    verdicts = [Outcome(o["passed"], o["assertion"], o["reason"]) for o in json.loads(outcomes)]
+    return CaseResult(case_id, target, attempt, result, verdicts, bool(cached))
+
+
+def _result(
+    target: str, provider: str, model: str, is_local: int, status: str, text: str,
+    input_tokens: int, output_tokens: int, exact: int, ttft: float | None, e2e: float | None,
+    usd: float | None, cost_kind: str | None, error_kind: str | None, error: str | None,
+) -> TargetResult:  # fmt: skip
+    result = TargetResult(target, target, provider, model, bool(is_local))
+    result.status = status  # type: ignore[assignment]
+    result.text, result.input_tokens, result.output_tokens = text, input_tokens, output_tokens
+    result.tokens_exact, result.ttft_s, result.e2e_s = bool(exact), ttft, e2e
+    result.error_kind, result.error = error_kind, error
+    if cost_kind is not None:
+        result.cost = Cost(cost_kind, usd)  # type: ignore[arg-type]
+    return result
+
+
+def messages_key(target: str, messages: Sequence[Message]) -> str:
+    """What makes two requests identical: the target spec (model and settings) and messages."""
+    import hashlib
+
+    body = json.dumps([target, [[m.role, m.content] for m in messages]], ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from providers.base import GenParams, Message
 from providers.registry import Registry, Target, TargetError, parse_target
@@ -45,13 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000)
 
-    from workbench.commands.run import add_parser as add_run_parsers
-
-    add_run_parsers(commands)
+    _add_suite_parsers(commands)
 
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
+
+
+def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="run a prompt suite (YAML, or a promptfoo config)")
+    run.add_argument("suite", nargs="?", help="the suite file (not needed with --resume)")
+    run.add_argument("-t", "--target", action="append", default=[], dest="run_targets",
+                     metavar="TARGET", help="run these targets instead of the suite's")  # fmt: skip
+    run.add_argument("--concurrency", type=int, help="requests at once per provider")
+    run.add_argument("--repeat", type=int, help="run each case N times (pass rate, p50/p90)")
+    run.add_argument("--baseline", help="compare with a stored run: latest, previous or an id")
+    run.add_argument("--cache", action="store_true",
+                     help="answer identical temperature-0 requests from the store")  # fmt: skip
+    run.add_argument("--resume", metavar="RUN_ID", help="finish a run that was interrupted")
+    run.add_argument(
+        "--report", choices=["csv", "json", "junit", "md"], help="write a report in this format"
+    )
+    run.add_argument("--out", type=Path, help="where to write the report (default: stdout)")
+
+    cmp = commands.add_parser("compare", help="what changed between two suite runs")
+    cmp.add_argument("before", nargs="?", default="previous", help="run id, latest or previous")
+    cmp.add_argument("after", nargs="?", default="latest", help="run id, latest or previous")
+    cmp.add_argument("--json", action="store_true")
+
+    history = commands.add_parser("history", help="past suite runs")
+    history.add_argument("--limit", type=int, default=20)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

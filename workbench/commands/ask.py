@@ -74,7 +74,8 @@ async def run_ask(
             store.add_response(result, sent, origin="ask", batch=batch)
 
     stored: set[int] = set()
-    results = await fanout(registry, targets, messages, on_update=update)
+    # Nobody watches token counts tick here: estimate once at the end, if at all.
+    results = await fanout(registry, targets, messages, on_update=update, live_estimates=False)
     if as_json:
         for result in results:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")

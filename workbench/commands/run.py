@@ -39,31 +39,6 @@ from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 from workbench.wiring import make_registry
 
-REPORTS = {"md", "json", "csv", "junit"}
-
-
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = commands.add_parser("run", help="run a prompt suite (YAML, or a promptfoo config)")
-    run.add_argument("suite", nargs="?", help="the suite file (not needed with --resume)")
-    run.add_argument("-t", "--target", action="append", default=[], dest="run_targets",
-                     metavar="TARGET", help="run these targets instead of the suite's")  # fmt: skip
-    run.add_argument("--concurrency", type=int, help="requests at once per provider")
-    run.add_argument("--repeat", type=int, help="run each case N times (pass rate, p50/p90)")
-    run.add_argument("--baseline", help="compare with a stored run: latest, previous or an id")
-    run.add_argument("--cache", action="store_true",
-                     help="answer identical temperature-0 requests from the store")  # fmt: skip
-    run.add_argument("--resume", metavar="RUN_ID", help="finish a run that was interrupted")
-    run.add_argument("--report", choices=sorted(REPORTS), help="write a report in this format")
-    run.add_argument("--out", type=Path, help="where to write the report (default: stdout)")
-
-    cmp = commands.add_parser("compare", help="what changed between two suite runs")
-    cmp.add_argument("before", nargs="?", default="previous", help="run id, latest or previous")
-    cmp.add_argument("after", nargs="?", default="latest", help="run id, latest or previous")
-    cmp.add_argument("--json", action="store_true")
-
-    history = commands.add_parser("history", help="past suite runs")
-    history.add_argument("--limit", type=int, default=20)
-
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(locations.database_path())

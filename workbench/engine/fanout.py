@@ -40,13 +40,17 @@ async def stream_target(
     *,
     on_update: OnUpdate | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    live_estimates: bool = True,
 ) -> TargetResult:
     """Stream one target into `result`, which is complete however the stream ends.
 
     Cancellation marks the result cancelled (keeping its partial text) and propagates.
+    With `live_estimates` off (nobody watches the counts tick), tokens are estimated once at
+    the end, and only if the provider did not report them.
     """
-    counter = tokens.estimator_for(target.provider, target.model)
-    result.input_tokens = counter.count_messages(request.messages)
+    counter = tokens.estimator_for(target.provider, target.model) if live_estimates else None
+    if counter is not None:
+        result.input_tokens = counter.count_messages(request.messages)
     started = result.started_at = clock()
 
     def notify() -> None:
@@ -64,7 +68,7 @@ async def stream_target(
                         result.ttft_s = elapsed
                     result.status = "streaming"
                     result.text += text
-                    if not result.tokens_exact:
+                    if counter is not None and not result.tokens_exact:
                         result.output_tokens += counter.count(text)
                 case ReasoningDelta(text):
                     result.status = "streaming"
@@ -106,6 +110,10 @@ async def stream_target(
     except Exception as exc:  # a bug in an adapter must not take the other targets down
         _end(result, clock() - started, "failed", "protocol", f"{type(exc).__name__}: {exc}")
     finally:
+        if counter is None and not result.tokens_exact:
+            late = tokens.estimator_for(target.provider, target.model)
+            result.input_tokens = late.count_messages(request.messages)
+            result.output_tokens = late.count(result.text)
         result.cost = pricing.cost_of(result)
     notify()
     return result
@@ -153,6 +161,7 @@ async def fanout(
     messages: Sequence[Message],
     *,
     on_update: OnUpdate | None = None,
+    live_estimates: bool = True,
 ) -> list[TargetResult]:
     """Send the messages to every target concurrently; one failing never stops the others.
 
@@ -171,8 +180,9 @@ async def fanout(
             if on_update is not None:
                 on_update(result)
             return
+        request = request_for(target, messages)
         await stream_target(
-            target, provider, request_for(target, messages), result, on_update=on_update
+            target, provider, request, result, on_update=on_update, live_estimates=live_estimates
         )
 
     tasks = [asyncio.create_task(one(t, r)) for t, r in zip(targets, results, strict=True)]

@@ -116,7 +116,8 @@ async def _with_retries(
     provider = registry.get(target.provider)
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         result = new_result(target, registry)
-        await stream_target(target, provider, _request_for(target, messages), result)
+        request = _request_for(target, messages)
+        await stream_target(target, provider, request, result, live_estimates=False)
         if result.error_kind != "rate_limited" or attempt == RATE_LIMIT_RETRIES:
             return result
         wait = result.retry_after_s if result.retry_after_s is not None else 2.0**attempt

@@ -43,6 +43,7 @@ from workbench.tui.widgets.prompt import PromptBox
 from workbench.wiring import make_registry
 
 FRAME_S = 1 / 30
+_SCREEN_ACTIONS = {"quit", "command_palette", "change_theme", "save_svg", "help_quit"}
 _SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
 
@@ -66,6 +67,7 @@ class WorkbenchApp(App[None]):
         Binding("f2", "blind", "Blind"),
         Binding("f3", "vote", "Vote"),
         Binding("f4", "leaderboard", "Leaderboard", show=False),
+        Binding("f8", "suites", "Suites"),
         Binding("ctrl+g", "cancel_pane", "Cancel pane", show=False),
         Binding("ctrl+l", "clear", "New chat", show=False),
     ]
@@ -85,6 +87,12 @@ class WorkbenchApp(App[None]):
         self.memory_probe = fit.machine_memory
         """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
         self._pane_serial = 0
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pane actions belong to the comparison screen, not to screens pushed over it."""
+        if action in _SCREEN_ACTIONS:
+            return True
+        return self.screen is self.screen_stack[0]
 
     # --- layout --------------------------------------------------------------------
 
@@ -307,6 +315,11 @@ class WorkbenchApp(App[None]):
         self.notify(f"Voted {verdict}. {reveal}", timeout=8)
         self._reveal()
         self.render_summary()
+
+    def action_suites(self) -> None:
+        from workbench.tui.screens.suites import SuitesScreen
+
+        self.push_screen(SuitesScreen(self.registry, self.engine))
 
     def action_leaderboard(self) -> None:
         self.push_screen(LeaderboardScreen(self.store.leaderboard()))

@@ -1,0 +1,41 @@
+"""The suites screen: pick a shipped suite, run it on the embedded model, open a cell."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, OptionList, ProgressBar
+
+from tests.tui_helpers import wait_until
+from workbench.config import Settings
+from workbench.tui.app import make_app
+from workbench.tui.screens.suites import CellScreen, SuitesScreen
+
+
+async def test_run_a_suite_and_open_a_cell() -> None:
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+        screen = app.screen
+        assert isinstance(screen, SuitesScreen)
+        suites = screen.query_one("#suite-list", OptionList)
+        index = next(i for i in range(suites.option_count)
+                     if suites.get_option_at_index(i).id.endswith("offline-basics.yaml"))  # type: ignore[union-attr]  # fmt: skip
+        suites.focus()
+        suites.highlighted = index
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.suite is not None)
+        assert screen.suite is not None
+        cases = len(screen.suite.cases)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(screen.results) == cases, timeout_s=120)
+        await pilot.pause(0.2)
+        matrix = screen.query_one("#matrix", DataTable)
+        assert matrix.row_count == cases
+        assert screen.query_one(ProgressBar).progress == cases
+        assert "✓" in str(matrix.get_cell_at((0, 1)))
+        matrix.focus()
+        matrix.move_cursor(row=0, column=1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, CellScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))

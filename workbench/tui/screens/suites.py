@@ -1,0 +1,246 @@
+"""Suites in the TUI: pick a suite, choose targets, run with live progress, browse the
+matrix, open a cell for the whole answer and why it failed, compare with the last run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    Markdown,
+    OptionList,
+    ProgressBar,
+    Static,
+)
+from textual.widgets.option_list import Option
+
+from providers.registry import Registry, TargetError
+from workbench import locations
+from workbench.commands import format as fmt
+from workbench.engine.runner import EngineThread
+from workbench.sanitize import clean, clean_line
+from workbench.store import Store
+from workbench.suites import compare, report
+from workbench.suites.loader import load_suite
+from workbench.suites.runner import plan, run_jobs, suite_targets
+from workbench.suites.runs import CaseResult, RunInfo, finish_run, resolve_run, start_run
+from workbench.suites.schema import Suite
+from workbench.suites.source import SuiteError
+
+
+def suite_files(folders: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for folder in folders:
+        if folder.is_dir():
+            found += sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return found
+
+
+def default_folders() -> list[Path]:
+    checkout = Path(__file__).resolve().parents[3] / "prompts"
+    return [Path.cwd() / "prompts", checkout, locations.data_dir() / "suites"]
+
+
+class SuitesScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("ctrl+r", "run", "Run"),
+        Binding("f9", "compare", "Compare with previous"),
+    ]
+
+    def __init__(self, registry: Registry, engine: EngineThread) -> None:
+        super().__init__()
+        self.registry = registry
+        self.engine = engine
+        self.suite: Suite | None = None
+        self.results: list[CaseResult] = []
+        self.run_id: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="suites-body"):
+            with Vertical(id="suite-list-column"):
+                yield Label("Suites", classes="section")
+                files = list(dict.fromkeys(suite_files(default_folders())))
+                yield OptionList(*[Option(p.name, id=str(p)) for p in files], id="suite-list")
+            with Vertical(id="suite-main"):
+                yield Static("Pick a suite", id="suite-info")
+                with Horizontal(id="suite-controls"):
+                    yield Input(placeholder="targets, comma-separated (default: the suite's)",
+                                id="suite-targets")  # fmt: skip
+                    yield Button("Run", id="run", variant="primary")
+                yield ProgressBar(id="suite-progress", show_eta=True)
+                yield DataTable(id="matrix", cursor_type="cell", zebra_stripes=True)
+                yield Static(id="suite-totals")
+        yield Footer()
+
+    @on(OptionList.OptionSelected, "#suite-list")
+    def pick(self, event: OptionList.OptionSelected) -> None:
+        path = Path(event.option.id or "")
+        try:
+            self.suite = load_suite(path, known_providers=self.registry.names)
+        except SuiteError as exc:
+            self.suite = None
+            self.query_one("#suite-info", Static).update(Text(str(exc), style="red"))
+            return
+        s = self.suite
+        info = Text(f"{clean_line(s.name)}", style="bold")
+        info.append(f" · {len(s.cases)} cases · targets: {', '.join(s.targets) or '—'}", "dim")
+        if s.description:
+            info.append(f"\n{clean_line(s.description)}")
+        for line in s.unsupported:
+            info.append(f"\nnot supported, skipped: {clean_line(line)}", style="yellow")
+        self.query_one("#suite-info", Static).update(info)
+        self.query_one("#suite-targets", Input).value = ", ".join(s.targets)
+
+    @on(Button.Pressed, "#run")
+    def pressed(self) -> None:
+        self.action_run()
+
+    @work(exclusive=True, group="suite-run")
+    async def action_run(self) -> None:
+        suite = self.suite
+        if suite is None:
+            self.notify("Pick a suite first", severity="warning")
+            return
+        specs = [t.strip() for t in self.query_one("#suite-targets", Input).value.split(",")]
+        try:
+            targets = suite_targets(suite, [t for t in specs if t] or None)
+            for target in targets:
+                self.registry.kind(target.provider)
+        except TargetError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        jobs = plan(suite, targets, None)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=len(jobs), progress=0)
+        self.results = []
+        self.run_id = run_id = uuid.uuid4().hex[:12]
+        path = str(suite.path.resolve()) if suite.path else ""
+
+        def arrived(result: CaseResult) -> None:  # on the engine thread
+            self.app.call_from_thread(self._arrived, result)
+
+        async def go() -> None:
+            store = Store(locations.database_path())  # sqlite objects stay in their thread
+            try:
+                start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
+                                         [t.spec for t in targets], {}))  # fmt: skip
+                await run_jobs(suite, jobs, self.registry, store, run_id, on_result=arrived)
+                finish_run(store, run_id)
+            finally:
+                store.close()
+
+        await self.engine.run(go())
+        self._render_matrix()
+        passed = sum(r.passed for r in self.results)
+        self.notify(f"{suite.name}: {passed}/{len(self.results)} passed")
+
+    def _arrived(self, result: CaseResult) -> None:
+        self.results.append(result)
+        self.query_one(ProgressBar).advance(1)
+        self._render_matrix()
+
+    def _render_matrix(self) -> None:
+        table = self.query_one("#matrix", DataTable)
+        table.clear(columns=True)
+        targets = list(dict.fromkeys(r.target for r in self.results))
+        table.add_column("case", key="case")
+        for target in targets:
+            table.add_column(Text(clean_line(target)), key=target)
+        grid = {(c.case_id, c.target): c for c in report.cells(self.results)}
+        for case_id in dict.fromkeys(r.case_id for r in self.results):
+            cells: list[Text] = [Text(clean_line(case_id))]
+            for target in targets:
+                cell = grid.get((case_id, target))
+                if cell is None:
+                    cells.append(Text("…", style="dim"))
+                else:
+                    style = "green" if cell.passed else "red"
+                    cells.append(Text(report._cell_text(cell), style=style))
+            table.add_row(*cells, key=case_id)
+        totals = Text()
+        for t in report.totals(self.results):
+            totals.append(f"{clean_line(t.target)}: ", style="bold")
+            totals.append(f"{t.passed}/{t.cases} · p50 {fmt.seconds(t.p50_s)} · "
+                          f"{report._cost(t.cost_usd, t.is_local)}\n")  # fmt: skip
+        self.query_one("#suite-totals", Static).update(totals)
+
+    @on(DataTable.CellSelected, "#matrix")
+    def open_cell(self, event: DataTable.CellSelected) -> None:
+        case_id = str(event.cell_key.row_key.value)
+        target = str(event.cell_key.column_key.value)
+        mine = [r for r in self.results if r.case_id == case_id and r.target == target]
+        if mine:
+            self.app.push_screen(CellScreen(mine))
+
+    def action_compare(self) -> None:
+        if self.run_id is None:
+            self.notify("Run the suite first", severity="warning")
+            return
+        store = Store(locations.database_path())
+        try:
+            after = resolve_run(store, self.run_id)
+            before = resolve_run(store, "previous")
+            text = compare.as_markdown(compare.compare_runs(store, before, after))
+        except LookupError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        finally:
+            store.close()
+        self.app.push_screen(TextScreen("Compared with the previous run", text))
+
+
+class CellScreen(ModalScreen[None]):
+    """One case × target: the whole answer, and why each assertion passed or failed."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, results: list[CaseResult]) -> None:
+        super().__init__()
+        self.results = results
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            first = self.results[0]
+            yield Label(f"{clean_line(first.case_id)} × {clean_line(first.target)}",
+                        classes="section")  # fmt: skip
+            for r in self.results:
+                verdicts = Text()
+                for o in r.outcomes:
+                    verdicts.append("✓ " if o.passed else "✗ ", "green" if o.passed else "red")
+                    verdicts.append(clean_line(o.assertion))
+                    if not o.passed:
+                        verdicts.append(f" — {clean_line(o.reason)}", style="dim")
+                    verdicts.append("\n")
+                if r.result.error:
+                    verdicts.append(f"{r.result.status}: {clean_line(r.result.error)}\n", "red")
+                yield Static(verdicts)
+                yield Markdown(clean(r.result.text) or "*(no answer)*")
+            yield Label("Esc close", classes="help")
+
+
+class TextScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, title: str, markdown: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.markdown = markdown
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            yield Label(self.title_text, classes="section")
+            yield Markdown(self.markdown)
+            yield Label("Esc close", classes="help")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import string
@@ -114,7 +115,10 @@ class WorkbenchApp(App[None]):
         self.query_one(PromptBox).focus()
 
     def on_unmount(self) -> None:
-        self.engine.submit(self.registry.aclose())
+        closing = self.engine.submit(self.registry.aclose())
+        # Closing connections must never keep the app from exiting.
+        with contextlib.suppress(Exception):
+            closing.result(timeout=2)
         self.engine.stop()
         self.store.close()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.llama_server import MODEL_ALIAS, LlamaServer  # noqa: E402
+from tests.llama_server import MODEL_ALIAS, LlamaServer
 
 CASES = 24
 MAX_TOKENS = 32

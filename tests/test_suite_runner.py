@@ -178,8 +178,12 @@ def test_rate_limited_requests_wait_and_retry(httpserver: HTTPServer, tmp_path: 
     def handler(request: Request) -> Response:
         calls.append(time.monotonic())
         if len(calls) == 1:
-            return Response('{"error": {"message": "slow down"}}', status=429,
-                            headers={"Retry-After": "1"}, content_type="application/json")
+            return Response(
+                '{"error": {"message": "slow down"}}',
+                status=429,
+                headers={"Retry-After": "1"},
+                content_type="application/json",
+            )
         chunks = [
             {"choices": [{"index": 0, "delta": {"content": "Paris is the capital."},
                           "finish_reason": None}]},

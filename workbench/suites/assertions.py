@@ -1,0 +1,177 @@
+"""Checking one answer against a case's expectations; every failure says which and why.
+
+A result that did not finish (`status` other than "done") fails every assertion with
+"no answer: <status>: <error>" — a failed request is neither fast nor cheap enough.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.engine.pricing import format_usd
+from workbench.engine.result import TargetResult
+from workbench.suites.schema import (
+    Assertion,
+    Contains,
+    Equals,
+    IContains,
+    Json,
+    MaxCost,
+    MaxLatency,
+    MaxLength,
+    MaxOutputTokens,
+    MaxTtft,
+    MinLength,
+    NotContains,
+    Regex,
+    StartsWith,
+)
+
+_EXCERPT = 60
+_FENCED = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    assertion: str
+    """The assertion as a person reads it, e.g. `icontains 'paris'`."""
+    reason: str = ""
+    """Why it failed; empty when it passed."""
+
+
+def check_all(assertions: Sequence[Assertion], result: TargetResult) -> list[Outcome]:
+    return [check(assertion, result) for assertion in assertions]
+
+
+def check(assertion: Assertion, result: TargetResult) -> Outcome:
+    label = describe(assertion)
+    if result.status != "done":
+        error = f": {result.error}" if result.error else ""
+        return Outcome(False, label, f"no answer: {result.status}{error}")
+    reason = _failure(assertion, result)
+    return Outcome(reason is None, label, reason or "")
+
+
+def describe(assertion: Assertion) -> str:
+    match assertion:
+        case Regex(value=value, flags=flags):
+            return f"regex /{value}/{flags}"
+        case Json(required=required, anywhere=anywhere):
+            keys = f" with keys {', '.join(required)}" if required else ""
+            return f"json{' (anywhere in the answer)' if anywhere else ''}{keys}"
+        case MaxLatency(value=v) | MaxTtft(value=v):
+            return f"{assertion.type} {v:g}"
+        case MaxCost(value=v):
+            return f"max_cost_usd {format_usd(v)}"
+        case MaxOutputTokens(value=v) | MinLength(value=v) | MaxLength(value=v):
+            return f"{assertion.type} {v}"
+        case _:
+            return f"{assertion.type} {assertion.value!r}"
+
+
+def _failure(assertion: Assertion, result: TargetResult) -> str | None:
+    """Why the answer fails the assertion, or None when it passes."""
+    text = result.text
+    match assertion:
+        case Contains(value=value) if value not in text:
+            return f"answer does not contain {value!r}; {_begins(text)}"
+        case IContains(value=value) if value.casefold() not in text.casefold():
+            return f"answer does not contain {value!r} (case-insensitive); {_begins(text)}"
+        case NotContains(value=value) if value in text:
+            return f"answer contains {value!r}: {_around(text, text.index(value), len(value))}"
+        case StartsWith(value=value) if not text.lstrip().startswith(value):
+            return f"answer does not start with {value!r}; {_begins(text.lstrip())}"
+        case Equals(value=value) if text.strip() != value.strip():
+            return f"answer is not {value!r} (ignoring surrounding spaces); it is {_short(text)}"
+        case Regex() if not assertion.compiled.search(text):
+            return f"no match for /{assertion.value}/{assertion.flags}; {_begins(text)}"
+        case Json():
+            return _json_failure(assertion, text)
+        case MaxLatency(value=limit):
+            return _over(result.e2e_s, limit, "took", "no end-to-end time was measured")
+        case MaxTtft(value=limit):
+            return _over(result.ttft_s, limit, "first token after", "no first token arrived")
+        case MaxCost(value=limit):
+            return _cost_failure(result, limit)
+        case MaxOutputTokens(value=limit) if result.output_tokens > limit:
+            estimate = "" if result.tokens_exact else " (estimated)"
+            return f"{result.output_tokens} output tokens{estimate}; at most {limit} allowed"
+        case MinLength(value=limit) if len(text) < limit:
+            return f"answer is {len(text)} characters; at least {limit} required"
+        case MaxLength(value=limit) if len(text) > limit:
+            return f"answer is {len(text)} characters; at most {limit} allowed"
+    return None
+
+
+def _json_failure(assertion: Json, text: str) -> str | None:
+    try:
+        data = _parse_json(text, anywhere=assertion.anywhere)
+    except ValueError as exc:
+        return f"answer is not valid JSON ({exc}); {_begins(text)}"
+    if not assertion.required:
+        return None
+    if not isinstance(data, dict):
+        return f"JSON is {type(data).__name__ if data is not None else 'null'}, not an object"
+    missing = [key for key in assertion.required if key not in data]
+    if missing:
+        return f"JSON lacks {', '.join(map(repr, missing))}; it has {', '.join(map(repr, data))}"
+    return None
+
+
+def _parse_json(text: str, *, anywhere: bool) -> Any:
+    """The whole answer as JSON, else its first ```json block, else (anywhere) any JSON in it."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        first_error = exc
+    block = _FENCED.search(text)
+    if block and not anywhere:
+        return json.loads(block.group(1))
+    if anywhere:
+        decoder = json.JSONDecoder()
+        for match in re.finditer(r"[\[{]", text):
+            try:
+                return decoder.raw_decode(text, match.start())[0]
+            except ValueError:
+                continue
+        raise ValueError("no JSON object or array found")
+    raise first_error
+
+
+def _over(value: float | None, limit: float, verb: str, missing: str) -> str | None:
+    if value is None:
+        return missing
+    return f"{verb} {value:.2f} s; at most {limit:g} s allowed" if value > limit else None
+
+
+def _cost_failure(result: TargetResult, limit: float) -> str | None:
+    cost = result.cost
+    if cost is None:
+        return "no cost was recorded"
+    if cost.kind == "local":
+        return None
+    if cost.kind == "unknown" or cost.usd is None:
+        return "price unknown"
+    if cost.usd > limit:
+        return f"cost {cost.label}; at most {format_usd(limit)} allowed"
+    return None
+
+
+def _short(text: str) -> str:
+    if not text:
+        return "empty"
+    return repr(text[:_EXCERPT]) + ("…" if len(text) > _EXCERPT else "")
+
+
+def _begins(text: str) -> str:
+    return "the answer is empty" if not text.strip() else f"it begins: {_short(text)}"
+
+
+def _around(text: str, start: int, length: int) -> str:
+    lo, hi = max(0, start - 20), min(len(text), start + length + 20)
+    return f"{'…' if lo else ''}{text[lo:hi]!r}{'…' if hi < len(text) else ''}"

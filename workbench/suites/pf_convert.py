@@ -1,0 +1,158 @@
+"""promptfoo providers and assertions, one at a time, as workbench targets and assertions.
+
+`openai:chat:gpt-4o-mini` -> `openai:gpt-4o-mini`, `anthropic:messages:claude-…` ->
+`anthropic:claude-…`, `ollama:chat:llama3.2` -> `ollama:llama3.2`; an `openai:` provider with
+`config.apiBaseUrl` becomes a target on a generated OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from providers.registry import BUILTIN, is_loopback_url
+from workbench.suites.template import TemplateError, render
+from workbench.suites.validation import Loc
+
+_SAME = {"contains": "contains", "icontains": "icontains", "not-contains": "not_contains",
+         "equals": "equals", "starts-with": "starts_with", "regex": "regex"}  # fmt: skip
+_EACH = {"contains-all": "contains", "icontains-all": "icontains"}
+_PROVIDERS = ("openai", "anthropic", "ollama")
+_CHAT_APIS = {"chat", "messages", "responses"}
+_OTHER_APIS = {"completion", "embedding", "embeddings", "assistant", "image", "realtime",
+               "moderation", "transcription", "tts", "generate"}  # fmt: skip
+_SETTINGS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "num_predict": "max_tokens",  # ollama's name
+    "seed": "seed",
+}
+
+
+class ConvertError(ValueError):
+    """Something promptfoo allows that cannot run here; `at` is where, below the item."""
+
+    def __init__(self, message: str, at: Loc = ()) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+class EndpointNames:
+    """Names for the OpenAI-compatible servers a config points at, one per base URL."""
+
+    def __init__(self) -> None:
+        self.urls: dict[str, str] = {}
+
+    def name_for(self, base_url: str) -> str:
+        for name, url in self.urls.items():
+            if url == base_url:
+                return name
+        parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
+        stem = "local" if is_loopback_url(base_url) else (parts.hostname or "endpoint")
+        if parts.port:
+            stem += f"-{parts.port}"
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "-", stem)
+        if not stem[0].isalpha():
+            stem = f"endpoint-{stem}"
+        name, n = stem, 1
+        while name in self.urls or name in BUILTIN:
+            n += 1
+            name = f"{stem}-{n}"
+        self.urls[name] = base_url
+        return name
+
+
+def convert_provider(item: Any, endpoints: EndpointNames) -> tuple[str, list[str]]:
+    """The target spec for one `providers` entry, and the config keys it ignored.
+
+    Raises ConvertError (with a message for the user) for providers it cannot run.
+    """
+    config: Any = {}
+    label: Any = None
+    if isinstance(item, Mapping) and "id" in item:
+        provider_id, config, label = item["id"], item.get("config") or {}, item.get("label")
+    elif isinstance(item, Mapping) and len(item) == 1:  # {"openai:gpt-4o-mini": {config: …}}
+        ((provider_id, options),) = item.items()
+        options = options if isinstance(options, Mapping) else {}
+        config, label = options.get("config") or {}, options.get("label")
+    else:
+        provider_id = item
+    if not isinstance(provider_id, str):
+        raise ConvertError("expected a provider id such as openai:gpt-4o-mini, or {id, config}")
+    if not isinstance(config, Mapping):
+        raise ConvertError("provider config must be a mapping")
+    provider, model = _provider_and_model(provider_id)
+    base_url = config.get("apiBaseUrl")
+    if base_url is not None:
+        if provider != "openai" or not isinstance(base_url, str):
+            raise ConvertError(
+                f"{provider_id!r}: apiBaseUrl is read for OpenAI-compatible (openai:) providers "
+                "only; name other servers in the workbench config's [endpoints] instead"
+            )
+        provider = endpoints.name_for(base_url)
+    overrides = [f"{_SETTINGS[k]}={v}" for k, v in config.items() if k in _SETTINGS]
+    if label is not None:
+        overrides.append(f"label={label}")
+    ignored = [str(k) for k in config if k not in _SETTINGS and k != "apiBaseUrl"]
+    spec = f"{provider}:{model}"
+    return (f"{spec}@{','.join(overrides)}" if overrides else spec), ignored
+
+
+def _provider_and_model(provider_id: str) -> tuple[str, str]:
+    provider, _, rest = provider_id.partition(":")
+    if provider not in _PROVIDERS:
+        raise ConvertError(
+            f"provider {provider_id!r} is not supported; use openai:, anthropic:, ollama:, or "
+            "an openai: provider with config.apiBaseUrl for any OpenAI-compatible server"
+        )
+    api, sep, model = rest.partition(":")
+    if sep and api in _OTHER_APIS:
+        raise ConvertError(f"provider {provider_id!r}: only chat models are supported")
+    if sep and api in _CHAT_APIS:
+        rest = model
+    if not rest:
+        raise ConvertError(f"provider {provider_id!r} names no model")
+    return provider, rest
+
+
+def convert_assertion(
+    item: Any, variables: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Our assertions for one promptfoo assertion (none when unsupported), and a note if any."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+        raise ConvertError("an assertion needs a `type`")
+    kind, value = item["type"], item.get("value")
+    if kind in _SAME:
+        return [{"type": _SAME[kind], "value": _rendered(value, variables)}], None
+    if kind in _EACH:
+        values = value if isinstance(value, list) else [value]
+        return [{"type": _EACH[kind], "value": _rendered(v, variables)} for v in values], None
+    if kind in ("is-json", "contains-json"):
+        schema = value if isinstance(value, Mapping) else {}
+        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        partial = value is not None and (
+            not isinstance(value, Mapping) or set(schema) - {"type", "required", "properties"}
+        )
+        note = f"{kind} schema checked for required keys only" if partial else None
+        return [{"type": "json", "required": required, "anywhere": kind == "contains-json"}], note
+    if kind in ("latency", "cost"):
+        threshold = item.get("threshold")
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+            raise ConvertError(f"{kind} needs a numeric threshold")
+        if kind == "latency":
+            return [{"type": "max_latency_s", "value": threshold / 1000}], None
+        return [{"type": "max_cost_usd", "value": threshold}], None
+    return [], f"assertion {kind!r} is not supported (skipped)"
+
+
+def _rendered(value: Any, variables: Mapping[str, Any]) -> Any:
+    """promptfoo renders `{{vars}}` in assertion values too."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return render(value, variables)
+    except TemplateError as exc:
+        raise ConvertError(exc.message, at=("value",)) from None

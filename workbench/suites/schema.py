@@ -1,0 +1,216 @@
+"""What a suite file may say: pydantic models, strict about unknown keys.
+
+Assertions are a discriminated union on `type`. Files write them compactly as one-key
+mappings (`- icontains: paris`, `- max_latency_s: 5`, `- json: {required: [name]}`,
+`- json: true`); the long form `{type: icontains, value: paris}` is accepted too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from workbench.suites.validation import ASSERTION_TYPES as ASSERTION_TYPES
+from workbench.suites.validation import (
+    StrictModel,
+    check_suite,
+    long_form,
+    problem,
+    scalar_var,
+)
+
+_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+
+
+class Params(StrictModel):
+    """Sampling settings for every target that does not set its own."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+
+
+# --- assertions ----------------------------------------------------------------
+
+
+class _TextAssertion(StrictModel):
+    value: str
+
+
+class Contains(_TextAssertion):
+    type: Literal["contains"] = "contains"
+
+
+class IContains(_TextAssertion):
+    type: Literal["icontains"] = "icontains"
+
+
+class NotContains(_TextAssertion):
+    type: Literal["not_contains"] = "not_contains"
+
+
+class StartsWith(_TextAssertion):
+    type: Literal["starts_with"] = "starts_with"
+
+
+class Equals(_TextAssertion):
+    type: Literal["equals"] = "equals"
+
+
+class Regex(_TextAssertion):
+    type: Literal["regex"] = "regex"
+    flags: str = ""
+    """Letters from `imsx`: ignore case, multi-line, dot matches newline, verbose."""
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        flags = 0
+        for letter in self.flags:
+            flags |= _REGEX_FLAGS[letter]
+        return re.compile(self.value, flags)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Regex:
+        unknown = sorted(set(self.flags) - set(_REGEX_FLAGS))
+        if unknown:
+            raise problem("regex_flags", f"unknown regex flag {unknown[0]!r}; use i, m, s or x")
+        try:
+            self.compiled  # noqa: B018 - compiling is the check
+        except re.error as exc:
+            raise problem("regex", f"invalid regex {self.value!r}: {exc}") from None
+        return self
+
+
+class Json(StrictModel):
+    """The answer is JSON (a ```json fenced block is fine), with these keys when given."""
+
+    type: Literal["json"] = "json"
+    required: list[str] = Field(default_factory=list)
+    anywhere: bool = False
+    """Accept JSON embedded in other text (promptfoo's contains-json)."""
+
+
+class MaxLatency(StrictModel):
+    type: Literal["max_latency_s"] = "max_latency_s"
+    value: float = Field(ge=0)
+
+
+class MaxTtft(StrictModel):
+    type: Literal["max_ttft_s"] = "max_ttft_s"
+    value: float = Field(ge=0)
+
+
+class MaxCost(StrictModel):
+    type: Literal["max_cost_usd"] = "max_cost_usd"
+    value: float = Field(ge=0)
+
+
+class MaxOutputTokens(StrictModel):
+    type: Literal["max_output_tokens"] = "max_output_tokens"
+    value: int = Field(ge=0)
+
+
+class MinLength(StrictModel):
+    type: Literal["min_length"] = "min_length"
+    value: int = Field(ge=0)
+
+
+class MaxLength(StrictModel):
+    type: Literal["max_length"] = "max_length"
+    value: int = Field(ge=0)
+
+
+Assertion: TypeAlias = Annotated[
+    Contains | IContains | NotContains | StartsWith | Equals | Regex | Json
+    | MaxLatency | MaxTtft | MaxCost | MaxOutputTokens | MinLength | MaxLength,
+    Field(discriminator="type"),
+    BeforeValidator(long_form),
+]  # fmt: skip
+
+
+# --- cases and suites ----------------------------------------------------------
+
+
+def _id_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Turn(StrictModel):
+    """One message of a multi-turn case; `content` may use `{{vars}}`."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Case(StrictModel):
+    id: Annotated[str, BeforeValidator(_id_text), Field(min_length=1)]
+    vars: dict[str, Annotated[str | int | float | bool, BeforeValidator(scalar_var)]] = Field(
+        default_factory=dict
+    )
+    prompt: str | None = None
+    """Overrides the suite's prompt template."""
+    messages: list[Turn] | None = None
+    """A multi-turn conversation instead of one prompt; the last turn is the user's."""
+    expect: list[Assertion] = Field(default_factory=list)
+    repeat: int | None = Field(default=None, ge=1)
+    """Overrides the suite's `repeat` for this case."""
+    private: bool = False
+    """Its prompt and answers are sensitive: front ends and reports should not show them."""
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, messages: list[Turn] | None) -> list[Turn] | None:
+        if messages is not None and (not messages or messages[-1].role != "user"):
+            raise problem("messages", "the last message must be a user turn")
+        return messages
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> Case:
+        if self.prompt is not None and self.messages is not None:
+            raise problem("prompt_and_messages", "give either prompt or messages, not both")
+        return self
+
+
+class Suite(StrictModel):
+    name: str
+    description: str = ""
+    targets: list[str] = Field(default_factory=list)
+    """Targets to run when the command line names none."""
+    system: str | None = None
+    params: Params = Field(default_factory=Params)
+    prompt: str | None = None
+    """The prompt template; each case fills its `{{vars}}`."""
+    repeat: int = Field(default=1, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    cases: list[Case] = Field(min_length=1)
+    path: Path | None = Field(default=None, exclude=True)
+    """The file it was loaded from (set by the loader)."""
+    unsupported: list[str] = Field(default_factory=list)
+    """What an imported (promptfoo) config asked for that is not run, one line each."""
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """OpenAI-compatible servers an imported config names: endpoint name -> base_url."""
+
+    _internal: ClassVar[frozenset[str]] = frozenset({"path", "unsupported", "endpoints"})
+
+    @field_validator("cases")
+    @classmethod
+    def _unique_ids(cls, cases: list[Case]) -> list[Case]:
+        seen: dict[str, int] = {}
+        for index, case in enumerate(cases):
+            if case.id in seen:
+                raise problem(
+                    "duplicate_case_id",
+                    f"duplicate case id {case.id!r} (also cases[{seen[case.id]}])",
+                    at=(index, "id"),
+                )
+            seen[case.id] = index
+        return cases
+
+    @model_validator(mode="after")
+    def _runnable(self, info: ValidationInfo) -> Suite:
+        check_suite(self, info.context)
+        return self

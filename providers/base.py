@@ -183,6 +183,10 @@ class Provider(Protocol):
     name: str
     is_local: bool
 
+    async def prepare(self) -> None:
+        """Get ready to send (import the SDK, build the client) before the clock starts."""
+        ...
+
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
 
     async def list_models(self) -> list[ModelInfo]: ...

@@ -56,6 +56,9 @@ class KeyedAPI:
     def _sdk(self) -> Any:
         raise NotImplementedError
 
+    async def prepare(self) -> None:
+        self._sdk()
+
     def _translate(self, exc: BaseException, model: str) -> ProviderError:
         raise NotImplementedError
 

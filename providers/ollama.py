@@ -76,6 +76,9 @@ class OllamaProvider:
             )
         return self._client
 
+    async def prepare(self) -> None:
+        self._sdk()
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
         options = request.params.options(max_tokens="num_predict")

@@ -58,6 +58,8 @@ async def stream_target(
             on_update(result)
 
     try:
+        await provider.prepare()  # an SDK's import and set-up are not the model's latency
+        started = result.started_at = clock()
         async for event in provider.stream(request):
             elapsed = clock() - started
             match event:

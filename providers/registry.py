@@ -160,6 +160,7 @@ class Registry:
         embedded_context: int = 8192,
         embedded_threads: int | None = None,
         models_dir: Path | None = None,
+        private: bool = False,
     ) -> None:
         self._env = dict(os.environ if env is None else env)
         self._endpoints = {e.name: e for e in endpoints}
@@ -172,6 +173,8 @@ class Registry:
         self._embedded_threads = embedded_threads
         self._models_dir = models_dir
         self._providers: dict[str, Provider] = {}
+        self.private = private
+        """Only loopback targets may be used: nothing leaves this machine."""
 
     @property
     def names(self) -> list[str]:
@@ -209,6 +212,13 @@ class Registry:
         return parsed, self.get(parsed.provider)
 
     def get(self, name: str) -> Provider:
+        """The provider; in private mode, refused unless it runs on this machine."""
+        if self.private and not self.is_local(name):
+            raise ProviderError(
+                "auth",
+                f"private mode: {name} sends prompts off this machine "
+                f"({self.base_url(name)}); only local targets may be used",
+            )
         if name not in self._providers:
             self._providers[name] = self._create(name)
         return self._providers[name]
@@ -257,6 +267,8 @@ class Registry:
         where = self.base_url(name) or "in this process"
         if kind == "embedded":
             return Availability(name, kind, True, True, "in this process")
+        if self.private and not local:
+            return Availability(name, kind, False, local, "private mode: cloud targets are off")
         if kind == "ollama":
             from providers.ollama import OllamaProvider
 

@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-t", "--target", action="append", default=[], metavar="TARGET",
         help="provider:model[@temperature=..,top_p=..,max_tokens=..,seed=..,system=..,label=..]",
     )  # fmt: skip
+    parser.add_argument(
+        "--private", action="store_true",
+        help="only targets on this machine: nothing is sent to a cloud provider",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="ask every target one question, print answers + metrics")
@@ -85,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
+    if args.private:
+        settings = settings.model_copy(update={"private": True})
     if args.command == "ask":
         return _ask(args, settings)
     if args.command == "run":

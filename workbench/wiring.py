@@ -10,7 +10,9 @@ from workbench import locations
 from workbench.config import Settings
 
 
-def make_registry(settings: Settings, env: Mapping[str, str] | None = None) -> Registry:
+def make_registry(
+    settings: Settings, env: Mapping[str, str] | None = None, *, private: bool | None = None
+) -> Registry:
     return Registry(
         endpoints=[
             EndpointSpec(name, e.kind, e.base_url, e.api_key_env, tuple(e.models))
@@ -22,4 +24,5 @@ def make_registry(settings: Settings, env: Mapping[str, str] | None = None) -> R
         embedded_context=settings.embedded_context,
         embedded_threads=settings.embedded_threads,
         models_dir=locations.models_dir(),
+        private=settings.private if private is None else private,
     )

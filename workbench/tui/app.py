@@ -144,6 +144,8 @@ class WorkbenchApp(App[None]):
             title.append(" · system prompt set", style="yellow")
         if self.blind:
             title.append(" · blind mode", style="magenta")
+        if self.registry.private:
+            title.append(" · private: local targets only", style="green")
         title.append(" · Ctrl+P commands", style="dim")
         self.query_one("#title", Static).update(title)
 
@@ -319,6 +321,12 @@ class WorkbenchApp(App[None]):
         self.notify(f"Voted {verdict}. {reveal}", timeout=8)
         self._reveal()
         self.render_summary()
+
+    def action_private(self) -> None:
+        self.registry.private = not self.registry.private
+        state = "on: cloud targets are refused" if self.registry.private else "off"
+        self.notify(f"Private mode {state}")
+        self.render_title()
 
     def action_suites(self) -> None:
         from workbench.tui.screens.suites import SuitesScreen

@@ -23,7 +23,7 @@ class KeyedAPI:
         api_key: str | None = None,
         api_key_env: str | None = None,
         is_local: bool = False,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
         read_timeout_s: float = 60.0,
         models: tuple[str, ...] = (),
     ) -> None:

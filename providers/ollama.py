@@ -54,7 +54,7 @@ class OllamaProvider:
         *,
         host: str | None = None,
         is_local: bool = True,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
         read_timeout_s: float = 60.0,
     ) -> None:
         self.name = name

@@ -155,7 +155,7 @@ class Registry:
         *,
         endpoints: Iterable[EndpointSpec] = (),
         env: Mapping[str, str] | None = None,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
         read_timeout_s: float = 60.0,
         embedded_context: int = 8192,
         embedded_threads: int | None = None,

@@ -37,7 +37,7 @@ class Settings(BaseModel):
 
     targets: list[str] = Field(default_factory=lambda: ["embedded:smollm2"])
     """Targets used when none are given on the command line."""
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = 3.0
     """How long to wait for a connection before calling a server unreachable."""
     read_timeout_s: float = 60.0
     """How long a stream may stay silent before it is called stalled."""

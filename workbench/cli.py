@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_suite_parsers(commands)
 
+    costs = commands.add_parser("costs", help="cost per target, shadow prices, projections")
+    costs.add_argument(
+        "--shadow", metavar="TARGET",
+        help="price local runs as this cloud target (default: the cheapest)",
+    )  # fmt: skip
+    costs.add_argument("--per-day", type=int, default=100, help="requests a day, for projections")
+    costs.add_argument("--days", type=float, help="only the last N days (default: all time)")
+    costs.add_argument("--json", action="store_true")
+
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -105,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.commands.run import history_command
 
         return history_command(args)
+    if args.command == "costs":
+        from workbench.commands.costs import run_costs
+
+        return run_costs(make_registry(settings), shadow=args.shadow, per_day=args.per_day,
+                         days=args.days, as_json=args.json)  # fmt: skip
     if args.command == "serve":
         return _serve(args)
     if args.command == "leaderboard":

@@ -208,3 +208,40 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetUsage:
+    target: str
+    provider: str
+    model: str
+    is_local: bool
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    """None when some of its responses had no known price."""
+
+
+def usage_by_target(store: Store, since: float = 0.0) -> list[TargetUsage]:
+    """Requests, tokens and dollars per target for responses stored since `since`."""
+    rows = store._db.execute(
+        """SELECT target, provider, model, is_local, COUNT(*), SUM(input_tokens),
+                  SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown')
+           FROM responses WHERE created_at >= ? AND origin != 'cached'
+           GROUP BY target ORDER BY SUM(cost_usd) DESC""",
+        (since,),
+    ).fetchall()
+    return [
+        TargetUsage(
+            target,
+            provider,
+            model,
+            bool(local),
+            n,
+            tin or 0,
+            tout or 0,
+            None if unknown else float(usd or 0.0),
+        )
+        for target, provider, model, local, n, tin, tout, usd, unknown in rows
+    ]

@@ -72,8 +72,10 @@ def add_case_result(
         {"assertion": o.assertion, "passed": o.passed, "reason": o.reason} for o in case.outcomes
     ]
     with store._transaction():
+        # A cached answer is recorded again for this run, but it cost nothing this time.
+        origin = "cached" if case.cached else "suite"
         response_id = store._insert_response(
-            case.result, messages, "suite", run_id, None if case.cached else request_key
+            case.result, messages, origin, run_id, None if case.cached else request_key
         )
         store._db.execute(
             "INSERT INTO case_results (run_id, case_id, target, attempt, response_id, passed, "

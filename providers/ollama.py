@@ -181,7 +181,7 @@ class OllamaProvider:
                 infos.append(
                     ModelInfo(
                         id=name,
-                        context_length=await self._context_length(name),
+                        context_length=await self.context_length(name),
                         size_bytes=entry.size,
                         parameter_size=details.parameter_size if details else None,
                         quantization=details.quantization_level if details else None,
@@ -192,7 +192,8 @@ class OllamaProvider:
             raise self._translate(exc, None) from None
         return infos
 
-    async def _context_length(self, model: str) -> int | None:
+    async def context_length(self, model: str) -> int | None:
+        """The model's window from `/api/show` (`<arch>.context_length`)."""
         shown = await self._sdk().show(model)
         info = shown.modelinfo or {}
         arch = info.get("general.architecture")

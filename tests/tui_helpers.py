@@ -22,10 +22,18 @@ async def wait_until(
 
 
 async def send(pilot: Pilot[None], prompt: str) -> None:
+    """Type the prompt (a long one is pasted: typing it key by key takes minutes) and send."""
+    from workbench.tui.widgets.prompt import PromptBox
+
     app = pilot.app
     assert isinstance(app, WorkbenchApp)
-    app.query_one("#prompt").focus()
-    await pilot.press(*prompt, "enter")
+    box = app.query_one(PromptBox)
+    box.focus()
+    if len(prompt) > 80:
+        box.load_text(prompt)
+        await pilot.press("enter")
+    else:
+        await pilot.press(*prompt, "enter")
 
 
 async def wait_finished(pilot: Pilot[None], timeout_s: float = 60) -> None:

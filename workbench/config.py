@@ -43,6 +43,8 @@ class Settings(BaseModel):
     """How long a stream may stay silent before it is called stalled."""
     embedded_context: int = 8192
     """Context window for embedded models (capped at what the model was trained with)."""
+    auto_summarize: bool = False
+    """When a conversation outgrows a model's window, summarize earlier turns without asking."""
     private: bool = False
     """Only targets on this machine (embedded, servers on loopback) may be used."""
     local_concurrency: int = 1

@@ -47,6 +47,15 @@ def count(n: int | None) -> str:
     return f"{n / 1000:.0f}k" if n >= 10_000 else f"{n:,}"
 
 
+def count_short(n: int) -> str:
+    """Token counts in a tight space: 950, 1.2k, 8k, 128k."""
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k".replace(".0k", "k")
+    return f"{n / 1000:.0f}k"
+
+
 def console_width(out: object) -> int | None:
     """Let a table use the terminal's width, or a wide page when written to a pipe or file."""
     isatty = getattr(out, "isatty", None)

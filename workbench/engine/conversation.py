@@ -13,10 +13,37 @@ class Conversation:
     turns: list[Message] = field(default_factory=list)
     switches: list[tuple[int, str]] = field(default_factory=list)
     """(turn index, new target) for each time the pane's model was replaced."""
+    summary: str | None = None
+    """What summarized turns said, in place of the turns themselves."""
 
     def messages(self) -> list[Message]:
-        head = [Message("system", self.system)] if self.system else []
+        system = self.system or ""
+        if self.summary:
+            # In the system prompt, so the turns that follow keep their strict alternation.
+            note = f"Summary of the earlier conversation: {self.summary}"
+            system = f"{system}\n\n{note}" if system else note
+        head = [Message("system", system)] if system else []
         return [*head, *self.turns]
+
+    def summarized(self, summary: str, keep: int = 0) -> int:
+        """Replace all but the last `keep` exchanges with a summary; how many turns went."""
+        cut = self._exchange_start(keep)
+        gone, self.turns = self.turns[:cut], self.turns[cut:]
+        joined = f"{self.summary} {summary}" if self.summary else summary
+        self.summary = joined.strip()
+        return len(gone)
+
+    def drop_oldest(self) -> int:
+        """Drop the oldest exchange (a user turn and its answer); how many turns went."""
+        cut = min(2, len(self.turns))
+        del self.turns[:cut]
+        return cut
+
+    def _exchange_start(self, keep: int) -> int:
+        users = [i for i, m in enumerate(self.turns) if m.role == "user"]
+        if keep <= 0 or keep > len(users):
+            return len(self.turns) if keep <= 0 else 0
+        return users[-keep]
 
     def ask(self, prompt: str) -> list[Message]:
         """Add the user's prompt; the messages to send."""
@@ -42,4 +69,4 @@ class Conversation:
         self.switches.append((len(self.turns), target))
 
     def copy(self) -> Conversation:
-        return Conversation(self.system, list(self.turns), list(self.switches))
+        return Conversation(self.system, list(self.turns), list(self.switches), self.summary)

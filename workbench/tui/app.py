@@ -23,19 +23,20 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from providers.base import Message
+from providers.base import Message, ProviderError
 from providers.embedded import EmbeddedProvider
 from providers.registry import Registry, Target, TargetError, parse_target
 from workbench import locations
 from workbench.commands.models import list_everything
 from workbench.config import Settings
-from workbench.engine import fit, summary, tokens
+from workbench.engine import context, fit, summary, tokens
 from workbench.engine.fanout import new_result, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
 from workbench.store import Store
 from workbench.tui.screens.leaderboard import LeaderboardScreen
+from workbench.tui.screens.overflow import Choice, OverflowScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
 from workbench.tui.screens.vote import TIE, VoteScreen
@@ -169,7 +170,16 @@ class WorkbenchApp(App[None]):
             self.current = pane
         if target.provider == "embedded":
             self._warm_embedded(pane)
+        self._fetch_window(pane)
         return pane
+
+    @work(group="window")
+    async def _fetch_window(self, pane: Pane) -> None:
+        target = pane.target
+        window = await self.engine.run(context.window_of(self.registry, target))
+        if pane.target is target:  # not switched meanwhile
+            pane.window = window
+            pane.render_metrics()
 
     @work(group="warm")
     async def _warm_embedded(self, pane: Pane) -> None:
@@ -205,10 +215,14 @@ class WorkbenchApp(App[None]):
     # --- sending -------------------------------------------------------------------
 
     @on(PromptBox.Submitted)
-    async def send(self, event: PromptBox.Submitted) -> None:
+    def send(self, event: PromptBox.Submitted) -> None:
         if not self.panes:
             self.notify("No models: add one with Ctrl+N", severity="warning")
             return
+        self._send(event.text)
+
+    @work(group="send")
+    async def _send(self, prompt: str) -> None:
         self.query_one("#summary", Static).update("")
         if self.blind and not any(p.blind_name for p in self.panes):
             self._hide_names()
@@ -217,7 +231,44 @@ class WorkbenchApp(App[None]):
             if pane.busy:
                 self.notify(f"{pane.display_name} is still answering; Esc cancels")
                 continue
-            await self.start_turn(pane, event.text, batch)
+            if await self._make_room(pane, prompt):
+                await self.start_turn(pane, prompt, batch)
+
+    async def _make_room(self, pane: Pane, prompt: str) -> bool:
+        """Fit the conversation into the pane's window, as the user chooses; False to skip."""
+        if pane.window is None:
+            return True
+        window, target = pane.window, pane.target
+
+        def demand() -> int:
+            asked = [*pane.conversation.messages(), Message("user", prompt)]
+            return context.needed(target, asked)
+
+        need = await asyncio.to_thread(demand)
+        if need <= window:
+            return True
+        choice: Choice = "summarize"
+        if not self.settings.auto_summarize:
+            choice = await self.push_screen_wait(OverflowScreen(pane.display_name, need, window))
+        if choice == "skip":
+            return False
+        if choice == "drop":
+            dropped = 0
+            while pane.conversation.turns and await asyncio.to_thread(demand) > window:
+                dropped += pane.conversation.drop_oldest()
+            await pane.note(f"{dropped} oldest turns dropped to fit the context window")
+        elif choice == "summarize":
+            turns = len(pane.conversation.turns)
+            try:
+                summary = await self.engine.run(
+                    context.summarize(self.registry, target, pane.conversation.messages())
+                )
+            except ProviderError as exc:
+                self.notify(exc.message, severity="error")
+                return False
+            pane.conversation.summarized(summary)
+            await pane.note(f"{turns} earlier turns summarized to fit the context window")
+        return True
 
     async def start_turn(self, pane: Pane, prompt: str, batch: str | None = None) -> None:
         messages = pane.conversation.ask(prompt)
@@ -390,6 +441,8 @@ class WorkbenchApp(App[None]):
         pane.render_header()
         if pane.target.provider == "embedded":
             self._warm_embedded(pane)
+        pane.window = None
+        self._fetch_window(pane)
 
     async def _pick(self, title: str) -> str | None:
         listings = await self.engine.run(list_everything(self.registry))

@@ -12,6 +12,7 @@ from textual.widgets._markdown import MarkdownStream
 from providers.base import Message
 from providers.registry import Target
 from workbench.commands import format as fmt
+from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line
@@ -40,6 +41,8 @@ class Pane(Vertical, can_focus=True):
         """The fan-out the current turn belongs to."""
         self.blind_name: str | None = None
         self.memory_bytes: int | None = None
+        self.window: int | None = None
+        """The model's context window in tokens, once known."""
         self._shown = 0
         self._live = False
         self._stream: MarkdownStream | None = None
@@ -78,6 +81,10 @@ class Pane(Vertical, can_focus=True):
         await self._append(f"{separator}{quoted}\n\n")
         self._stream = Markdown.get_stream(self.query_one(Markdown))
         self.render_header()
+
+    async def note(self, text: str) -> None:
+        """A line in the transcript that is not a turn (a switch, a summary)."""
+        await self._append(f"\n\n*— {clean_line(text)} —*\n\n")
 
     async def mark_switch(self, old: str, new: str) -> None:
         await self._append(
@@ -152,6 +159,16 @@ class Pane(Vertical, can_focus=True):
         compact = self.size.width < 60
         memory = None if self.blind_name else self.memory_bytes
         line = metrics_line(self.result, memory, compact=compact, blind=bool(self.blind_name))
+        if (
+            self.window
+            and self.result is not None
+            and not (self.result.error and not self.result.text)
+        ):
+            used = self.result.input_tokens + self.result.output_tokens
+            near = used >= self.window * WARN_AT
+            line.append(" · ", style="dim")
+            line.append(f"ctx {fmt.count_short(used)}/{fmt.count(self.window)}",
+                        style="bold yellow" if near else "")  # fmt: skip
         self.query_one("#metrics", Static).update(line)
         error = self.query_one("#error", Static)
         message = self.result.error if self.result is not None else None

@@ -1,0 +1,80 @@
+"""Context windows: shown per pane, and a conversation that outgrows one is summarized or
+trimmed as the user chooses, before it is sent."""
+
+from __future__ import annotations
+
+from textual.widgets import OptionList
+
+from providers.base import Message
+from tests.tui_helpers import send, shown, wait_finished, wait_until
+from workbench.config import Settings
+from workbench.engine.conversation import Conversation
+from workbench.tui.app import make_app
+from workbench.tui.screens.overflow import OverflowScreen
+
+# About 400 tokens each, by any tokenizer: two fit a 768-token window only one at a time.
+LONG = "Remember this. " + "The quick brown fox jumps over the lazy dog. " * 40
+LONGER = "And this too. " + "A journey of a thousand miles begins with a single step. " * 32
+ENV = {"OLLAMA_HOST": "127.0.0.1:9"}
+
+
+def test_summary_replaces_earlier_turns_and_rides_in_the_system_prompt() -> None:
+    c = Conversation(system="Be brief.")
+    for i in range(3):
+        c.ask(f"question {i}")
+        c.answered(f"answer {i}")
+    assert c.summarized("We discussed three questions.", keep=1) == 4
+    messages = c.messages()
+    assert messages[0].role == "system"
+    assert messages[0].content.endswith("Summary of the earlier conversation: "
+                                        "We discussed three questions.")  # fmt: skip
+    assert [m.content for m in messages[1:]] == ["question 2", "answer 2"]
+
+
+def test_drop_oldest_removes_a_whole_exchange() -> None:
+    c = Conversation()
+    c.ask("a")
+    c.answered("b")
+    c.ask("c")
+    assert c.drop_oldest() == 2
+    assert c.messages() == [Message("user", "c")]
+
+
+async def test_pane_shows_its_window_and_overflow_can_drop_old_turns() -> None:
+    settings = Settings(embedded_context=768)
+    app = make_app(settings, ["embedded:smollm2@max_tokens=16,temperature=0"], env=ENV)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window is not None)
+        assert pane.window == 768
+        await send(pilot, LONG)
+        await wait_finished(pilot)
+        assert "ctx " in shown(pane, "metrics") and "/768" in shown(pane, "metrics")
+        await send(pilot, LONGER)
+        await wait_until(pilot, lambda: isinstance(app.screen, OverflowScreen))
+        options = app.screen.query_one(OptionList)
+        options.highlighted = 1  # drop the oldest turns
+        await pilot.press("enter")
+        turns = pane.conversation.turns
+        await wait_until(pilot, lambda: len(turns) == 2 and turns[0].content.startswith("And"))
+        await wait_finished(pilot)
+        assert pane.result is not None and pane.result.status == "done"
+        assert pane.conversation.turns[0].content.startswith("And this too")
+        assert "oldest turns dropped" in pane._document
+
+
+async def test_auto_summarize_replaces_turns_with_the_models_summary() -> None:
+    settings = Settings(embedded_context=768, auto_summarize=True)
+    app = make_app(settings, ["embedded:smollm2@max_tokens=24,temperature=0"], env=ENV)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window is not None)
+        await send(pilot, LONG)
+        await wait_finished(pilot)
+        await send(pilot, LONGER)
+        await wait_until(pilot, lambda: pane.conversation.summary is not None, timeout_s=60)
+        await wait_finished(pilot)
+        assert pane.conversation.summary
+        assert pane.conversation.turns[0].content == LONGER.strip()
+        assert "earlier turns summarized" in pane._document
+        assert pane.result is not None and pane.result.status == "done"

@@ -165,6 +165,8 @@ class ModelInfo:
     parameter_size: str | None = None
     quantization: str | None = None
     is_local: bool = False
+    kv_bytes_per_token: int | None = None
+    """f16 KV cache per token of context, for memory estimates of local models."""
 
 
 @dataclass(frozen=True, slots=True)

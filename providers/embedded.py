@@ -266,12 +266,10 @@ class EmbeddedProvider:
         return len(prompt), produced, prompt_s, decode_s, reason
 
     async def list_models(self) -> list[ModelInfo]:
-        infos = [ModelInfo(DEFAULT_MODEL, context_length=8192, size_bytes=_size(smollm2_path()),
-                           parameter_size="135M", quantization="Q4_1", is_local=True)]  # fmt: skip
+        paths = [("smollm2", smollm2_path())]
         if self._models_dir is not None and self._models_dir.is_dir():
-            for path in sorted(self._models_dir.glob("*.gguf")):
-                infos.append(ModelInfo(path.stem, size_bytes=_size(path), is_local=True))
-        return infos
+            paths += [(p.stem, p) for p in sorted(self._models_dir.glob("*.gguf"))]
+        return [await asyncio.to_thread(_describe, name, path) for name, path in paths]
 
     def context_length(self, model: str) -> int | None:
         loaded = self._loaded.get(self.model_path(model))
@@ -286,6 +284,29 @@ class EmbeddedProvider:
     async def aclose(self) -> None:
         # Loaded models stay: reloading costs more than they hold, and closing is at exit.
         return None
+
+
+def _describe(name: str, path: Path) -> ModelInfo:
+    """What the GGUF header says, without loading the model."""
+    from providers.gguf import FILE_TYPES, kv_cache_bytes_per_token, read_gguf
+
+    try:
+        kv = read_gguf(path, tensors=False).kv
+    except (OSError, ValueError, KeyError):
+        return ModelInfo(name, size_bytes=_size(path), is_local=True)
+    arch = kv.get("general.architecture")
+    context = kv.get(f"{arch}.context_length")
+    file_type = kv.get("general.file_type")
+    label = kv.get("general.size_label")
+    return ModelInfo(
+        name,
+        context_length=int(context) if isinstance(context, int) else None,
+        size_bytes=_size(path),
+        parameter_size=str(label) if label else None,
+        quantization=FILE_TYPES.get(file_type) if isinstance(file_type, int) else None,
+        is_local=True,
+        kv_bytes_per_token=kv_cache_bytes_per_token(kv),
+    )
 
 
 def _size(path: Path) -> int | None:

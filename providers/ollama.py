@@ -22,6 +22,7 @@ from providers.base import (
     Usage,
 )
 from providers.errors import cut_short, error_body_text, redact, status_error, transport_error
+from providers.gguf import kv_cache_bytes_per_token
 
 if TYPE_CHECKING:
     import httpx
@@ -178,27 +179,29 @@ class OllamaProvider:
             for entry in listing.models:
                 name = entry.model or ""
                 details = entry.details
+                info = await self._model_info(name)
                 infos.append(
                     ModelInfo(
                         id=name,
-                        context_length=await self.context_length(name),
+                        context_length=_context_of(info),
                         size_bytes=entry.size,
                         parameter_size=details.parameter_size if details else None,
                         quantization=details.quantization_level if details else None,
                         is_local=self.is_local,
+                        kv_bytes_per_token=kv_cache_bytes_per_token(info),
                     )
                 )
         except Exception as exc:
             raise self._translate(exc, None) from None
         return infos
 
+    async def _model_info(self, model: str) -> dict[str, Any]:
+        shown = await self._sdk().show(model)
+        return dict(shown.modelinfo or {})
+
     async def context_length(self, model: str) -> int | None:
         """The model's window from `/api/show` (`<arch>.context_length`)."""
-        shown = await self._sdk().show(model)
-        info = shown.modelinfo or {}
-        arch = info.get("general.architecture")
-        value = info.get(f"{arch}.context_length") if arch else None
-        return int(value) if isinstance(value, int | float) else None
+        return _context_of(await self._model_info(model))
 
     async def resources(self) -> ResourceUsage | None:
         try:
@@ -216,6 +219,12 @@ class OllamaProvider:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()  # type: ignore[no-untyped-call]
+
+
+def _context_of(info: dict[str, Any]) -> int | None:
+    arch = info.get("general.architecture")
+    value = info.get(f"{arch}.context_length") if arch else None
+    return int(value) if isinstance(value, int | float) else None
 
 
 def _seconds(ns: int | None) -> float | None:

@@ -17,12 +17,10 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import math
 import re
 import select
 import socket
 import socketserver
-import struct
 import sys
 import threading
 import time
@@ -30,7 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 from providers.base import (
     ChatRequest,
@@ -46,6 +44,7 @@ from providers.base import (
     Usage,
 )
 from providers.embedded import EmbeddedProvider
+from providers.gguf import FILE_TYPES, GGUFInfo, read_gguf
 
 DEFAULT_MODELS = {"smollm2:135m": "smollm2"}
 DEFAULT_KEEP_ALIVE_NS = 5 * 60 * 10**9  # OLLAMA_KEEP_ALIVE's default, 5m
@@ -61,98 +60,6 @@ _CHATML_TEMPLATE = (
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
     "{{ end }}<|im_start|>assistant\n"
 )
-
-
-# --- the GGUF header, read the way Ollama reads it ---------------------------------------
-
-_SCALAR_FORMATS = dict(zip((0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12), "BbHhIif?Qqd", strict=True))
-_STRING, _ARRAY, _FLOAT32 = 8, 9, 6
-
-
-def _numbered(spec: str) -> dict[int, str]:
-    """`"0:F32 1:F16"` as `{0: "F32", 1: "F16"}`."""
-    return {int(number): name for number, name in (item.split(":") for item in spec.split())}
-
-
-# llama.cpp's file types (general.file_type), as Ollama names them in quantization_level.
-_FILE_TYPES = _numbered(
-    "0:F32 1:F16 2:Q4_0 3:Q4_1 7:Q8_0 8:Q5_0 9:Q5_1 10:Q2_K 11:Q3_K_S 12:Q3_K_M 13:Q3_K_L "
-    "14:Q4_K_S 15:Q4_K_M 16:Q5_K_S 17:Q5_K_M 18:Q6_K 32:BF16"
-)
-# ggml's tensor types, for the `tensors` of /api/show.
-_TENSOR_TYPES = _numbered(
-    "0:F32 1:F16 2:Q4_0 3:Q4_1 6:Q5_0 7:Q5_1 8:Q8_0 9:Q8_1 10:Q2_K 11:Q3_K 12:Q4_K 13:Q5_K "
-    "14:Q6_K 15:Q8_K 30:BF16"
-)
-
-
-@dataclass(frozen=True)
-class GGUFInfo:
-    """The key-value header of a GGUF file, its tensors, and their total element count."""
-
-    kv: dict[str, Any]
-    tensors: list[dict[str, Any]]
-    parameter_count: int
-
-
-def read_gguf(path: Path) -> GGUFInfo:
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file")
-        (version,) = struct.unpack("<I", f.read(4))
-        if version < 2:
-            raise ValueError(f"{path} is GGUF v{version}; only v2 and later are read")
-        tensor_count, kv_count = struct.unpack("<QQ", f.read(16))
-        kv = {}
-        for _ in range(kv_count):
-            key = _read_string(f)
-            (value_type,) = struct.unpack("<I", f.read(4))
-            kv[key] = _read_value(f, value_type)
-        tensors, parameters = [], 0
-        for _ in range(tensor_count):
-            name = _read_string(f)
-            (n_dims,) = struct.unpack("<I", f.read(4))
-            shape = list(struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims)))
-            tensor_type, _offset = struct.unpack("<IQ", f.read(12))
-            tensors.append(
-                {
-                    "name": name,
-                    "type": _TENSOR_TYPES.get(tensor_type, str(tensor_type)),
-                    "shape": shape,
-                }
-            )
-            parameters += math.prod(shape)
-    return GGUFInfo(kv, tensors, parameters)
-
-
-def _read_string(f: BinaryIO) -> str:
-    (length,) = struct.unpack("<Q", f.read(8))
-    return f.read(length).decode("utf-8", "replace")
-
-
-def _read_value(f: BinaryIO, value_type: int) -> Any:
-    if value_type == _STRING:
-        return _read_string(f)
-    if value_type == _ARRAY:
-        item_type, count = struct.unpack("<IQ", f.read(12))
-        code = _SCALAR_FORMATS.get(item_type)
-        if code is not None:
-            size = struct.calcsize(f"<{count}{code}")
-            return list(struct.unpack(f"<{count}{code}", f.read(size)))
-        return [_read_value(f, item_type) for _ in range(count)]
-    code = _SCALAR_FORMATS[value_type]
-    (value,) = struct.unpack(f"<{code}", f.read(struct.calcsize(f"<{code}")))
-    return _shortest_float32(value) if value_type == _FLOAT32 else value
-
-
-def _shortest_float32(value: float) -> float | int:
-    """A float32 as Go prints it: the shortest decimal that reads back as the same float32."""
-    exact = struct.pack("<f", value)
-    for digits in range(1, 10):
-        candidate = float(f"{value:.{digits}g}")
-        if struct.pack("<f", candidate) == exact:
-            return int(candidate) if candidate.is_integer() else candidate
-    return value
 
 
 def human_number(n: int) -> str:
@@ -212,7 +119,7 @@ class _Model:
         arch = str(kv.get("general.architecture", ""))
         file_type = kv.get("general.file_type")
         quantization = (
-            _FILE_TYPES.get(file_type, str(file_type)) if isinstance(file_type, int) else ""
+            FILE_TYPES.get(file_type, str(file_type)) if isinstance(file_type, int) else ""
         )
         return {
             "parent_model": "",

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the targets available right now")
     models.add_argument("--json", action="store_true", help="JSON instead of a table")
+    models.add_argument("--fit", action="store_true",
+                        help="which local models fit this machine's memory")  # fmt: skip
+    models.add_argument("--context", type=int, help="context to size the KV cache for (--fit)")
 
     serve = commands.add_parser("serve", help="the TUI in a web browser (textual-serve)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -128,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models":
         from workbench.commands.models import run_models
 
+        if args.fit:
+            from workbench.commands.fit import run_fit
+
+            return asyncio.run(run_fit(make_registry(settings), context=args.context,
+                                       as_json=args.json))  # fmt: skip
         return asyncio.run(run_models(make_registry(settings), as_json=args.json))
     return _tui(args.target, settings)
 

@@ -6,16 +6,22 @@ from typing import Literal
 
 Verdict = Literal["fits", "tight", "won't fit"]
 
-# Weights plus runtime buffers and a modest KV cache; llama.cpp and Ollama land near this.
-_OVERHEAD = 1.2
+# Compute buffers and the runtime on top of the weights; llama.cpp and Ollama land near this.
+_OVERHEAD = 1.1
 
 
-def estimated_memory(size_bytes: int) -> int:
-    return int(size_bytes * _OVERHEAD)
+DEFAULT_CONTEXT = 8192
+"""The context a memory estimate assumes when the user names none (capped at the model's)."""
 
 
-def verdict(size_bytes: int, *, available_bytes: int, total_bytes: int) -> Verdict:
-    need = estimated_memory(size_bytes)
+def estimated_memory(
+    size_bytes: int, kv_bytes_per_token: int | None = None, context: int = 0
+) -> int:
+    """Weights (with runtime buffers) plus the KV cache for `context` tokens."""
+    return int(size_bytes * _OVERHEAD) + (kv_bytes_per_token or 0) * context
+
+
+def verdict(need: int, *, available_bytes: int, total_bytes: int) -> Verdict:
     if need <= available_bytes * 0.8:
         return "fits"
     if need <= total_bytes * 0.9:

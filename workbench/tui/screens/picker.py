@@ -68,10 +68,12 @@ class ModelPicker(ModalScreen[str | None]):
                 else:
                     details.append("price unknown")
                 if a.is_local and row.info.size_bytes:
-                    v = fit.verdict(
-                        row.info.size_bytes, available_bytes=available, total_bytes=total
+                    context = min(row.context_length or fit.DEFAULT_CONTEXT, fit.DEFAULT_CONTEXT)
+                    need = fit.estimated_memory(
+                        row.info.size_bytes, row.info.kv_bytes_per_token, context
                     )
-                    details.append(v)
+                    v = fit.verdict(need, available_bytes=available, total_bytes=total)
+                    details.append(f"needs ~{fmt.size(need)} at {fmt.count(context)}: {v}")
                 line.append("  " + " · ".join(details), style="dim")
                 options.append(Option(line, id=row.target))
         return options

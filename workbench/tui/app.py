@@ -27,6 +27,7 @@ from providers.base import Message, ProviderError
 from providers.embedded import EmbeddedProvider
 from providers.registry import Registry, Target, TargetError, parse_target
 from workbench import locations
+from workbench.commands import format as fmt
 from workbench.commands.models import list_everything
 from workbench.config import Settings
 from workbench.engine import context, fit, summary, tokens
@@ -113,6 +114,7 @@ class WorkbenchApp(App[None]):
             await self.add_pane(target)
         self.render_title()
         self.set_interval(FRAME_S, self._frame)
+        self.set_interval(5, self.render_title)  # free RAM moves as models load
         self.query_one(PromptBox).focus()
 
     def on_unmount(self) -> None:
@@ -147,6 +149,8 @@ class WorkbenchApp(App[None]):
             title.append(" · blind mode", style="magenta")
         if self.registry.private:
             title.append(" · private: local targets only", style="green")
+        available, total = self.memory_probe()
+        title.append(f" · RAM {fmt.size(available)} free of {fmt.size(total)}", style="dim")
         title.append(" · Ctrl+P commands", style="dim")
         self.query_one("#title", Static).update(title)
 

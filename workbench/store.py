@@ -113,11 +113,16 @@ class Store:
         self._migrate()
 
     @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for modules that keep their own tables here (suite runs)."""
+        return self._db
+
+    @property
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        with self._transaction():
+        with self.transaction():
             for number in range(self.version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
@@ -125,7 +130,8 @@ class Store:
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
+        """One write that lands whole or not at all."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -144,10 +150,10 @@ class Store:
         request_key: str | None = None,
     ) -> int:
         """Record a finished (done, failed or cancelled) response, partial text included."""
-        with self._transaction():
-            return self._insert_response(result, messages, origin, batch, request_key)
+        with self.transaction():
+            return self.insert_response(result, messages, origin, batch, request_key)
 
-    def _insert_response(
+    def insert_response(
         self,
         result: TargetResult,
         messages: Sequence[Message],
@@ -176,7 +182,7 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def add_vote(self, batch: str, targets: Sequence[str], winner: str | None) -> None:
-        with self._transaction():
+        with self.transaction():
             self._db.execute(
                 "INSERT INTO votes (created_at, batch, targets, winner) VALUES (?,?,?,?)",
                 (time.time(), batch, json.dumps(list(targets)), winner),
@@ -225,7 +231,7 @@ class TargetUsage:
 
 def usage_by_target(store: Store, since: float = 0.0) -> list[TargetUsage]:
     """Requests, tokens and dollars per target for responses stored since `since`."""
-    rows = store._db.execute(
+    rows = store.db.execute(
         """SELECT target, provider, model, is_local, COUNT(*), SUM(input_tokens),
                   SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown')
            FROM responses WHERE created_at >= ? AND origin != 'cached'

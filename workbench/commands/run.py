@@ -159,7 +159,7 @@ def _print_results(suite: str, run_id: str, results: list[CaseResult]) -> None:
         row: list[Text | str] = [Text(clean_line(case_id))]
         for target in targets:
             cell = grid.get((case_id, target))
-            text = report._cell_text(cell) if cell else "–"
+            text = report.cell_text(cell) if cell else "–"
             row.append(Text(text, style="green" if cell and cell.passed else "red"))
         table.add_row(*row)
     console.print(table)
@@ -169,7 +169,7 @@ def _print_results(suite: str, run_id: str, results: list[CaseResult]) -> None:
     for t in report.totals(results):
         summary.add_row(Text(clean_line(t.target)), f"{t.passed}/{t.cases} ({t.pass_rate:.0%})",
                         fmt.seconds(t.p50_s), fmt.seconds(t.p90_s),
-                        report._cost(t.cost_usd, t.is_local))  # fmt: skip
+                        report.cost_text(t.cost_usd, t.is_local))  # fmt: skip
     console.print(summary)
     for r in results:
         if not r.passed:

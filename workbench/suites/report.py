@@ -86,7 +86,7 @@ def totals(results: Sequence[CaseResult]) -> list[Totals]:
     return out
 
 
-def _cost(usd: float | None, local: bool) -> str:
+def cost_text(usd: float | None, local: bool) -> str:
     if local:
         return "local"
     return "price unknown" if usd is None else format_usd(usd)
@@ -102,13 +102,13 @@ def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
         row = [clean_line(case_id)]
         for target in targets:
             cell = grid.get((case_id, target))
-            row.append(_cell_text(cell) if cell else "–")
+            row.append(cell_text(cell) if cell else "–")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target | pass rate | p50 | p90 | cost |", "|---|---|---|---|---|"]
     for t in totals(results):
         lines.append(f"| {clean_line(t.target)} | {t.passed}/{t.cases} ({t.pass_rate:.0%}) | "
                      f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
-                     f"{_cost(t.cost_usd, t.is_local)} |")  # fmt: skip
+                     f"{cost_text(t.cost_usd, t.is_local)} |")  # fmt: skip
     failures = [r for r in results if not r.passed]
     if failures:
         lines += ["", "## Failures", ""]
@@ -125,7 +125,7 @@ def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell_text(cell: Cell) -> str:
+def cell_text(cell: Cell) -> str:
     mark = "✓" if cell.passed else "✗"
     if len(cell.results) > 1:
         mark += f" {cell.passes}/{len(cell.results)}"

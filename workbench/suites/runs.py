@@ -46,8 +46,8 @@ class CaseResult:
 
 
 def start_run(store: Store, run: RunInfo) -> None:
-    with store._transaction():
-        store._db.execute(
+    with store.transaction():
+        store.db.execute(
             "INSERT INTO runs (id, created_at, suite, suite_path, targets, options) "
             "VALUES (?,?,?,?,?,?)",
             (run.id, run.created_at, run.suite, run.suite_path, json.dumps(run.targets),
@@ -56,8 +56,8 @@ def start_run(store: Store, run: RunInfo) -> None:
 
 
 def finish_run(store: Store, run_id: str) -> None:
-    with store._transaction():
-        store._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+    with store.transaction():
+        store.db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
 
 
 def add_case_result(
@@ -71,13 +71,13 @@ def add_case_result(
     outcomes = [
         {"assertion": o.assertion, "passed": o.passed, "reason": o.reason} for o in case.outcomes
     ]
-    with store._transaction():
+    with store.transaction():
         # A cached answer is recorded again for this run, but it cost nothing this time.
         origin = "cached" if case.cached else "suite"
-        response_id = store._insert_response(
+        response_id = store.insert_response(
             case.result, messages, origin, run_id, None if case.cached else request_key
         )
-        store._db.execute(
+        store.db.execute(
             "INSERT INTO case_results (run_id, case_id, target, attempt, response_id, passed, "
             "outcomes, cached) VALUES (?,?,?,?,?,?,?,?)",
             (run_id, case.case_id, case.target, case.attempt, response_id, int(case.passed),
@@ -86,7 +86,7 @@ def add_case_result(
 
 
 def run_info(store: Store, run_id: str) -> RunInfo | None:
-    row = store._db.execute(
+    row = store.db.execute(
         "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
         "WHERE id = ?",
         (run_id,),
@@ -97,7 +97,7 @@ def run_info(store: Store, run_id: str) -> RunInfo | None:
 def resolve_run(store: Store, ref: str) -> RunInfo:
     """A run id (or a unique prefix of one), `latest` or `previous`."""
     if ref in ("latest", "previous"):
-        rows = store._db.execute(
+        rows = store.db.execute(
             "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
             "ORDER BY created_at DESC LIMIT 2"
         ).fetchall()
@@ -105,7 +105,7 @@ def resolve_run(store: Store, ref: str) -> RunInfo:
         if len(rows) <= index:
             raise LookupError(f"there is no {ref} run yet")
         return _info(rows[index])
-    rows = store._db.execute(
+    rows = store.db.execute(
         "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
         "WHERE id LIKE ?",
         (ref + "%",),
@@ -116,7 +116,7 @@ def resolve_run(store: Store, ref: str) -> RunInfo:
 
 
 def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
-    rows = store._db.execute(
+    rows = store.db.execute(
         "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
         "ORDER BY created_at DESC LIMIT ?",
         (limit,),
@@ -125,7 +125,7 @@ def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
 
 
 def case_results(store: Store, run_id: str) -> list[CaseResult]:
-    rows = store._db.execute(
+    rows = store.db.execute(
         """SELECT c.case_id, c.target, c.attempt, c.outcomes, c.cached, r.provider, r.model,
                   r.is_local, r.status, r.text, r.input_tokens, r.output_tokens,
                   r.tokens_exact, r.ttft_s, r.e2e_s, r.cost_usd, r.cost_kind, r.error_kind,
@@ -139,7 +139,7 @@ def case_results(store: Store, run_id: str) -> list[CaseResult]:
 
 def cached_response(store: Store, request_key: str) -> TargetResult | None:
     """The latest successful answer to exactly this request, if one is stored."""
-    row = store._db.execute(
+    row = store.db.execute(
         """SELECT target, provider, model, is_local, status, text, input_tokens, output_tokens,
                   tokens_exact, ttft_s, e2e_s, cost_usd, cost_kind, error_kind, error
            FROM responses WHERE request_key = ? AND status = 'done'

@@ -168,13 +168,13 @@ class SuitesScreen(Screen[None]):
                     cells.append(Text("…", style="dim"))
                 else:
                     style = "green" if cell.passed else "red"
-                    cells.append(Text(report._cell_text(cell), style=style))
+                    cells.append(Text(report.cell_text(cell), style=style))
             table.add_row(*cells, key=case_id)
         totals = Text()
         for t in report.totals(self.results):
             totals.append(f"{clean_line(t.target)}: ", style="bold")
             totals.append(f"{t.passed}/{t.cases} · p50 {fmt.seconds(t.p50_s)} · "
-                          f"{report._cost(t.cost_usd, t.is_local)}\n")  # fmt: skip
+                          f"{report.cost_text(t.cost_usd, t.is_local)}\n")  # fmt: skip
         self.query_one("#suite-totals", Static).update(totals)
 
     @on(DataTable.CellSelected, "#matrix")

@@ -17,6 +17,8 @@ _T = TypeVar("_T")
 class Message:
     role: Role
     content: str
+    private: bool = False
+    """Marked private by the user (or an answer to such a prompt): only local targets get it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,13 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "unknown top-level key",
         "name: demo\nprompts: hi\ncases: [{id: a, prompt: hi}]\n",
         "2: prompts: unknown key 'prompts' (did you mean 'prompt'?); known keys: name, "
-        "description, targets, system, params, prompt, repeat, concurrency, cases",
+        "description, targets, system, params, prompt, repeat, concurrency, private, cases",
     ),
     (
         "loader-only key",
         "name: demo\npath: /etc/passwd\ncases: [{id: a, prompt: hi}]\n",
         "2: path: unknown key 'path' (did you mean 'repeat'?); known keys: name, "
-        "description, targets, system, params, prompt, repeat, concurrency, cases",
+        "description, targets, system, params, prompt, repeat, concurrency, private, cases",
     ),
     (
         "wrong type",

@@ -26,7 +26,7 @@ from workbench.sanitize import clean_line
 from workbench.store import Store
 from workbench.suites import compare, report
 from workbench.suites.loader import load_suite
-from workbench.suites.runner import Job, plan, run_jobs, suite_targets
+from workbench.suites.runner import Job, plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
     CaseResult,
     RunInfo,
@@ -88,7 +88,13 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         options = {"repeat": repeat, "concurrency": args.concurrency, "cache": args.cache}
         start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(path.resolve()),
                                  [t.spec for t in targets], options))  # fmt: skip
-    jobs = [job for job in plan(suite, targets, repeat) if job.key not in done]
+    jobs = [
+        job
+        for job in plan(suite, targets, repeat, is_local=registry.is_local)
+        if job.key not in done
+    ]
+    if skipped := skipped_private(suite, targets, registry.is_local):
+        print(f"workbench run: {skipped}", file=sys.stderr)
     interrupted = False
     try:
         results = previous + asyncio.run(

@@ -45,25 +45,37 @@ class Conversation:
             return len(self.turns) if keep <= 0 else 0
         return users[-keep]
 
-    def ask(self, prompt: str) -> list[Message]:
+    def ask(self, prompt: str, *, private: bool = False) -> list[Message]:
         """Add the user's prompt; the messages to send."""
-        self.turns.append(Message("user", prompt))
+        self.turns.append(Message("user", prompt, private))
         return self.messages()
 
     def answered(self, text: str) -> None:
-        """Record the reply; a turn that produced nothing is taken back, so it can be retried."""
+        """Record the reply; a turn that produced nothing is taken back, so it can be retried.
+
+        The answer to a private prompt is as private as the prompt: it may repeat it.
+        """
         if text.strip():
-            self.turns.append(Message("assistant", text))
+            private = bool(self.turns) and self.turns[-1].private
+            self.turns.append(Message("assistant", text, private))
         elif self.turns and self.turns[-1].role == "user":
             self.turns.pop()
 
-    def retract(self) -> str | None:
+    def retract(self) -> Message | None:
         """Take back the last exchange (for a retry); the prompt it started with."""
         if self.turns and self.turns[-1].role == "assistant":
             self.turns.pop()
         if self.turns and self.turns[-1].role == "user":
-            return self.turns.pop().content
+            return self.turns.pop()
         return None
+
+    @property
+    def private_turns(self) -> int:
+        return sum(m.private for m in self.turns)
+
+    def without_private(self) -> list[Message]:
+        """The turns a cloud model may see: every private exchange left out."""
+        return [m for m in self.turns if not m.private]
 
     def switched(self, target: str) -> None:
         self.switches.append((len(self.turns), target))

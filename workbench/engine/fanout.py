@@ -20,6 +20,7 @@ from providers.base import (
 )
 from providers.registry import Registry, Target, TargetError
 from workbench.engine import pricing, tokens
+from workbench.engine.guards import MAX_TIME_S, Guarded
 from workbench.engine.result import TargetResult
 
 OnUpdate = Callable[[TargetResult], None]
@@ -41,12 +42,14 @@ async def stream_target(
     on_update: OnUpdate | None = None,
     clock: Callable[[], float] = time.perf_counter,
     live_estimates: bool = True,
+    max_time_s: float | None = MAX_TIME_S,
 ) -> TargetResult:
     """Stream one target into `result`, which is complete however the stream ends.
 
     Cancellation marks the result cancelled (keeping its partial text) and propagates.
     With `live_estimates` off (nobody watches the counts tick), tokens are estimated once at
-    the end, and only if the provider did not report them.
+    the end, and only if the provider did not report them. A stream that outlasts
+    `max_time_s` or runs far past max_tokens is stopped (see `guards.Guarded`).
     """
     counter = tokens.estimator_for(target.provider, target.model) if live_estimates else None
     if counter is not None:
@@ -58,9 +61,16 @@ async def stream_target(
             on_update(result)
 
     try:
+        refuse_private(target, request, result)
         await provider.prepare()  # an SDK's import and set-up are not the model's latency
         started = result.started_at = clock()
-        async for event in provider.stream(request):
+        events = Guarded(
+            provider.stream(request),
+            f"{target.provider}:{target.model}",
+            max_time_s=max_time_s,
+            max_tokens=request.params.max_tokens,
+        )
+        async for event in events:
             elapsed = clock() - started
             match event:
                 case TextDelta(text):
@@ -121,6 +131,18 @@ async def stream_target(
     return result
 
 
+def refuse_private(target: Target, request: ChatRequest, result: TargetResult) -> None:
+    """Private prompts, and the answers to them, never leave this machine."""
+    if result.is_local or not any(m.private for m in request.messages):
+        return
+    raise ProviderError(
+        "bad_request",
+        f"not sent: the conversation holds a private prompt, and {target.provider} is a "
+        "cloud target — private prompts go only to local models (start a new chat, or "
+        "switch this pane to a local model)",
+    )
+
+
 def _end(
     result: TargetResult, elapsed: float, status: str, kind: str | None = None, message: str = ""
 ) -> None:
@@ -164,6 +186,7 @@ async def fanout(
     *,
     on_update: OnUpdate | None = None,
     live_estimates: bool = True,
+    max_time_s: float | None = MAX_TIME_S,
 ) -> list[TargetResult]:
     """Send the messages to every target concurrently; one failing never stops the others.
 
@@ -184,7 +207,13 @@ async def fanout(
             return
         request = request_for(target, messages)
         await stream_target(
-            target, provider, request, result, on_update=on_update, live_estimates=live_estimates
+            target,
+            provider,
+            request,
+            result,
+            on_update=on_update,
+            live_estimates=live_estimates,
+            max_time_s=max_time_s,
         )
 
     tasks = [asyncio.create_task(one(t, r)) for t, r in zip(targets, results, strict=True)]

@@ -37,13 +37,19 @@ def load_suite(path: Path, *, known_providers: Collection[str] | None = None) ->
 def render_messages(suite: Suite, case: Case) -> list[Message]:
     """What is sent for this case: the system prompt, then its prompt or messages, rendered."""
     messages: list[Message] = []
+    private = is_private(suite, case)
     if suite.system is not None:
         messages.append(Message("system", render(suite.system, case.vars)))
     if case.messages is not None:
-        messages += [Message(t.role, render(t.content, case.vars)) for t in case.messages]
+        messages += [Message(t.role, render(t.content, case.vars), private) for t in case.messages]
         return messages
     template = case.prompt if case.prompt is not None else suite.prompt
     if template is None:
         raise ValueError(f"case {case.id!r} has no prompt")
-    messages.append(Message("user", render(template, case.vars)))
+    messages.append(Message("user", render(template, case.vars), private))
     return messages
+
+
+def is_private(suite: Suite, case: Case) -> bool:
+    """A private case (or any case of a private suite) goes only to local targets."""
+    return suite.private or case.private

@@ -18,7 +18,7 @@ from workbench.engine.fanout import request_for as _request_for
 from workbench.engine.result import TargetResult
 from workbench.store import Store
 from workbench.suites.assertions import check_all
-from workbench.suites.loader import render_messages
+from workbench.suites.loader import is_private, render_messages
 from workbench.suites.runs import (
     CaseResult,
     add_case_result,
@@ -56,13 +56,39 @@ def suite_targets(suite: Suite, specs: Sequence[str] | None) -> list[Target]:
     return targets
 
 
-def plan(suite: Suite, targets: Sequence[Target], repeat: int | None) -> list[Job]:
+def plan(
+    suite: Suite,
+    targets: Sequence[Target],
+    repeat: int | None,
+    *,
+    is_local: Callable[[str], bool] | None = None,
+) -> list[Job]:
+    """Every case × target × repeat; private cases only on targets `is_local` accepts.
+
+    Without `is_local`, private cases are planned everywhere, and the engine refuses to
+    send them to a cloud target (the job then fails instead of being skipped).
+    """
     return [
         Job(case, target, attempt)
         for case in suite.cases
         for target in targets
+        if is_local is None or not is_private(suite, case) or is_local(target.provider)
         for attempt in range(repeat or case.repeat or suite.repeat)
     ]
+
+
+def skipped_private(
+    suite: Suite, targets: Sequence[Target], is_local: Callable[[str], bool]
+) -> str:
+    """A line saying which private cases cloud targets skip, or ''."""
+    private = [c.id for c in suite.cases if is_private(suite, c)]
+    cloud = [f"{t.provider}:{t.model}" for t in targets if not is_local(t.provider)]
+    if not private or not cloud:
+        return ""
+    return (
+        f"{len(private)} private case{'s' if len(private) != 1 else ''} run on local "
+        f"targets only; skipped for {', '.join(cloud)}"
+    )
 
 
 async def run_jobs(

@@ -159,7 +159,7 @@ class Case(StrictModel):
     repeat: int | None = Field(default=None, ge=1)
     """Overrides the suite's `repeat` for this case."""
     private: bool = False
-    """Its prompt and answers are sensitive: front ends and reports should not show them."""
+    """Its prompt is sensitive: it goes only to local targets (cloud targets skip it)."""
 
     @field_validator("messages")
     @classmethod
@@ -186,6 +186,8 @@ class Suite(StrictModel):
     """The prompt template; each case fills its `{{vars}}`."""
     repeat: int = Field(default=1, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
+    private: bool = False
+    """Every case is private: the suite runs on local targets only."""
     cases: list[Case] = Field(min_length=1)
     path: Path | None = Field(default=None, exclude=True)
     """The file it was loaded from (set by the loader)."""

@@ -70,6 +70,7 @@ class WorkbenchApp(App[None]):
         Binding("f2", "blind", "Blind"),
         Binding("f3", "vote", "Vote"),
         Binding("f4", "leaderboard", "Leaderboard", show=False),
+        Binding("f5", "private_prompt", "Private prompt"),
         Binding("f8", "suites", "Suites"),
         Binding("ctrl+g", "cancel_pane", "Cancel pane", show=False),
         Binding("ctrl+l", "clear", "New chat", show=False),
@@ -165,9 +166,14 @@ class WorkbenchApp(App[None]):
         pane = Pane(target, is_local=local, system=target.system or self.system_prompt)
         self._pane_serial += 1
         pane.id = f"pane-{self._pane_serial}"
+        kept_out = 0
         if history_from is not None:
-            pane.conversation.turns = list(history_from.conversation.turns)
+            history = history_from.conversation
+            pane.conversation.turns = list(history.turns if local else history.without_private())
+            kept_out = len(history.turns) - len(pane.conversation.turns)
         await self.query_one("#panes", Grid).mount(pane)
+        if kept_out:
+            await pane.note(f"{kept_out} private turns kept from this cloud model")
         self.relayout()
         self.render_title()
         if self.current is None:
@@ -223,20 +229,30 @@ class WorkbenchApp(App[None]):
         if not self.panes:
             self.notify("No models: add one with Ctrl+N", severity="warning")
             return
-        self._send(event.text)
+        self._send(event.text, event.private)
 
     @work(group="send")
-    async def _send(self, prompt: str) -> None:
+    async def _send(self, prompt: str, private: bool = False) -> None:
         self.query_one("#summary", Static).update("")
         if self.blind and not any(p.blind_name for p in self.panes):
             self._hide_names()
         batch = uuid.uuid4().hex
+        if private and not any(p.is_local for p in self.panes):
+            self.notify(
+                "A private prompt goes only to local models, and no pane has one: "
+                "add one with Ctrl+N (↑ brings the prompt back)",
+                severity="warning",
+            )
+            return
         for pane in self.panes:
             if pane.busy:
                 self.notify(f"{pane.display_name} is still answering; Esc cancels")
                 continue
+            if private and not pane.is_local:
+                await pane.note("a private prompt was not sent to this cloud model")
+                continue
             if await self._make_room(pane, prompt):
-                await self.start_turn(pane, prompt, batch)
+                await self.start_turn(pane, prompt, batch, private=private)
 
     async def _make_room(self, pane: Pane, prompt: str) -> bool:
         """Fit the conversation into the pane's window, as the user chooses; False to skip."""
@@ -274,11 +290,13 @@ class WorkbenchApp(App[None]):
             await pane.note(f"{turns} earlier turns summarized to fit the context window")
         return True
 
-    async def start_turn(self, pane: Pane, prompt: str, batch: str | None = None) -> None:
-        messages = pane.conversation.ask(prompt)
+    async def start_turn(
+        self, pane: Pane, prompt: str, batch: str | None = None, *, private: bool = False
+    ) -> None:
+        messages = pane.conversation.ask(prompt, private=private)
         pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
-        await pane.begin_turn(prompt, result)
+        await pane.begin_turn(prompt, result, private=private)
         self.run_worker(
             self._stream(pane.target, messages, result),
             group=pane.id or "pane",
@@ -295,7 +313,9 @@ class WorkbenchApp(App[None]):
             except TargetError as exc:
                 result.status, result.error_kind, result.error = "failed", "bad_request", str(exc)
                 return
-            await stream_target(target, provider, request_for(target, messages), result)
+            request = request_for(target, messages)
+            max_time_s = self.settings.max_time_s
+            await stream_target(target, provider, request, result, max_time_s=max_time_s)
 
         await self.engine.run(go())
 
@@ -377,6 +397,11 @@ class WorkbenchApp(App[None]):
         self._reveal()
         self.render_summary()
 
+    def action_private_prompt(self) -> None:
+        on = self.query_one(PromptBox).toggle_private()
+        if on:
+            self.notify("This prompt is private: only local models will get it")
+
     def action_private(self) -> None:
         self.registry.private = not self.registry.private
         state = "on: cloud targets are refused" if self.registry.private else "off"
@@ -442,6 +467,10 @@ class WorkbenchApp(App[None]):
         pane.is_local = self.registry.is_local(pane.target.provider)
         pane.conversation.switched(pane.target.spec)
         await pane.mark_switch(old, pane.target.name)
+        if not pane.is_local and pane.conversation.private_turns:
+            kept_out = pane.conversation.private_turns
+            pane.conversation.turns = pane.conversation.without_private()
+            await pane.note(f"{kept_out} private turns kept from this cloud model")
         pane.render_header()
         if pane.target.provider == "embedded":
             self._warm_embedded(pane)
@@ -481,8 +510,8 @@ class WorkbenchApp(App[None]):
             await asyncio.sleep(FRAME_S * 2)
             await pane.tick()
         prompt = pane.conversation.retract()
-        if prompt:
-            await self.start_turn(pane, prompt)
+        if prompt is not None:
+            await self.start_turn(pane, prompt.content, private=prompt.private)
 
     async def action_clear(self) -> None:
         self.action_cancel_all()

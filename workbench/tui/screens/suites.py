@@ -34,7 +34,7 @@ from workbench.sanitize import clean, clean_line
 from workbench.store import Store
 from workbench.suites import compare, report
 from workbench.suites.loader import load_suite
-from workbench.suites.runner import plan, run_jobs, suite_targets
+from workbench.suites.runner import plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import CaseResult, RunInfo, finish_run, resolve_run, start_run
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
@@ -122,7 +122,9 @@ class SuitesScreen(Screen[None]):
         except TargetError as exc:
             self.notify(str(exc), severity="error")
             return
-        jobs = plan(suite, targets, None)
+        jobs = plan(suite, targets, None, is_local=self.registry.is_local)
+        if skipped := skipped_private(suite, targets, self.registry.is_local):
+            self.notify(skipped)
         bar = self.query_one(ProgressBar)
         bar.update(total=len(jobs), progress=0)
         self.results = []

@@ -70,7 +70,7 @@ class Pane(Vertical, can_focus=True):
 
     # --- turns ---------------------------------------------------------------------
 
-    async def begin_turn(self, prompt: str, result: TargetResult) -> None:
+    async def begin_turn(self, prompt: str, result: TargetResult, *, private: bool = False) -> None:
         """Show the prompt and start streaming the answer that `result` will fill."""
         await self._end_stream()
         self.result = result
@@ -78,9 +78,16 @@ class Pane(Vertical, can_focus=True):
         self._live = True
         separator = "\n\n---\n\n" if self._document else ""
         quoted = "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
+        if private:
+            quoted = f"> *private prompt — local models only*\n>\n{quoted}"
         await self._append(f"{separator}{quoted}\n\n")
         self._stream = Markdown.get_stream(self.query_one(Markdown))
         self.render_header()
+
+    @property
+    def transcript(self) -> str:
+        """The Markdown the pane shows: prompts, answers and notes."""
+        return self._document
 
     async def note(self, text: str) -> None:
         """A line in the transcript that is not a turn (a switch, a summary)."""

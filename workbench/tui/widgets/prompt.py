@@ -15,13 +15,29 @@ class PromptBox(TextArea):
     @dataclass
     class Submitted(Message):
         text: str
+        private: bool = False
+        """Marked private (F5): for local models only."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.prompts: list[str] = []
         self._position: int | None = None
         self._draft = ""
-        self.border_title = "prompt — Enter send · Ctrl+J new line · ↑↓ history"
+        self.private = False
+        self._show_private()
+
+    def toggle_private(self) -> bool:
+        """Mark (or unmark) the prompt being written as private; the new state."""
+        self.private = not self.private
+        self._show_private()
+        return self.private
+
+    def _show_private(self) -> None:
+        self.set_class(self.private, "private")
+        if self.private:
+            self.border_title = "private prompt — local models only · F5 unmark · Enter send"
+        else:
+            self.border_title = "prompt — Enter send · Ctrl+J new line · ↑↓ history"
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
@@ -59,7 +75,10 @@ class PromptBox(TextArea):
             self.prompts.append(text)
         self._position = None
         self.clear()
-        self.post_message(self.Submitted(text))
+        self.post_message(self.Submitted(text, self.private))
+        # One prompt at a time: the next one is ordinary unless marked again.
+        self.private = False
+        self._show_private()
 
     def _walk(self, step: int) -> None:
         if self._position is None:

@@ -32,7 +32,8 @@ from providers.base import (
 )
 from providers.embedded import EmbeddedProvider, smollm2_path
 from providers.ollama import OllamaProvider
-from tests.ollama_server import RUNNER_DIED, OllamaServer, human_number, keep_alive_ns
+from tests.ollama_server import RUNNER_DIED, OllamaServer
+from tests.ollama_wire import human_number, keep_alive_ns
 
 MODEL = "smollm2:135m"
 TURNS = (

@@ -10,10 +10,11 @@ import pytest
 from providers.base import Message
 from providers.registry import Registry
 from workbench import locations
-from workbench.commands.costs import run_costs, shadow_target
+from workbench.commands.costs import run_costs
 from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
-from workbench.store import Store, usage_by_target
+from workbench.store import Store, TargetUsage, usage_by_target
+from workbench.usage import CostLine, shadow_choices, shadow_target
 
 
 def _result(target: str, local: bool, tokens_in: int, tokens_out: int, cost: Cost) -> TargetResult:
@@ -73,3 +74,38 @@ def test_default_shadow_is_the_cheapest_cloud_target(history: None) -> None:
     store.close()
     assert shadow_target(registry, used, None) == "openai:gpt-4o-mini"
     assert shadow_target(registry, used, "anthropic:claude-3-5-haiku-latest").startswith("anth")
+
+
+def _usage(target: str, local: bool, requests: int, cost: float | None) -> TargetUsage:
+    provider, model = target.split(":", 1)
+    return TargetUsage(target, provider, model, local, requests, 1000, 500, cost)
+
+
+def test_projection_and_labels_on_fixed_numbers() -> None:
+    cloud = CostLine(_usage("openai:gpt-4o", False, 4, 0.02), 0.02, None)
+    assert cloud.per_request_usd == pytest.approx(0.005)
+    assert cloud.monthly_usd(10) == pytest.approx(0.005 * 10 * 30)
+    assert (cloud.cost_label, cloud.shadow_label, cloud.monthly_label(10)) == (
+        "$0.0200", "–", "$1.5000",
+    )  # fmt: skip
+    local = CostLine(_usage("embedded:smollm2", True, 2, 0.0), 0.0, 0.003)
+    assert local.monthly_usd(1000) == pytest.approx(0.0015 * 1000 * 30)
+    assert (local.cost_label, local.shadow_label, local.monthly_label(1000)) == (
+        "$0 local", "$0.003", "~$45.0000",
+    )  # fmt: skip
+    unknown = CostLine(_usage("openai:mystery", False, 3, None), None, None)
+    assert unknown.monthly_usd(100) is None
+    assert (unknown.cost_label, unknown.monthly_label(100)) == ("price unknown", "price unknown")
+    no_shadow = CostLine(_usage("embedded:smollm2", True, 2, 0.0), 0.0, None)
+    assert no_shadow.monthly_usd(100) is None and no_shadow.monthly_label(100) == "–"
+
+
+def test_shadow_choices_are_priced_cloud_models_cheapest_first() -> None:
+    registry = Registry(env={})
+    used = [_usage("openai:gpt-4o@temperature=0", False, 1, 0.01),
+            _usage("embedded:smollm2", True, 1, 0.0)]  # fmt: skip
+    choices = shadow_choices(registry, used, ["embedded:smollm2", "openai:no-such-model"])
+    assert [c.spec for c in choices] == [
+        "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest", "openai:gpt-4o",
+    ]  # fmt: skip
+    assert (choices[0].input_per_m, choices[0].output_per_m) == pytest.approx((0.15, 0.60))

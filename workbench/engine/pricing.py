@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from workbench.engine import price_data
+
 if TYPE_CHECKING:
     from workbench.engine.result import TargetResult
 
@@ -62,6 +64,7 @@ def cost_for(
         return Cost("local", 0.0)
     from genai_prices import Usage, calc_price
 
+    price_data.use_stored()
     usage = Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -108,6 +111,7 @@ def context_window(model: str, source: PriceSource) -> int | None:
     """The model's context window as genai-prices records it."""
     from genai_prices import data_snapshot
 
+    price_data.use_stored()
     try:
         _, info = data_snapshot.get_snapshot().find_provider_model(
             model, None, source.provider_id, source.api_url

@@ -1,0 +1,134 @@
+"""The costs screen (F10), after real answers from the embedded model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input, Select, Static
+
+from providers.base import Message
+from tests.tui_helpers import send, wait_finished, wait_until
+from workbench import locations
+from workbench.config import Settings
+from workbench.engine.pricing import Cost, format_usd
+from workbench.engine.result import TargetResult
+from workbench.store import Store
+from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.costs import BAR_WIDTH, bar
+
+# genai-prices' bundled rates, dollars per 1M tokens in / out.
+GPT_4O_MINI = (0.15, 0.60)
+CLAUDE_35_HAIKU = (0.80, 4.00)
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir of the test's own, so "all time" holds only what the test stored."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def _earlier_cloud_answer() -> None:
+    """A priced cloud answer from before the app started: all time, not this session."""
+    result = TargetResult("openai:gpt-4o", "openai:gpt-4o", "openai", "gpt-4o", False,
+                          status="done", text="ok")  # fmt: skip
+    result.input_tokens, result.output_tokens, result.tokens_exact = 1000, 1000, True
+    result.ttft_s, result.e2e_s = 0.4, 1.2
+    result.cost = Cost("priced", 0.0125)
+    store = Store(locations.database_path())
+    store.add_response(result, [Message("user", "hi")], origin="ask", batch="earlier")
+    store.close()
+
+
+def _cells(app: WorkbenchApp, table_id: str, row: str) -> dict[str, str]:
+    table = app.screen.query_one(f"#{table_id}", DataTable)
+    keys = [column.key.value for column in table.ordered_columns]
+    return {str(k): str(v) for k, v in zip(keys, table.get_row(row), strict=True)}
+
+
+def _plain(app: WorkbenchApp, static_id: str) -> str:
+    console = Console(width=140, record=True, file=io.StringIO())
+    console.print(app.screen.query_one(f"#{static_id}", Static).content)
+    return console.export_text()
+
+
+def _usd(tokens_in: int, tokens_out: int, rates: tuple[float, float]) -> float:
+    return (tokens_in * rates[0] + tokens_out * rates[1]) / 1e6
+
+
+async def test_costs_screen_after_real_answers(fresh_home: Path) -> None:
+    _earlier_cloud_answer()
+    target = "embedded:smollm2@max_tokens=6"
+    app = make_app(Settings(), [target], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(150, 50)) as pilot:
+        for prompt in ("Hi", "Name a colour."):
+            await send(pilot, prompt)
+            await wait_finished(pilot)
+        tokens_in = tokens_out = 0
+        for row in app.store.db.execute("SELECT input_tokens, output_tokens FROM responses "
+                                        "WHERE target = ?", (target,)):  # fmt: skip
+            tokens_in, tokens_out = tokens_in + row[0], tokens_out + row[1]
+        assert tokens_in > 0 and tokens_out > 0
+
+        assert "Costs" in [c.title for c in app.get_system_commands(app.screen)]  # palette
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CostsScreen")
+        await pilot.pause(0.1)
+        session = _cells(app, "costs-session", target)
+        shadow = _usd(tokens_in, tokens_out, GPT_4O_MINI)  # the cheapest cloud model we know
+        assert session["requests"] == "2"
+        assert (session["in"], session["out"]) == (str(tokens_in), str(tokens_out))
+        assert session["cost"] == "$0 local"
+        assert session["shadow"] == format_usd(shadow)
+        session_targets = app.screen.query_one("#costs-session", DataTable).rows
+        assert "openai:gpt-4o" not in session_targets  # stored before this session
+
+        cloud = _cells(app, "costs-all", "openai:gpt-4o")
+        assert cloud["cost"] == "$0.0125" and cloud["shadow"] == "–"
+        assert cloud["month"] == format_usd(0.0125 * 100 * 30)
+        local = _cells(app, "costs-all", target)
+        assert local["month"] == "~" + format_usd(shadow / 2 * 100 * 30)
+        assert "genai-prices" in str(app.screen.query_one("#costs-prices", Static).content)
+
+        per_day = app.screen.query_one("#costs-per-day", Input)
+        per_day.focus()
+        per_day.value = ""
+        await pilot.press(*"2000")
+        await pilot.pause(0.1)
+        local = _cells(app, "costs-all", target)
+        assert local["month"] == "~" + format_usd(shadow / 2 * 2000 * 30)
+        assert _cells(app, "costs-all", "openai:gpt-4o")["month"] == format_usd(0.0125 * 60_000)
+        assert "At 2000 requests a day" in _plain(app, "costs-cost-chart")
+
+        app.screen.query_one("#costs-shadow", Select).value = "anthropic:claude-3-5-haiku-latest"
+        await pilot.pause(0.1)
+        haiku = _usd(tokens_in, tokens_out, CLAUDE_35_HAIKU)
+        assert _cells(app, "costs-session", target)["shadow"] == format_usd(haiku)
+
+        costs_chart = _plain(app, "costs-cost-chart")
+        cloud_line = next(line for line in costs_chart.splitlines() if "openai:gpt-4o" in line)
+        local_line = next(line for line in costs_chart.splitlines() if "smollm2" in line)
+        # The bars are to scale: the bigger monthly figure gets the full width.
+        cloud_month, local_month = 0.0125 * 60_000, haiku / 2 * 60_000
+        assert cloud_month > local_month
+        assert cloud_line.count("█") == BAR_WIDTH and local_line.count("█") < BAR_WIDTH
+        assert "█" in local_line or "▏" in local_line
+        assert "shadow" in local_line and format_usd(local_month) in local_line
+        latency = _plain(app, "costs-latency-chart")
+        assert "TTFT" in latency and "E2E" in latency and "█" in latency
+        assert "openai:gpt-4o" in latency and "TTFT 0.40 s" in latency and "E2E 1.20 s" in latency
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0])
+
+
+def test_bars_are_drawn_to_an_eighth_of_a_cell() -> None:
+    assert bar(1.0, 1.0, width=8) == "█" * 8
+    assert bar(0.5, 1.0, width=8) == "█" * 4
+    assert bar(1 / 16, 1.0, width=8) == "▌"
+    assert bar(3.0, 1.0, width=4) == "████"  # never wider than the chart
+    assert bar(1e-9, 1.0) == "▏"  # a tiny figure still shows
+    assert bar(0.0, 1.0) == "" and bar(1.0, 0.0) == ""

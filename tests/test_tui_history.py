@@ -1,0 +1,179 @@
+"""The history screen, driven with Pilot: a real chat with the embedded model, found again,
+opened, exported and re-run."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Markdown
+
+from providers.base import Message
+from providers.registry import parse_target
+from tests.tui_helpers import send, wait_finished, wait_until
+from workbench import locations
+from workbench.commands.ask import run_ask
+from workbench.config import Endpoint, Settings
+from workbench.history import list_comparisons, load_comparison
+from workbench.store import Store
+from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.history import ComparisonView, HistoryScreen
+from workbench.tui.screens.picker import ModelPicker
+from workbench.wiring import make_registry
+
+NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
+SMOL = "embedded:smollm2@temperature=0,max_tokens=6"
+OTHER = "embedded:smollm2@max_tokens=4"
+SLOW_S = 300
+"""A generous bound: the machine these run on may be busy with much else."""
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir of this test's own, so the list holds only what the test asked."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def _on_main_screen(app: WorkbenchApp) -> bool:
+    return len(app.screen_stack) == 1
+
+
+async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "My name is Ada.")
+        await wait_finished(pilot, SLOW_S)
+        await send(pilot, "What is my name, zebra?")
+        await wait_finished(pilot, SLOW_S)
+        (pane,) = app.panes
+        assert pane.result is not None
+        asked_tokens = pane.result.input_tokens
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        history = app.screen
+        table = history.query_one("#history-list", DataTable)
+        assert table.row_count == 2
+
+        history.query_one("#history-search", Input).focus()
+        await pilot.press(*"zebra")  # its letters are keys on the list, not in the box
+        await wait_until(pilot, lambda: table.row_count == 1)
+        assert isinstance(app.screen, HistoryScreen)
+        await pilot.press("enter", "enter")  # to the list, then open the row
+        await wait_until(pilot, lambda: isinstance(app.screen, ComparisonView))
+        shown = " ".join(m.source or "" for m in app.screen.query(Markdown))
+        assert "My name is Ada." in shown and "What is my name, zebra?" in shown
+
+        await pilot.press("m", "j", "c")
+        exports = home / "exports"
+        await wait_until(pilot, lambda: len(list(exports.glob("comparison-*"))) == 3)
+        assert sorted(p.suffix for p in exports.iterdir()) == [".csv", ".json", ".md"]
+
+        await pilot.press("r")
+        await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 1)
+        (rerun,) = app.panes
+        assert rerun is not pane
+        await wait_until(pilot, lambda: rerun.result is not None, SLOW_S)
+        await wait_finished(pilot, SLOW_S)
+        assert rerun.result is not None and rerun.result.status == "done"
+        assert rerun.result.text.strip()
+        turns = rerun.conversation.turns
+        assert [m.role for m in turns] == ["user", "assistant", "user", "assistant"]
+        assert turns[0].content == "My name is Ada."
+        # The model was sent the whole chat again, token for token.
+        assert rerun.result.input_tokens == asked_tokens
+        latest = list_comparisons(app.store)
+        assert len(latest) == 3
+        assert (latest[0].prompt, latest[0].turn) == ("What is my name, zebra?", 2)
+
+
+async def test_rerun_with_other_targets_from_the_list(home: Path) -> None:
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "Name a colour.")
+        await wait_finished(pilot, SLOW_S)
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("o")
+        for spec in (OTHER, SMOL):
+            await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+            picker = app.screen
+            picker.query_one("#custom", Input).focus()
+            await pilot.press(*spec, "enter")
+            await wait_until(pilot, lambda shown=picker: app.screen is not shown)
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press("escape")  # done choosing
+        await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
+        assert [p.target.spec for p in app.panes] == [OTHER, SMOL]
+        await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
+        await wait_finished(pilot, SLOW_S)
+        for pane in app.panes:
+            assert pane.result is not None and pane.result.status == "done"
+            assert pane.conversation.turns[0].content == "Name a colour."
+        assert [sorted(c.targets) for c in list_comparisons(app.store)] == [
+            sorted([OTHER, SMOL]),
+            [SMOL],
+        ]
+
+
+async def test_a_private_turn_rerun_with_a_cloud_model_stays_local(home: Path) -> None:
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("f5")
+        await send(pilot, "My PIN is 4321.")
+        await wait_finished(pilot, SLOW_S)
+        await send(pilot, "Say hi.")
+        await wait_finished(pilot, SLOW_S)
+        stored = load_comparison(app.store, list_comparisons(app.store)[0].batch)
+        assert stored is not None and [m.private for m in stored.history] == [True, True]
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("o")
+        for spec in ("openai:gpt-4o-mini", SMOL):
+            await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+            picker = app.screen
+            picker.query_one("#custom", Input).focus()
+            await pilot.press(*spec, "enter")
+            await wait_until(pilot, lambda shown=picker: app.screen is not shown)
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
+        await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
+        await wait_finished(pilot, SLOW_S)
+        cloud, local = app.panes
+        assert [m.content for m in cloud.sent] == ["Say hi."]  # the PIN never left
+        assert "4321" in " ".join(m.content for m in local.sent)
+        assert local.result is not None and local.result.status == "done"
+
+
+async def test_rerun_of_an_endpoint_no_longer_configured_keeps_the_panes(
+    home: Path, closed_port: int
+) -> None:
+    gone = Settings(
+        endpoints={"gone": Endpoint(kind="openai", base_url=f"http://127.0.0.1:{closed_port}/v1")}
+    )
+    registry = make_registry(gone, NO_KEYS)
+    store = Store(locations.database_path())
+    try:
+        await run_ask(registry, [parse_target("gone:m")], [Message("user", "Hello?")],
+                      out=io.StringIO(), store=store)  # fmt: skip
+    finally:
+        store.close()
+        await registry.aclose()
+
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)  # the endpoint is gone from the config
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        table = app.screen.query_one("#history-list", DataTable)
+        assert table.row_count == 1
+        await pilot.press("r")
+        await app.workers.wait_for_complete()  # the re-run has decided, whatever it did
+        await pilot.pause()
+        assert isinstance(app.screen, HistoryScreen)  # still here, to pick other targets
+        assert app.panes == [pane]

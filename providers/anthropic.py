@@ -17,12 +17,16 @@ from providers.base import (
     Usage,
 )
 from providers.errors import (
+    NOT_FOUND_HINT,
     cut_short,
     error_body_text,
+    failed_mid_answer,
+    not_an_event_stream,
     redact,
     send,
     status_error,
     transport_error,
+    unreadable,
 )
 from providers.keyed import KeyedAPI
 
@@ -131,13 +135,17 @@ class AnthropicProvider(KeyedAPI):
                         saw_stop = True
                     case _:
                         pass
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: the consumer stopped early (a guard); the connection still closes.
             await response.close()
             raise
         except Exception as exc:
             await response.close()
             raise self._translate(exc, request.model, mid_stream=True) from None
         if not saw_start:
+            content_type = response.response.headers.get("content-type", "")
+            if "event-stream" not in content_type:
+                raise not_an_event_stream(self._where, content_type)
             raise ProviderError("protocol", f"{self._where} ended the stream without a message")
         if not saw_stop:
             raise cut_short(self._where)
@@ -160,6 +168,7 @@ class AnthropicProvider(KeyedAPI):
                 target=target,
                 headers=exc.response.headers,
                 key_env=self._api_key_env,
+                not_found_hint=NOT_FOUND_HINT,
             )
         elif isinstance(exc, anthropic_sdk.APITimeoutError):
             error = self._timeout(exc)
@@ -167,9 +176,9 @@ class AnthropicProvider(KeyedAPI):
             error = transport_error(exc, self._where, mid_stream=mid_stream)
         elif isinstance(exc, anthropic_sdk.APIError):
             kind = _STREAM_ERROR_KINDS.get(_error_type(exc.body), "server")
-            error = ProviderError(kind, f"{target}: {error_body_text(exc.body) or exc.message}")
+            error = failed_mid_answer(kind, target, error_body_text(exc.body) or exc.message)
         elif isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
-            error = ProviderError("protocol", f"{self._where} sent an event we cannot read: {exc}")
+            error = unreadable(self._where, "an event", exc)
         else:
             # Mid-stream, the SDK lets httpx2's own errors (ReadTimeout, ReadError...) through.
             error = transport_error(exc, self._where, mid_stream=mid_stream)

@@ -6,6 +6,7 @@ Shared by the HTTP providers so each SDK adapter only has to say which exception
 from __future__ import annotations
 
 import email.utils
+import re
 import socket
 import ssl
 import time
@@ -60,14 +61,23 @@ def transport_error(
         if isinstance(cause, socket.gaierror):
             return ProviderError(
                 "offline",
-                f"cannot resolve the host of {where} — no internet? local targets still work",
+                f"cannot resolve the host of {where} — check the address; no internet?"
+                " local targets still work",
             )
         if isinstance(cause, ConnectionRefusedError):
             return ProviderError(
                 "connection", f"connection refused by {where}{hint or ' — is the server running?'}"
             )
         if isinstance(cause, ssl.SSLError):
-            return ProviderError("connection", f"TLS handshake with {where} failed: {cause}")
+            fix = (
+                "the server's certificate is not trusted: add its authority to this"
+                " machine's trust store"
+                if isinstance(cause, ssl.SSLCertVerificationError)
+                else "check that the URL's scheme (http or https) is what the server speaks"
+            )
+            return ProviderError(
+                "connection", f"TLS handshake with {where} failed: {cause} — {fix}"
+            )
         if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
             return ProviderError("timeout", _timeout_message(cause, where))
         if isinstance(cause, OSError) and cause.errno is not None and not mid_stream:
@@ -97,7 +107,44 @@ def _timeout_message(exc: BaseException, where: str) -> str:
     name = type(exc).__name__
     if "Connect" in name or "Pool" in name:
         return f"{where} did not accept a connection in time"
-    return f"{where} stopped sending (read timeout) — the server may be stuck or overloaded"
+    return (
+        f"{where} stopped sending (read timeout) — the server may be stuck or overloaded;"
+        " if the model is only slow to answer, raise read_timeout_s in the config"
+    )
+
+
+NOT_FOUND_HINT = " — check the model name (`workbench models` lists them) and the base URL"
+"""For a 404 from an API whose models are not fetched by name (OpenAI, Anthropic)."""
+
+
+def failed_mid_answer(kind: ErrorKind, target: str, detail: str) -> ProviderError:
+    """An error the server reported inside a stream that had already answered 200."""
+    return ProviderError(
+        kind, f"{target} failed mid-answer: {detail} — the text so far is incomplete; try again"
+    )
+
+
+def unreadable(where: str, what: str, exc: BaseException) -> ProviderError:
+    """A chunk of the stream that does not parse: the answer cannot go on from there."""
+    return ProviderError(
+        "protocol",
+        f"{where} sent {what} we cannot read: {exc} — the server, or a proxy in between, broke"
+        " the stream; try again, and check the base URL if it persists",
+    )
+
+
+def not_an_event_stream(where: str, content_type: str | None) -> ProviderError:
+    """A 200 whose body is no stream of this API at all: a web page, a proxy, a wrong path."""
+    said = content_type or "no content type"
+    return ProviderError(
+        "protocol",
+        f"{where} answered with {said}, not this API's stream — check the base URL",
+    )
+
+
+_CONTEXT_TOO_LONG = re.compile(
+    r"context (length|size|window)|too long|too many tokens|maximum.{0,40}tokens", re.IGNORECASE
+)
 
 
 def status_error(
@@ -134,9 +181,19 @@ def status_error(
     elif status in (400, 413, 422):
         kind = "bad_request"
         message = f"{target} refused the request (HTTP {status}){said}"
+        if _CONTEXT_TOO_LONG.search(detail):
+            message += (
+                " — context too long for this model: start a new conversation, or summarize"
+                " earlier turns"
+            )
+        elif status == 413:
+            message += " — the request is too large: shorten the prompt or the conversation"
     elif status >= 500:
         kind = "server"
-        message = f"{target}: server error (HTTP {status}){said}"
+        message = (
+            f"{target}: server error (HTTP {status}){said} — try again; if it persists, the"
+            " server's log says why"
+        )
     else:
         kind = "protocol"
         message = f"{target}: unexpected HTTP {status}{said}"
@@ -144,10 +201,16 @@ def status_error(
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    """The text with every secret replaced, since SDK errors can echo request headers."""
+    """The text with every secret replaced, since SDK errors can echo request headers.
+
+    A server that masks the key it rejects still shows its start (`sk-proj-abcd****wxyz`):
+    the first 12 characters of a longer key go too.
+    """
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+            if len(secret) > 12:
+                text = text.replace(secret[:12], "[redacted]")
     return text
 
 

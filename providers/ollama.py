@@ -21,7 +21,16 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from providers.errors import cut_short, error_body_text, redact, status_error, transport_error
+from providers.errors import (
+    cut_short,
+    error_body_text,
+    failed_mid_answer,
+    not_an_event_stream,
+    redact,
+    status_error,
+    transport_error,
+    unreadable,
+)
 from providers.gguf import kv_cache_bytes_per_token
 
 if TYPE_CHECKING:
@@ -102,7 +111,8 @@ class OllamaProvider:
                 if part.done:
                     # Read on to the end of the body, so the connection goes back to the pool.
                     final = part
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: the consumer stopped early (a guard); the connection still closes.
             await _close(parts)
             raise
         except Exception as exc:
@@ -135,9 +145,10 @@ class OllamaProvider:
             error = self._status(exc.status_code, exc.error, model)
         elif isinstance(exc, ollama_sdk.ResponseError):
             # An {"error": ...} line in the middle of a stream that began with 200.
-            error = ProviderError("server", f"Ollama: {exc.error}")
+            target = f"{self.name}:{model}" if model else self.name
+            error = failed_mid_answer("server", target, exc.error)
         elif isinstance(exc, ValueError | KeyError | TypeError):
-            error = ProviderError("protocol", f"{where} sent a line we cannot read: {exc}")
+            error = unreadable(where, "a line", exc)
         else:
             hint = " — start it with `ollama serve`"
             error = transport_error(exc, where, hint=hint, mid_stream=mid_stream)
@@ -240,6 +251,11 @@ async def _raise_for_status(response: httpx.Response) -> None:
     if response.is_error:
         await response.aread()
         response.raise_for_status()
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("text/html"):
+        # A web page (a proxy's, a portal's) where the API should be; its lines are no JSON.
+        host = f"{response.url.scheme}://{response.url.netloc.decode()}"
+        raise not_an_event_stream(f"Ollama at {host}", content_type)
 
 
 def _error_text(reply: httpx.Response) -> str:

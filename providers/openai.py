@@ -17,12 +17,16 @@ from providers.base import (
     Usage,
 )
 from providers.errors import (
+    NOT_FOUND_HINT,
     cut_short,
     error_body_text,
+    failed_mid_answer,
+    not_an_event_stream,
     redact,
     send,
     status_error,
     transport_error,
+    unreadable,
 )
 from providers.keyed import KeyedAPI
 
@@ -71,9 +75,10 @@ class OpenAIProvider(KeyedAPI):
         except Exception as exc:
             raise self._translate(exc, request.model) from None
         stop_reason: str | None = None
-        saw_usage = False
+        saw_usage = saw_chunk = False
         try:
             async for chunk in response:
+                saw_chunk = True
                 for choice in chunk.choices:
                     delta = choice.delta
                     if delta is not None:
@@ -86,13 +91,15 @@ class OpenAIProvider(KeyedAPI):
                         stop_reason = choice.finish_reason
                 extra = chunk.model_extra or {}
                 if "error" in extra:
-                    raise ProviderError("server", f"{self.name}: {error_body_text(extra['error'])}")
+                    detail = error_body_text(extra["error"])
+                    raise failed_mid_answer("server", f"{self.name}:{request.model}", detail)
                 if chunk.usage is not None:
                     saw_usage = True
                     yield _usage(chunk.usage)
                 if isinstance(timings := extra.get("timings"), Mapping):
                     yield _llama_server_timings(timings)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: the consumer stopped early (a guard); the connection still closes.
             await response.close()
             raise
         except ProviderError:
@@ -101,6 +108,9 @@ class OpenAIProvider(KeyedAPI):
         except Exception as exc:
             await response.close()
             raise self._translate(exc, request.model, mid_stream=True) from None
+        content_type = response.response.headers.get("content-type", "")
+        if not saw_chunk and "event-stream" not in content_type:
+            raise not_an_event_stream(self._where, content_type)
         if stop_reason is None and not saw_usage:
             # The SDK ends quietly when the body ends, [DONE] or not; a finish_reason (or
             # the usage chunk that follows it) is what says the answer is complete.
@@ -122,16 +132,17 @@ class OpenAIProvider(KeyedAPI):
                 target=f"{self.name}:{model}",
                 headers=exc.response.headers,
                 key_env=self._api_key_env,
+                not_found_hint=NOT_FOUND_HINT,
             )
         elif isinstance(exc, openai_sdk.APIError) and not isinstance(
             exc, openai_sdk.APIConnectionError
         ):
             # An error object inside a stream that already answered 200.
-            error = ProviderError("server", f"{self.name}:{model}: {exc.message}")
+            error = failed_mid_answer("server", f"{self.name}:{model}", exc.message)
         elif isinstance(exc, openai_sdk.APITimeoutError):
             error = self._timeout(exc)
         elif isinstance(exc, ValueError | KeyError | TypeError):
-            error = ProviderError("protocol", f"{self._where} sent a chunk we cannot read: {exc}")
+            error = unreadable(self._where, "a chunk", exc)
         else:
             error = transport_error(exc, self._where, mid_stream=mid_stream)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)

@@ -7,13 +7,18 @@ well formed up to the point where it goes wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+from werkzeug.serving import WSGIRequestHandler
 
 Handler = Callable[[Request], Response]
 
@@ -39,7 +44,18 @@ class Stall:
     limit_s: float = 10.0
 
 
-Part = bytes | Cut | Stall
+@dataclass(frozen=True)
+class Endless:
+    """Send `part` again and again, every `every_s`, until `release` is set (or `limit_s`
+    passes: a client that never stops reading then sees the stream end unfinished)."""
+
+    part: bytes
+    release: threading.Event
+    every_s: float = 0.01
+    limit_s: float = 10.0
+
+
+Part = bytes | Cut | Stall | Endless
 
 
 def streamed(parts: Iterable[Part], content_type: str) -> Response:
@@ -52,9 +68,35 @@ def streamed(parts: Iterable[Part], content_type: str) -> Response:
             if isinstance(part, Stall):
                 part.release.wait(part.limit_s)
                 continue
+            if isinstance(part, Endless):
+                until = time.monotonic() + part.limit_s
+                while not part.release.is_set() and time.monotonic() < until:
+                    yield part.part
+                    part.release.wait(part.every_s)
+                continue
             yield part
 
     return Response(body(), status=200, content_type=content_type, direct_passthrough=True)
+
+
+@contextlib.contextmanager
+def threaded_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[HTTPServer]:
+    """A pytest-httpserver server that answers requests concurrently, so a stalled stream
+    blocks no other request (the plugin's own server handles one at a time); https with
+    `ssl_context`."""
+    # A threaded werkzeug server switches its handler class to HTTP/1.1 (chunked bodies,
+    # which a cut can leave unterminated) for good; undo that for other modules' servers.
+    was_set = "protocol_version" in vars(WSGIRequestHandler)
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=ssl_context)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+        if not was_set:
+            with contextlib.suppress(AttributeError):
+                del WSGIRequestHandler.protocol_version
 
 
 def _sse(data: dict[str, Any], event: str | None = None) -> bytes:

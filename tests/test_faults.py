@@ -8,7 +8,6 @@ The faults come from a loopback pytest-httpserver that speaks each API's real wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
-from werkzeug.serving import WSGIRequestHandler
 
 from providers.anthropic import AnthropicProvider
 from providers.base import (
@@ -32,7 +30,16 @@ from providers.base import (
 from providers.ollama import OllamaProvider
 from providers.openai import OpenAIProvider
 from providers.registry import EndpointSpec, Registry, parse_target
-from tests.fault_servers import WIRES, Cut, Handler, Part, Stall, Wire, presented_key
+from tests.fault_servers import (
+    WIRES,
+    Cut,
+    Handler,
+    Part,
+    Stall,
+    Wire,
+    presented_key,
+    threaded_server,
+)
 from workbench.engine.fanout import fanout
 
 SECRET = "sk-test-SECRET-123"
@@ -47,20 +54,11 @@ KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "ollama
 def make_httpserver() -> Iterator[HTTPServer]:
     """pytest-httpserver's server, but threaded: a stalled stream then blocks no other request.
 
-    (The plugin's own server handles one request at a time.) Overriding `make_httpserver`
-    keeps the plugin's `httpserver` fixture, which clears handlers before each test.
+    Overriding `make_httpserver` keeps the plugin's `httpserver` fixture, which clears
+    handlers before each test.
     """
-    # A threaded werkzeug server switches its handler class to HTTP/1.1 (chunked bodies,
-    # which a cut can leave unterminated) for good; undo that for other modules' servers.
-    was_set = "protocol_version" in vars(WSGIRequestHandler)
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-    if not was_set:
-        with contextlib.suppress(AttributeError):
-            del WSGIRequestHandler.protocol_version
+    with threaded_server() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

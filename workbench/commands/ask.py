@@ -15,6 +15,7 @@ from providers.base import Message
 from providers.registry import Registry, Target
 from workbench.commands import format as fmt
 from workbench.engine.fanout import fanout, request_for
+from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line
 from workbench.store import Store
@@ -59,6 +60,7 @@ async def run_ask(
     as_json: bool = False,
     out: TextIO | None = None,
     store: Store | None = None,
+    max_time_s: float = MAX_TIME_S,
 ) -> int:
     """Exit status 0 when every target answered, 1 when any failed or was cancelled."""
     out = out or sys.stdout
@@ -75,7 +77,9 @@ async def run_ask(
 
     stored: set[int] = set()
     # Nobody watches token counts tick here: estimate once at the end, if at all.
-    results = await fanout(registry, targets, messages, on_update=update, live_estimates=False)
+    results = await fanout(
+        registry, targets, messages, on_update=update, live_estimates=False, max_time_s=max_time_s
+    )
     if as_json:
         for result in results:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")

@@ -38,9 +38,20 @@ def database_path() -> Path:
     return data_dir() / "workbench.db"
 
 
+def prices_path() -> Path:
+    """Price data fetched by `workbench prices --update`; used instead of the bundled data."""
+    return data_dir() / "prices.json"
+
+
 def screenshots_dir() -> Path:
-    """`screenshots/` of the source checkout when running from one, else the data dir."""
+    """`screenshots/` of the source checkout when running from one, else the data dir.
+
+    An explicit `$WORKBENCH_HOME` wins: a workbench isolated there (a test, a demo) keeps
+    its screens with its history, out of the checkout.
+    """
     checkout = Path(__file__).resolve().parent.parent
+    if os.environ.get("WORKBENCH_HOME"):
+        return data_dir() / "screenshots"
     if (checkout / "pyproject.toml").is_file() and (checkout / "screenshots").is_dir():
         return checkout / "screenshots"
     return data_dir() / "screenshots"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from providers.base import Message
 from workbench.engine.result import TargetResult
+from workbench.sanitize import encodable
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: responses and votes
@@ -99,14 +100,26 @@ class Standing:
         return self.wins / self.battles if self.battles else 0.0
 
 
+class SchemaTooNewError(Exception):
+    """The database was written by a newer workbench: its tables are not ours to touch."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists()
+        # History can hold private prompts: user-only from the first byte. SQLite gives the
+        # -wal and -shm files the database file's mode, so they follow.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        if fresh:
-            os.chmod(path, 0o600)  # history can hold private prompts
+        if self.version > len(MIGRATIONS):
+            found = self.version
+            self._db.close()
+            raise SchemaTooNewError(
+                f"{path} was written by a newer llm-workbench (schema version {found}; this "
+                f"one knows up to {len(MIGRATIONS)}). Upgrade llm-workbench, or set "
+                "WORKBENCH_HOME to another directory."
+            )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -171,12 +184,12 @@ class Store:
             (
                 time.time(), origin, batch, result.target, result.provider, result.model,
                 int(result.is_local), result.status,
-                json.dumps([{"role": m.role, "content": m.content} for m in messages]),
+                json.dumps([_message_json(m) for m in messages]),
                 result.text, result.reasoning, result.input_tokens, result.output_tokens,
                 result.cached_input_tokens, int(result.tokens_exact), result.ttft_s,
                 result.e2e_s, result.load_s, cost.usd if cost else None,
                 cost.kind if cost else None, result.stop_reason, result.error_kind,
-                result.error, request_key,
+                encodable(result.error) if result.error else None, request_key,
             ),
         )  # fmt: skip
         return int(cursor.lastrowid or 0)
@@ -214,6 +227,14 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _message_json(message: Message) -> dict[str, object]:
+    # The private mark is kept, so a re-run from history still sends it to local models only.
+    record: dict[str, object] = {"role": message.role, "content": message.content}
+    if message.private:
+        record["private"] = True
+    return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Nothing here knows an SDK; each provider module translates its SDK into these ty
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
@@ -74,11 +75,24 @@ class ChatRequest:
 # --- stream events -------------------------------------------------------------
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(delta: TextDelta | ReasoningDelta) -> None:
+    # JSON may escape half a surrogate pair; such a str cannot be encoded as UTF-8 (for the
+    # terminal, SQLite, or the next request), so it becomes U+FFFD where it enters.
+    if _LONE_SURROGATE.search(delta.text):
+        object.__setattr__(delta, "text", _LONE_SURROGATE.sub("\ufffd", delta.text))
+
+
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     """Visible answer text, in order."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        _encodable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,9 @@ class ReasoningDelta:
     """Text a thinking model produced before its answer; shown apart from it."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        _encodable(self)
 
 
 @dataclass(frozen=True, slots=True)

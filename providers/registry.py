@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,7 @@ class Target:
     def spec(self) -> str:
         """The target written back in the form it was parsed from."""
         overrides = [
-            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            f"{key}={_number_text(value)}" if isinstance(value, float) else f"{key}={value}"
             for key, value in (
                 ("temperature", self.params.temperature),
                 ("top_p", self.params.top_p),
@@ -108,9 +109,18 @@ def _number(values: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
     if key not in values:
         return None
     try:
-        return kind(values[key])
+        number = kind(values[key])
     except ValueError:
         raise ValueError(f"{key} must be a number, not {values[key]!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{key} must be a finite number, not {values[key]!r}")
+    return number
+
+
+def _number_text(value: float) -> str:
+    """`0.7`, `1`: short, yet parsing it back gives the same float."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def is_loopback_url(url: str | None) -> bool:

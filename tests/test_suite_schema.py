@@ -10,6 +10,7 @@ from providers.base import Message
 from providers.registry import BUILTIN
 from workbench.suites.loader import SuiteError, load_suite, render_messages
 from workbench.suites.schema import IContains, Json, MaxLatency, Regex, Suite
+from workbench.suites.source import MAX_BYTES
 from workbench.suites.template import TemplateError, render, variables_in
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
@@ -249,8 +250,8 @@ def test_error_without_a_line_omits_it(tmp_path: Path) -> None:
 
 def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
-    path.write_text("name: demo\n" + "#" * (3 * 1024 * 1024))
-    with pytest.raises(SuiteError, match="file is larger than 2 MB"):
+    path.write_text("name: demo\n" + "#" * MAX_BYTES)
+    with pytest.raises(SuiteError, match=f"file is larger than {MAX_BYTES // 1024 // 1024} MB"):
         load_suite(path)
 
 

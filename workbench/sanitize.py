@@ -1,32 +1,49 @@
 """Model output, model names and server messages are untrusted: make them inert text.
 
 Strips terminal escape sequences (CSI, OSC, DCS, ...), C0/C1 control characters other than
-newline and tab, and Unicode BiDi overrides that can disguise text. Rich markup needs no
-stripping here: front ends print this text with markup turned off.
+newline and tab, and Unicode BiDi controls that can disguise text. Lone surrogates (JSON may
+carry them) become U+FFFD, since they cannot be encoded for a terminal or SQLite. Rich
+markup needs no stripping here: front ends print this text with markup turned off.
+
+Every pattern is linear: the text may be a megabyte of hostile bytes, and a pattern that
+rescans from each introducer would freeze the UI.
 """
 
 from __future__ import annotations
 
 import re
 
+_STRING_MAX = 4096
+"""The longest OSC/DCS payload removed whole; a longer or unterminated one loses only its
+introducer, and its payload stays as plain text rather than swallowing the rest."""
+_INTRODUCERS = "\x1b\x90\x98\x9d\x9e\x9f"
+
 _ESCAPES = re.compile(
-    r"""
-    \x1b\[[0-?]*[ -/]*[@-~]                 # CSI ... final byte
-  | \x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?  # OSC, DCS, SOS, PM, APC ... BEL or ST
-  | \x1b[ -/]*[0-~]                         # other two-byte escapes
-  | \x9b[0-?]*[ -/]*[@-~]                   # 8-bit CSI
-  | [\x90\x9d\x98\x9e\x9f][^\x07\x9c]*(?:\x07|\x9c)?  # 8-bit string controls
+    rf"""
+    \x1b\[[0-?]*[ -/]*[@-~]                            # CSI ... final byte
+  | \x1b[\]PX^_][^\x07\x9c{_INTRODUCERS}]{{0,{_STRING_MAX}}}(?:\x07|\x9c|\x1b\\)
+                                                     # OSC, DCS, SOS, PM, APC ... BEL or ST
+  | \x1b[ -/]*[0-~]                                  # other escapes (and lone introducers)
+  | \x9b[0-?]*[ -/]*[@-~]                            # 8-bit CSI
+  | [\x90\x98\x9d\x9e\x9f][^\x07\x9c{_INTRODUCERS}]{{0,{_STRING_MAX}}}(?:\x07|\x9c)
+                                                     # 8-bit string controls
     """,
     re.VERBOSE,
 )
 _CONTROLS = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """The text with lone surrogates as U+FFFD, so UTF-8 (SQLite, a terminal) can hold it."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def clean(text: str) -> str:
     """The text with escapes and control characters removed; newlines and tabs kept."""
-    text = text.replace("\r\n", "\n")
+    text = encodable(text.replace("\r\n", "\n"))
     text = _ESCAPES.sub("", text)
     return _CONTROLS.sub("", text.replace("\r", ""))
 

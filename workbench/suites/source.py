@@ -1,8 +1,8 @@
 """Reading suite files safely, and pointing every problem at its line in the file.
 
-YAML is composed with PyYAML's SafeLoader into nodes that remember where they start; the
-node graph is checked (duplicate keys, aliases that expand absurdly) before it is turned
-into Python data. A validation error's `loc` is then walked down the nodes to find its line.
+YAML is composed (see `composer.py`) into nodes that remember where they start; the node
+graph is checked (duplicate keys, aliases that expand absurdly) before it is turned into
+Python data. A validation error's `loc` is then walked down the nodes to find its line.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from workbench.suites.schema import Suite
+from workbench.suites.composer import CaseLines, GraphError, SuiteLoader
+from workbench.suites.schema import Case, Suite
 from workbench.suites.validation import ASSERTION_TYPES, Loc
 
-MAX_BYTES = 2 * 1024 * 1024
-"""Suite files larger than this are refused unread."""
-MAX_NODES = 100_000
-"""How many values a file may hold once its aliases are expanded."""
+MAX_BYTES = 64 * 1024 * 1024
+"""Suite files larger than this are refused unread (100 000 cases take about 8 MB)."""
 
 
 class SuiteError(Exception):
@@ -53,7 +52,14 @@ def read_yaml(path: Path) -> Document:
     """The file's data and node tree; SuiteError for anything unreadable or unsafe."""
     try:
         with path.open("rb") as file:
-            raw = file.read(MAX_BYTES + 1)
+            # In pieces: read(MAX_BYTES + 1) would reserve that much memory at once.
+            chunks = []
+            size = 0
+            while size <= MAX_BYTES and (chunk := file.read(1024 * 1024)):
+                chunks.append(chunk)
+                size += len(chunk)
+            raw = b"".join(chunks)
+            del chunks
     except OSError as exc:
         raise SuiteError(path, None, "", f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_BYTES:
@@ -64,57 +70,60 @@ def read_yaml(path: Path) -> Document:
         at_line = raw[: exc.start].count(b"\n") + 1
         message = f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
         raise SuiteError(path, at_line, "", message) from None
-    loader = yaml.SafeLoader(text)
+    loader = SuiteLoader(text, settle=_valid_case)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return Document(path, None, None)
-        _check_graph(path, root)
-        return Document(path, loader.construct_document(root), root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise SuiteError(path, line, "", f"YAML: {exc.problem or exc.context}") from None
+        root, data = loader.read()
+        return Document(path, data, root)
+    except GraphError as exc:
+        line = _line(exc.node) if exc.node is not None else None
+        raise SuiteError(path, line, _field(exc.loc), exc.message) from None
     except yaml.YAMLError as exc:
-        raise SuiteError(path, None, "", f"YAML: {exc}") from None
+        raise _yaml_problem(path, text, _retold(text) or exc) from None
     except RecursionError:
         raise SuiteError(path, None, "", "YAML nests too deeply") from None
     finally:
         loader.dispose()
 
 
-def _check_graph(path: Path, root: yaml.Node) -> None:
-    """Duplicate keys, recursive aliases, and aliases that expand past MAX_NODES."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
+_RETOLD_MAX = 1024 * 1024
+"""Syntax errors in files up to this size are worded by PyYAML's pure-Python parser."""
 
-    def size(node: yaml.Node, loc: Loc) -> int:
-        if id(node) in sizes:
-            return sizes[id(node)]
-        if id(node) in active:
-            raise SuiteError(path, _line(node), _field(loc), "an alias refers to itself")
-        active.add(id(node))
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(size(item, (*loc, i)) for i, item in enumerate(node.value))
-        elif isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key, value in node.value:
-                name = key.value if isinstance(key, yaml.ScalarNode) else None
-                if name is not None and name != "<<" and name in seen:
-                    message = f"duplicate key {name!r} (first on line {seen[name]})"
-                    raise SuiteError(path, _line(key), _field((*loc, name)), message)
-                if name is not None:
-                    seen[name] = _line(key)
-                total += size(key, loc) + size(value, (*loc, name if name else "?"))
-        active.discard(id(node))
-        if total > MAX_NODES:
-            message = f"aliases expand to more than {MAX_NODES} values (a 'billion laughs' file?)"
-            raise SuiteError(path, _line(node), _field(loc), message)
-        sizes[id(node)] = total
-        return total
 
-    size(root, ())
+def _retold(text: str) -> yaml.YAMLError | None:
+    """PyYAML's pure-Python parser words syntax errors better than libyaml: ask it again."""
+    if len(text) > _RETOLD_MAX:
+        return None
+    try:
+        yaml.SafeLoader(text).get_single_node()
+    except yaml.YAMLError as exc:
+        return exc
+    except RecursionError:
+        return None
+    return None
+
+
+def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> SuiteError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or ""
+        if "maximum nesting depth" in problem:  # libyaml's own limit
+            return SuiteError(path, line, "", "YAML nests too deeply")
+        return SuiteError(path, line, "", f"YAML: {problem}")
+    if isinstance(exc, yaml.reader.ReaderError):
+        if isinstance(exc.position, int) and exc.position >= 0:
+            line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return SuiteError(path, line, "", f"YAML: {exc.reason} (character {character:#x})")
+    return SuiteError(path, None, "", f"YAML: {exc}")
+
+
+def _valid_case(data: Any) -> Case | None:
+    """The case, validated on its own as it streams in; None leaves the error for later."""
+    try:
+        return Case.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _has_index(node: yaml.Node | None, part: str | int) -> bool:
@@ -125,7 +134,9 @@ def _has_index(node: yaml.Node | None, part: str | int) -> bool:
     )
 
 
-def _line(node: yaml.Node) -> int:
+def _line(node: yaml.Node | CaseLines) -> int:
+    if isinstance(node, CaseLines):
+        return node.line
     return int(node.start_mark.line) + 1
 
 
@@ -166,6 +177,8 @@ class Locator:
             return None
         line = _line(node)
         for part in loc:
+            if isinstance(node, CaseLines):  # a streamed case: only its keys' lines are kept
+                return node.key_line(str(part)) or line
             if isinstance(node, yaml.MappingNode):
                 for key, value in node.value:
                     if isinstance(key, yaml.ScalarNode) and key.value == str(part):

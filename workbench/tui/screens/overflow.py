@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from workbench.sanitize import clean_line
+
 Choice = Literal["summarize", "drop", "send", "skip"]
 
 
@@ -24,8 +26,8 @@ class OverflowScreen(ModalScreen[Choice]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="overflow"):
-            yield Label(f"{self.pane}: the conversation needs ~{self.needed:,} tokens; "
-                        f"its window is {self.window:,}.")  # fmt: skip
+            yield Label(f"{clean_line(self.pane)}: the conversation needs ~{self.needed:,} tokens; "
+                        f"its window is {self.window:,}.", markup=False)  # fmt: skip
             yield OptionList(
                 Option(
                     "Summarize earlier turns (the model writes a summary that replaces them)",

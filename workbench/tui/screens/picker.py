@@ -33,7 +33,7 @@ class ModelPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
-            yield Label(self.title_text, id="picker-title")
+            yield Label(clean_line(self.title_text), id="picker-title", markup=False)
             yield Input(placeholder="type a target (provider:model) or pick below", id="custom")
             yield OptionList(*self._options(), id="models")
             available, total = self.memory
@@ -84,7 +84,10 @@ class ModelPicker(ModalScreen[str | None]):
     @on(OptionList.OptionSelected)
     def chosen(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
-            self.dismiss(event.option.id)
+            try:  # the name came from a server, and may not make a target
+                self.dismiss(parse_target(event.option.id).spec)
+            except TargetError as exc:
+                self.notify(str(exc), severity="error")
 
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:

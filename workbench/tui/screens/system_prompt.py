@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, TextArea
 
+from workbench.sanitize import clean_line
+
 
 class SystemPromptEditor(ModalScreen[str | None]):
     """Returns the new system prompt ("" clears it), or None when cancelled."""
@@ -24,7 +26,7 @@ class SystemPromptEditor(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="system-editor"):
-            yield Label(f"System prompt — {self.scope}")
+            yield Label(f"System prompt — {clean_line(self.scope)}", markup=False)
             yield TextArea(self.current, id="system-text", soft_wrap=True)
             yield Label("Ctrl+S save · Esc cancel", classes="help")
 

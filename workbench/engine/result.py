@@ -11,7 +11,33 @@ from workbench.engine.pricing import Cost, PriceSource
 Status = Literal["waiting", "streaming", "done", "failed", "cancelled"]
 
 
-@dataclass(slots=True)
+class _AnswerText:
+    """`TargetResult.text`: the answer kept as pieces, so each token is an O(1) append
+    (`str +=` on an attribute copies the whole answer every time: quadratic for long ones).
+
+    Reading joins only the pieces added since the last read onto a cached string. The
+    engine thread appends while the UI thread reads: the cache is one (text, part count) tuple,
+    read and replaced whole, so a reader never pairs a text with the wrong count.
+    """
+
+    def __get__(self, result: TargetResult | None, owner: type[TargetResult]) -> str:
+        if result is None:
+            return ""  # the dataclass default
+        joined, count = result._joined
+        parts = result.parts
+        now = len(parts)
+        if count != now:
+            joined += "".join(parts[count:now])
+            result._joined = (joined, now)
+        return joined
+
+    def __set__(self, result: TargetResult, value: str) -> None:
+        parts = [value] if value else []
+        result._joined = (value, len(parts))
+        result.parts = parts
+
+
+@dataclass
 class TargetResult:
     """Filled in as events arrive; complete once `status` is done, failed or cancelled."""
 
@@ -23,7 +49,9 @@ class TargetResult:
     model: str
     is_local: bool
     status: Status = "waiting"
-    text: str = ""
+    parts: list[str] = field(default_factory=list, repr=False, compare=False, kw_only=True)
+    """The answer as it arrived, append-only; `text` is their join."""
+    text: _AnswerText = _AnswerText()
     reasoning: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -46,6 +74,18 @@ class TargetResult:
     started_at: float | None = None
     """`time.perf_counter()` when the request was sent (after any model load)."""
     price_source: PriceSource = field(default_factory=PriceSource, repr=False)
+    _joined: tuple[str, int] = field(default=("", 0), init=False, repr=False, compare=False)
+
+    def add_text(self, piece: str) -> None:
+        """O(1) whatever the answer's length: one more piece of the answer."""
+        self.parts.append(piece)
+
+    def text_since(self, count: int) -> tuple[str, int]:
+        """The answer after its first `count` parts, and how many parts there are now: a
+        reader that passes that number back next time gets only what is new."""
+        parts = self.parts
+        now = len(parts)  # read once: the engine thread may append meanwhile
+        return "".join(parts[count:now]), now
 
     @property
     def finished(self) -> bool:

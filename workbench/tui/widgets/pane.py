@@ -26,6 +26,10 @@ _STATUS_STYLE = {
 }
 
 
+SHOWN_TURNS = 6
+"""Turns a pane keeps on screen, at least (it re-renders once they reach twice this)."""
+
+
 class Pane(Vertical, can_focus=True):
     """Reads its target's result once per frame and shows only what changed."""
 
@@ -47,6 +51,10 @@ class Pane(Vertical, can_focus=True):
         self._live = False
         self._stream: MarkdownStream | None = None
         self._document = ""
+        self._turn_starts: list[int] = []
+        """Where each turn begins in `_document`: older ones are dropped from the screen."""
+        self._first_shown = 0
+        """The index in `_turn_starts` of the oldest turn on screen."""
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="header", classes="pane-header")
@@ -77,6 +85,9 @@ class Pane(Vertical, can_focus=True):
         self._shown = 0
         self._live = True
         separator = "\n\n---\n\n" if self._document else ""
+        self._turn_starts.append(len(self._document))
+        if len(self._turn_starts) - self._first_shown > 2 * SHOWN_TURNS:
+            await self._show_recent_turns()
         quoted = "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
         if private:
             quoted = f"> *private prompt — local models only*\n>\n{quoted}"
@@ -103,19 +114,21 @@ class Pane(Vertical, can_focus=True):
         result = self.result
         if result is None or not self._live:
             return False
-        text = result.text
+        # Only the parts that arrived since the last frame: O(new text), however long the
+        # answer, and one Markdown append per frame, not per token.
+        new, count = result.text_since(self._shown)
         finished = result.finished  # read before the text is shown, so no tail is missed
-        if len(text) > self._shown and self._stream is not None:
-            await self._stream.write(clean(text[self._shown :]))
-            self._shown = len(text)
-        if finished and len(result.text) > self._shown:
+        if new and self._stream is not None:
+            await self._stream.write(clean(new))
+        self._shown = count
+        if finished and len(result.parts) > self._shown:
             return False  # the last words arrived with the end: show them next frame
         self.render_metrics()
         self._follow()
         self.render_header()
         if finished:
             await self._end_stream()
-            self._document += clean(text[: self._shown])
+            self._document += clean(result.text)
             self._live = False
             self.render_header()
             return True
@@ -134,6 +147,15 @@ class Pane(Vertical, can_focus=True):
         self._document += markdown
         await self.query_one(Markdown).append(markdown)
 
+    async def _show_recent_turns(self) -> None:
+        """Render only the last SHOWN_TURNS turns: every Markdown block is a widget holding
+        its styles and rendered lines (hundreds of KB a turn in four panes), so a long chat
+        would grow without bound. The transcript and the conversation keep every turn."""
+        hidden = self._first_shown = len(self._turn_starts) - SHOWN_TURNS
+        start = self._turn_starts[hidden]
+        note = f"*— {hidden} earlier turns are not shown here; an export has them all —*"
+        await self.query_one(Markdown).update(f"{note}\n\n{self._document[start:]}")
+
     async def _end_stream(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
@@ -142,6 +164,8 @@ class Pane(Vertical, can_focus=True):
     async def clear(self) -> None:
         await self._end_stream()
         self._document = ""
+        self._turn_starts.clear()
+        self._first_shown = 0
         self.result = None
         self._live = False
         self.query_one(VerticalScroll).anchor(False)
@@ -160,7 +184,7 @@ class Pane(Vertical, can_focus=True):
         header.append(" · ", style="dim").append(status, style=_STATUS_STYLE.get(status, "dim"))
         if self.result and self.result.notes and status == "waiting":
             header.append(" · ", style="dim").append(clean_line(self.result.notes[-1]), "dim")
-        self.query_one("#header", Static).update(header)
+        _set_line(self.query_one("#header", Static), header)
 
     def render_metrics(self) -> None:
         compact = self.size.width < 60
@@ -176,12 +200,20 @@ class Pane(Vertical, can_focus=True):
             line.append(" · ", style="dim")
             line.append(f"ctx {fmt.count_short(used)}/{fmt.count(self.window)}",
                         style="bold yellow" if near else "")  # fmt: skip
-        self.query_one("#metrics", Static).update(line)
+        _set_line(self.query_one("#metrics", Static), line)
         error = self.query_one("#error", Static)
         message = self.result.error if self.result is not None else None
         error.display = bool(message)
         if message and self.result is not None:
             error.update(Text(f"{self.result.status}: {clean_line(message)}", style="red"))
+
+
+def _set_line(static: Static, line: Text) -> None:
+    """Update a one-line Static every frame at the cost of that line alone: nothing when it
+    has not changed, and no layout pass when it has (its height is fixed at 1), where a
+    plain `update` re-lays out the whole screen — four panes, 30 times a second."""
+    if static.content != line:
+        static.update(line, layout=False)
 
 
 def metrics_line(

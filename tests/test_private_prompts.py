@@ -181,3 +181,23 @@ async def test_f5_marks_one_prompt_private_and_cloud_panes_never_see_it(
         for pane in (cloud, added):
             assert all(SECRET not in m.content for m in pane.sent)
         assert any(SECRET in m.content for m in local.sent)  # the local model keeps context
+
+
+async def test_copy_and_export_keys_work_from_the_prompt_box() -> None:
+    """The prompt box would otherwise take Ctrl+A / Ctrl+E as line start / line end."""
+    from workbench import locations
+
+    app = make_app(Settings(), ["embedded:smollm2@max_tokens=6"], env=FAKE_KEYS)
+    async with app.run_test(size=(120, 32)) as pilot:
+        (pane,) = app.panes
+        await send(pilot, "Say hi.")
+        await wait_until(pilot, lambda: pane.result is not None and pane.result.finished)
+        box = app.query_one(PromptBox)
+        box.focus()
+        await pilot.press(*"draft")
+        before = set((locations.data_dir() / "exports").glob("*.md"))
+        await pilot.press("ctrl+a", "ctrl+e")
+        await pilot.pause(0.1)
+        assert pane.result is not None and app.clipboard == pane.result.text
+        assert set((locations.data_dir() / "exports").glob("*.md")) - before
+        assert box.text == "draft"  # nothing typed was lost or moved

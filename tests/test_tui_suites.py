@@ -39,3 +39,5 @@ async def test_run_a_suite_and_open_a_cell() -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, CellScreen))
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+        await pilot.press("escape")  # and Escape again goes back to the panes
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0])

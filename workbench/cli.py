@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--days", type=float, help="only the last N days (default: all time)")
     costs.add_argument("--json", action="store_true")
 
+    prices = commands.add_parser("prices", help="where prices come from, and how old they are")
+    prices.add_argument("--update", action="store_true", help="fetch the latest prices")
+    prices.add_argument("--url", help="fetch from here instead of genai-prices' own URL")
+
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -90,8 +94,11 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     cmp.add_argument("after", nargs="?", default="latest", help="run id, latest or previous")
     cmp.add_argument("--json", action="store_true")
 
-    history = commands.add_parser("history", help="past suite runs")
+    history = commands.add_parser("history", help="past suite runs (--chats: comparisons)")
     history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--chats", action="store_true",
+                         help="past comparisons and chats instead, newest first")  # fmt: skip
+    history.add_argument("--search", default="", help="with --chats: only those containing this")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.commands.run import compare_command
 
         return compare_command(args)
+    if args.command == "history" and (args.chats or args.search):
+        from workbench.commands.chats import run_chats
+
+        return run_chats(args.search, limit=args.limit)
     if args.command == "history":
         from workbench.commands.run import history_command
 
@@ -121,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.commands.costs import run_costs
 
         return run_costs(make_registry(settings), shadow=args.shadow, per_day=args.per_day,
-                         days=args.days, as_json=args.json)  # fmt: skip
+                         days=args.days, configured=settings.targets,
+                         as_json=args.json)  # fmt: skip
+    if args.command == "prices":
+        from workbench.commands.prices import run_prices
+
+        return run_prices(update=args.update, url=args.url)
     if args.command == "serve":
         return _serve(args)
     if args.command == "leaderboard":
@@ -192,11 +208,15 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     except TargetError as exc:
         print(f"workbench ask: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_ask_and_close(registry, targets, messages, args.json))
+    return asyncio.run(_ask_and_close(registry, targets, messages, args.json, settings.max_time_s))
 
 
 async def _ask_and_close(
-    registry: Registry, targets: list[Target], messages: list[Message], as_json: bool
+    registry: Registry,
+    targets: list[Target],
+    messages: list[Message],
+    as_json: bool,
+    max_time_s: float,
 ) -> int:
     from workbench import locations
     from workbench.commands.ask import run_ask
@@ -204,7 +224,9 @@ async def _ask_and_close(
 
     store = Store(locations.database_path())
     try:
-        return await run_ask(registry, targets, messages, as_json=as_json, store=store)
+        return await run_ask(
+            registry, targets, messages, as_json=as_json, store=store, max_time_s=max_time_s
+        )
     finally:
         store.close()
         await registry.aclose()
@@ -222,7 +244,13 @@ def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:
 
 
 def entry() -> None:
-    sys.exit(main())
+    from workbench.store import SchemaTooNewError
+
+    try:
+        sys.exit(main())
+    except SchemaTooNewError as exc:  # every command opens the store; one message for all
+        print(f"workbench: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ async def _run_with_progress(
                 suite, jobs, registry, store, run_id,
                 concurrency=args.concurrency or suite.concurrency,
                 local_concurrency=settings.local_concurrency, cache=args.cache,
-                on_result=on_result,
+                on_result=on_result, max_time_s=settings.max_time_s,
             )  # fmt: skip
         finally:
             await registry.aclose()

@@ -79,7 +79,7 @@ async def stream_target(
                     if result.ttft_s is None:
                         result.ttft_s = elapsed
                     result.status = "streaming"
-                    result.text += text
+                    result.add_text(text)
                     if counter is not None and not result.tokens_exact:
                         result.output_tokens += counter.count(text)
                 case ReasoningDelta(text):

@@ -8,13 +8,14 @@ tries again; one failing target never stops the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from providers.base import Message
 from providers.registry import Registry, Target
 from workbench.engine.fanout import new_result, stream_target
 from workbench.engine.fanout import request_for as _request_for
+from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
 from workbench.store import Store
 from workbench.suites.assertions import check_all
@@ -102,15 +103,18 @@ async def run_jobs(
     local_concurrency: int = 1,
     cache: bool = False,
     on_result: Callable[[CaseResult], None] | None = None,
+    max_time_s: float = MAX_TIME_S,
 ) -> list[CaseResult]:
     """Run every job; results come back in job order, and each is stored as it ends."""
     limits: dict[str, asyncio.Semaphore] = {}
 
+    def slots(provider: str) -> int:
+        local = registry.is_local(provider)
+        return max(1, concurrency or (local_concurrency if local else CLOUD_CONCURRENCY))
+
     def limit(provider: str) -> asyncio.Semaphore:
         if provider not in limits:
-            local = registry.is_local(provider)
-            size = concurrency or (local_concurrency if local else CLOUD_CONCURRENCY)
-            limits[provider] = asyncio.Semaphore(max(1, size))
+            limits[provider] = asyncio.Semaphore(slots(provider))
         return limits[provider]
 
     async def one(job: Job) -> CaseResult:
@@ -125,7 +129,7 @@ async def run_jobs(
                                      check_all(job.case.expect, stored), cached=True)  # fmt: skip
         if outcome is None:
             async with limit(job.target.provider):
-                result = await _with_retries(job.target, registry, messages)
+                result = await _with_retries(job.target, registry, messages, max_time_s)
             outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result,
                                  check_all(job.case.expect, result))  # fmt: skip
         add_case_result(store, run_id, outcome, request.messages, key)
@@ -133,17 +137,35 @@ async def run_jobs(
             on_result(outcome)
         return outcome
 
-    return list(await asyncio.gather(*(one(job) for job in jobs)))
+    # A few workers per provider, not a task per job: 100 000 cases stay 100 000 small
+    # Job records, never 100 000 waiting tasks.
+    results: list[CaseResult | None] = [None] * len(jobs)
+    queues: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        queues.setdefault(job.target.provider, []).append(index)
+
+    async def worker(indices: Iterator[int]) -> None:
+        for index in indices:  # shared by the provider's workers: each takes the next job
+            results[index] = await one(jobs[index])
+
+    workers = []
+    for provider, indices in queues.items():
+        shared = iter(indices)
+        workers += [worker(shared) for _ in range(min(slots(provider), len(indices)))]
+    await asyncio.gather(*workers)
+    return [r for r in results if r is not None]
 
 
 async def _with_retries(
-    target: Target, registry: Registry, messages: list[Message]
+    target: Target, registry: Registry, messages: list[Message], max_time_s: float
 ) -> TargetResult:
     provider = registry.get(target.provider)
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         result = new_result(target, registry)
         request = _request_for(target, messages)
-        await stream_target(target, provider, request, result, live_estimates=False)
+        await stream_target(
+            target, provider, request, result, live_estimates=False, max_time_s=max_time_s
+        )
         if result.error_kind != "rate_limited" or attempt == RATE_LIMIT_RETRIES:
             return result
         wait = result.retry_after_s if result.retry_after_s is not None else 2.0**attempt

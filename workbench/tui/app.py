@@ -10,6 +10,7 @@ import contextlib
 import math
 import random
 import string
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -35,6 +37,7 @@ from workbench.engine.fanout import new_result, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
+from workbench.sanitize import clean, clean_line
 from workbench.store import Store
 from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.overflow import Choice, OverflowScreen
@@ -46,7 +49,15 @@ from workbench.tui.widgets.prompt import PromptBox
 from workbench.wiring import make_registry
 
 FRAME_S = 1 / 30
-_SCREEN_ACTIONS = {"quit", "command_palette", "change_theme", "save_svg", "help_quit"}
+# Allowed on any screen; pop_screen is the Escape of screens pushed over the panes.
+_SCREEN_ACTIONS = {
+    "quit",
+    "command_palette",
+    "change_theme",
+    "save_svg",
+    "help_quit",
+    "pop_screen",
+}
 _SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
 
@@ -64,14 +75,18 @@ class WorkbenchApp(App[None]):
         Binding("ctrl+r", "retry", "Retry"),
         Binding("ctrl+f", "keep_pane", "Keep this"),
         Binding("ctrl+t", "system_prompt", "System"),
-        Binding("ctrl+a", "copy_answer", "Copy"),
-        Binding("ctrl+e", "export", "Export"),
+        # Priority: the prompt box would take these as line start / line end (Home and End
+        # still do that), and copying an answer is mostly done from the prompt.
+        Binding("ctrl+a", "copy_answer", "Copy", priority=True),
+        Binding("ctrl+e", "export", "Export", priority=True),
         Binding("ctrl+s", "save_svg", "Screenshot"),
         Binding("f2", "blind", "Blind"),
         Binding("f3", "vote", "Vote"),
         Binding("f4", "leaderboard", "Leaderboard", show=False),
         Binding("f5", "private_prompt", "Private prompt"),
         Binding("f8", "suites", "Suites"),
+        Binding("f9", "history", "History"),
+        Binding("f10", "costs", "Costs"),
         Binding("ctrl+g", "cancel_pane", "Cancel pane", show=False),
         Binding("ctrl+l", "clear", "New chat", show=False),
     ]
@@ -91,6 +106,8 @@ class WorkbenchApp(App[None]):
         self.memory_probe = fit.machine_memory
         """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
         self._pane_serial = 0
+        self.started_at = time.time()
+        """Where "this session" starts on the costs screen."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions belong to the comparison screen, not to screens pushed over it."""
@@ -109,8 +126,10 @@ class WorkbenchApp(App[None]):
 
     async def on_mount(self) -> None:
         self.engine.start()
-        # Loaded off the UI now, so the first prompt waits for neither.
-        self.engine.submit(asyncio.to_thread(tokens.warm))
+        # Off the UI, so the first prompt does not wait for the encodings; but only once the
+        # first frame is up: loading them holds the GIL for ~0.4 s (bench/first_frame.py).
+        models = [t.model for t in self.initial_targets]
+        self.call_after_refresh(lambda: self.engine.submit(asyncio.to_thread(tokens.warm, models)))
         for target in self.initial_targets:
             await self.add_pane(target)
         self.render_title()
@@ -132,6 +151,19 @@ class WorkbenchApp(App[None]):
     @property
     def panes(self) -> list[Pane]:
         return list(self.query(Pane))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Toasts carry model names, suite names and server errors: never parse markup."""
+        super().notify(clean(message), title=clean_line(title), severity=severity,
+                       timeout=timeout, markup=False)  # fmt: skip
 
     def relayout(self) -> None:
         grid = self.query_one("#panes", Grid)
@@ -413,6 +445,59 @@ class WorkbenchApp(App[None]):
 
         self.push_screen(SuitesScreen(self.registry, self.engine))
 
+    def action_costs(self) -> None:
+        from workbench.tui.screens.costs import CostsScreen
+
+        configured = [*self.settings.targets, *(p.target.spec for p in self.panes)]
+        self.push_screen(CostsScreen(self.registry, self.store, self.started_at, configured))
+
+    def action_history(self) -> None:
+        from workbench.tui.screens.history import HistoryScreen
+
+        self.push_screen(HistoryScreen())
+
+    @work(group="replay", exclusive=True)
+    async def replay(
+        self,
+        targets: Sequence[Target],
+        history: Sequence[Message],
+        prompt: str,
+        *,
+        private: bool = False,
+    ) -> None:
+        """Run a stored comparison again: back on this screen, the panes become `targets`,
+        each with `history` (the turns before `prompt`, system prompt first) as its
+        conversation, and `prompt` is sent."""
+        usable = []
+        for target in targets:
+            try:
+                self.registry.is_local(target.provider)
+            except TargetError as exc:  # e.g. an endpoint since removed from the config
+                self.notify(str(exc), severity="error")
+                continue
+            usable.append(target)
+        if not usable:
+            return  # the current panes stay as they are
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        self.action_cancel_all()
+        for old in self.panes:
+            await old.remove()
+        self.current = None
+        system = next((m.content for m in history if m.role == "system"), None)
+        turns = [m for m in history if m.role != "system"]
+        for target in usable:
+            pane = await self.add_pane(target)
+            if system and target.system is None:
+                pane.conversation.system = system
+            pane.conversation.turns = list(turns)
+            if not pane.is_local and pane.conversation.private_turns:
+                pane.conversation.turns = pane.conversation.without_private()
+            if pane.conversation.turns:
+                await pane.note(f"{len(pane.conversation.turns)} earlier turns from history")
+        if self.panes:
+            self._send(prompt, private)
+
     def action_leaderboard(self) -> None:
         self.push_screen(LeaderboardScreen(self.store.leaderboard()))
 
@@ -547,14 +632,17 @@ class WorkbenchApp(App[None]):
     def action_export(self) -> None:
         path = export_path()
         records = [PaneRecord(p.display_name, p.conversation, p.result) for p in self.panes]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # like the store: prompts can be private
         path.write_text(comparison_markdown(records), encoding="utf-8")
         self.notify(f"Exported to {path}")
 
     def action_save_svg(self) -> None:
         directory = locations.screenshots_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        path = self.save_screenshot(filename=f"workbench-{_stamp()}.svg", path=str(directory))
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"workbench-{_stamp()}.svg"
+        (directory / name).touch(mode=0o600)  # the screen shows prompts; Textual keeps the mode
+        path = self.save_screenshot(filename=name, path=str(directory))
         self.notify(f"Screenshot saved to {path}")
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

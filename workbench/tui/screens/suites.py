@@ -217,7 +217,7 @@ class CellScreen(ModalScreen[None]):
         with VerticalScroll(classes="dialog"):
             first = self.results[0]
             yield Label(f"{clean_line(first.case_id)} × {clean_line(first.target)}",
-                        classes="section")  # fmt: skip
+                        classes="section", markup=False)  # fmt: skip
             for r in self.results:
                 verdicts = Text()
                 for o in r.outcomes:

@@ -70,6 +70,7 @@ class PromptBox(TextArea):
     def _submit(self) -> None:
         text = self.text.strip()
         if not text:
+            self.notify("The prompt is empty: type something, then Enter", severity="warning")
             return
         if not self.prompts or self.prompts[-1] != text:
             self.prompts.append(text)

@@ -64,11 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: one a core)")
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: half the cores)")
     args = parser.parse_args()
     from llama_cpp import Llama
 
-    threads = args.threads or max(1, os.cpu_count() or 1)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // 2)  # both sides' default
     llama = Llama(model_path=str(smollm2_path()), n_ctx=8192, n_threads=threads, verbose=False)
     registry = Registry(env={}, embedded_threads=threads)
     provider = registry.get("embedded")

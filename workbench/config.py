@@ -53,8 +53,9 @@ class Settings(BaseModel):
     local_concurrency: int = 1
     """Suite requests at once to each local provider: one runtime answers one at a time."""
     embedded_threads: int | None = None
-    """CPU threads for embedded models; default all cores. Lower it when a local server
-    (llama-server, Ollama) shares the machine, or both slow to a crawl."""
+    """CPU threads for embedded models; default half the cores for generating, all for
+    reading the prompt. Lower it when a local server (llama-server, Ollama) shares the
+    machine, or both slow to a crawl."""
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     """Named servers, `[endpoints.<name>]` tables in the file."""
 

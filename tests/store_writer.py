@@ -2,7 +2,8 @@
 
 Run as `python -m tests.store_writer NAME N START_FILE`: it opens the store under
 `$WORKBENCH_HOME` (creating it if it does not exist yet, so two writers race for the
-first open too), waits until START_FILE exists so both write at the same moment, then
+first open too), says it is ready (NAME.ready beside START_FILE), waits until START_FILE
+exists so both write at the same moment, then
 stores N responses whose text says who wrote which.
 """
 
@@ -25,6 +26,7 @@ def answer_text(writer: str, index: int) -> str:
 
 def main(writer: str, count: int, start_file: Path) -> None:
     store = Store(locations.database_path())
+    (start_file.parent / f"{writer}.ready").touch()  # the test releases both once both are here
     deadline = time.monotonic() + 60
     while not start_file.exists() and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +50,13 @@ def test_two_processes_writing_at_once_keep_every_record(tmp_path: Path) -> None
         )
         for name in ("alpha", "beta")
     ]
-    # Both are importing and opening the store by now; release them together.
+    # Released together only once both have opened the store: a writer still importing
+    # while the other wrote all its records would test nothing.
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"{n}.ready").exists() for n in ("alpha", "beta")):
+        assert time.monotonic() < deadline, "the writers never got ready"
+        assert all(w.poll() is None for w in writers), "a writer died before writing"
+        time.sleep(0.01)
     start.touch()
     outputs = [w.communicate(timeout=120) for w in writers]
     for writer, (_out, err) in zip(writers, outputs, strict=True):

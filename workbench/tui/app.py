@@ -443,7 +443,7 @@ class WorkbenchApp(App[None]):
     def action_suites(self) -> None:
         from workbench.tui.screens.suites import SuitesScreen
 
-        self.push_screen(SuitesScreen(self.registry, self.engine))
+        self.push_screen(SuitesScreen(self.registry, self.engine, self.settings))
 
     def action_costs(self) -> None:
         from workbench.tui.screens.costs import CostsScreen

@@ -29,6 +29,7 @@ from textual.widgets.option_list import Option
 from providers.registry import Registry, TargetError
 from workbench import locations
 from workbench.commands import format as fmt
+from workbench.config import Settings
 from workbench.engine.runner import EngineThread
 from workbench.sanitize import clean, clean_line
 from workbench.store import Store
@@ -60,10 +61,13 @@ class SuitesScreen(Screen[None]):
         Binding("f9", "compare", "Compare with previous"),
     ]
 
-    def __init__(self, registry: Registry, engine: EngineThread) -> None:
+    def __init__(
+        self, registry: Registry, engine: EngineThread, settings: Settings | None = None
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.engine = engine
+        self.settings = settings or Settings()
         self.suite: Suite | None = None
         self.results: list[CaseResult] = []
         self.run_id: str | None = None
@@ -134,12 +138,18 @@ class SuitesScreen(Screen[None]):
         def arrived(result: CaseResult) -> None:  # on the engine thread
             self.app.call_from_thread(self._arrived, result)
 
+        settings = self.settings
+
         async def go() -> None:
             store = Store(locations.database_path())  # sqlite objects stay in their thread
             try:
                 start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
                                          [t.spec for t in targets], {}))  # fmt: skip
-                await run_jobs(suite, jobs, self.registry, store, run_id, on_result=arrived)
+                await run_jobs(
+                    suite, jobs, self.registry, store, run_id, on_result=arrived,
+                    local_concurrency=settings.local_concurrency,
+                    max_time_s=settings.max_time_s,
+                )  # fmt: skip
                 finish_run(store, run_id)
             finally:
                 store.close()

@@ -30,12 +30,14 @@ def main(writer: str, count: int, start_file: Path) -> None:
     deadline = time.monotonic() + 60
     while not start_file.exists() and time.monotonic() < deadline:
         time.sleep(0.005)
+    began = time.time()  # wall clock: comparable across the two processes
     for index in range(count):
         result = TargetResult(f"{writer}:m", writer, "openai", "m", False, status="done")
         result.text = answer_text(writer, index)
         result.output_tokens = index
         store.add_response(result, [Message("user", f"q{index}")], origin="ask", batch=writer)
     store.close()
+    print(f"{began} {time.time()}")  # when this writer was writing, for the test
 
 
 if __name__ == "__main__":

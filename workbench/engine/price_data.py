@@ -149,10 +149,10 @@ def update(url: str | None = None, timeout_s: float = UPDATE_TIMEOUT_S) -> Price
 
 
 def _reason(exc: Exception) -> str:
-    import httpx
+    from providers.download import DownloadFailed
 
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, DownloadFailed):
+        return str(exc)
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -195,15 +195,14 @@ def _store(url: str, providers: list[Any], fetched_at: datetime) -> None:
 def _keeping_update(url: str, fetched: threading.Event, failures: list[Exception]) -> UpdatePrices:
     """genai-prices' updater, fetching with our HTTP client and keeping what it fetched;
     `fetched` is set after its first attempt, and `failures` holds why that failed."""
-    import httpx
     from genai_prices import UpdatePrices
+
+    from providers.download import get_json
 
     class KeepingUpdate(UpdatePrices):
         def fetch(self) -> DataSnapshot | None:
             try:
-                response = httpx.get(self.url, timeout=httpx.Timeout(10, connect=5))
-                response.raise_for_status()
-                providers = json.loads(response.content)
+                providers = get_json(self.url)
                 fetched_at = datetime.now(UTC)
                 snapshot = _snapshot(providers, fetched_at)  # checked before it replaces any
                 _store(self.url, providers, fetched_at)

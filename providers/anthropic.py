@@ -21,6 +21,8 @@ from providers.errors import (
     cut_short,
     error_body_text,
     failed_mid_answer,
+    json_field,
+    json_object,
     not_an_event_stream,
     redact,
     send,
@@ -79,29 +81,37 @@ class AnthropicProvider(KeyedAPI):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
+        import anthropic as anthropic_sdk
+
         p = request.params
-        options: dict[str, Any] = {}
+        # The body messages.create would send.
+        body: dict[str, Any] = {
+            "max_tokens": p.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [{"role": m.role, "content": m.content} for m in request.turns],
+            "model": request.model,
+            "stream": True,
+        }
         if request.system:
-            options["system"] = request.system
+            body["system"] = request.system
         # SDK 1.0 dropped the sampling arguments from its signature; the API still takes
         # them from models that support sampling, so they go in the body, and only when set.
-        sampling: dict[str, float] = {}
         if p.temperature is not None:
             # Anthropic accepts 0..1; a setting above that is clamped rather than refused.
-            sampling["temperature"] = min(max(p.temperature, 0.0), 1.0)
+            body["temperature"] = min(max(p.temperature, 0.0), 1.0)
         if p.top_p is not None:
-            sampling["top_p"] = p.top_p
-        if sampling:
-            options["extra_body"] = sampling
-        messages: Any = [{"role": m.role, "content": m.content} for m in request.turns]
+            body["top_p"] = p.top_p
         try:
+            # The generic post with cast_to=object yields each event's JSON as decoded:
+            # building a pydantic model per event was most of the CPU a stream cost, and
+            # that CPU comes out of the UI's share of the GIL. Everything else (auth, URL,
+            # timeouts, status errors, SSE, `event: error`, pings) is still the SDK's.
             response = await send(
-                lambda: client.messages.create(
-                    model=request.model,
-                    messages=messages,
-                    max_tokens=p.max_tokens or DEFAULT_MAX_TOKENS,
+                lambda: client.post(
+                    "/v1/messages",
+                    body=body,
+                    cast_to=object,
                     stream=True,
-                    **options,
+                    stream_cls=anthropic_sdk.AsyncStream[object],
                 )
             )
         except Exception as exc:
@@ -110,27 +120,37 @@ class AnthropicProvider(KeyedAPI):
         stop_reason: str | None = None
         saw_start = saw_stop = False
         try:
-            async for event in response:
-                match event.type:
+            async for raw in response:
+                event = json_object(raw, "the event")
+                match json_field(event, "type", str):
                     case "message_start":
                         saw_start = True
-                        u = event.message.usage
-                        cache_read = u.cache_read_input_tokens or 0
-                        cache_write = u.cache_creation_input_tokens or 0
+                        message = json_object(event.get("message"), "`message`")
+                        u = json_object(message.get("usage"), "`usage`")
+                        cache_read = json_field(u, "cache_read_input_tokens", int) or 0
+                        cache_write = json_field(u, "cache_creation_input_tokens", int) or 0
                         # input_tokens counts only the uncached part of the prompt.
-                        input_tokens = u.input_tokens + cache_read + cache_write
+                        uncached = json_field(u, "input_tokens", int) or 0
+                        input_tokens = uncached + cache_read + cache_write
                         cached = cache_read
-                        output_tokens = u.output_tokens or 0
+                        output_tokens = json_field(u, "output_tokens", int) or 0
                     case "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
-                            yield TextDelta(delta.text)
-                        elif delta.type == "thinking_delta" and delta.thinking:
-                            yield ReasoningDelta(delta.thinking)
+                        delta = json_object(event.get("delta"), "`delta`")
+                        match json_field(delta, "type", str):
+                            case "text_delta":
+                                if text := json_field(delta, "text", str):
+                                    yield TextDelta(text)
+                            case "thinking_delta":
+                                if thinking := json_field(delta, "thinking", str):
+                                    yield ReasoningDelta(thinking)
+                            case _:
+                                pass
                     case "message_delta":
                         # Cumulative counts, not increments.
-                        output_tokens = event.usage.output_tokens or output_tokens
-                        stop_reason = event.delta.stop_reason or stop_reason
+                        usage = json_field(event, "usage", dict) or {}
+                        output_tokens = json_field(usage, "output_tokens", int) or output_tokens
+                        delta = json_field(event, "delta", dict) or {}
+                        stop_reason = json_field(delta, "stop_reason", str) or stop_reason
                     case "message_stop":
                         saw_stop = True
                     case _:

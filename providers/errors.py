@@ -11,7 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from providers.base import ErrorKind, ProviderError
 
@@ -130,6 +130,47 @@ def unreadable(where: str, what: str, exc: BaseException) -> ProviderError:
         "protocol",
         f"{where} sent {what} we cannot read: {exc} — the server, or a proxy in between, broke"
         " the stream; try again, and check the base URL if it persists",
+    )
+
+
+class Malformed(ValueError):
+    """A chunk that is valid JSON but not shaped as the API documents it."""
+
+
+_JSON_TYPES: dict[type, str] = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+_V = TypeVar("_V", dict[str, Any], list[Any], str, int)
+
+
+def json_object(value: object, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object, else the chunk is `Malformed` (`what` names it)."""
+    if isinstance(value, dict):
+        return value
+    raise Malformed(f"{what} is {_JSON_TYPES.get(type(value), 'not JSON')}, not an object")
+
+
+def json_field(obj: dict[str, Any], key: str, kind: type[_V]) -> _V | None:
+    """`obj[key]` if it is a `kind`, None if null or absent; any other value is `Malformed`.
+
+    The SDKs hand stream chunks over as decoded JSON, so every field is checked here
+    rather than trusted: a wrong type must become a `protocol` error, not an AttributeError.
+    """
+    value = obj.get(key)
+    # bool is an int to Python, never a count to JSON.
+    if type(value) is kind or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    if value is None:
+        return None
+    raise Malformed(
+        f"`{key}` is {_JSON_TYPES.get(type(value), 'not JSON')}, not {_JSON_TYPES[kind]}"
     )
 
 

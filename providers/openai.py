@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from providers.base import (
@@ -21,6 +21,8 @@ from providers.errors import (
     cut_short,
     error_body_text,
     failed_mid_answer,
+    json_field,
+    json_object,
     not_an_event_stream,
     redact,
     send,
@@ -60,16 +62,29 @@ class OpenAIProvider(KeyedAPI):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
-        options: dict[str, Any] = request.params.options()
-        messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+        import openai as openai_sdk
+
+        # The body chat.completions.create would send.
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **request.params.options(),
+        }
         try:
+            # The generic post with cast_to=object yields each event's JSON as decoded:
+            # building a pydantic model per chunk was most of the CPU a stream cost, and
+            # that CPU comes out of the UI's share of the GIL. Everything else (auth, URL,
+            # timeouts, status errors, SSE, in-stream error objects) is still the SDK's.
             response = await send(
-                lambda: client.chat.completions.create(
-                    model=request.model,
-                    messages=messages,
+                lambda: client.post(
+                    "/chat/completions",
+                    body=body,
+                    cast_to=object,
+                    options={"security": {"bearer_auth": True}},  # as create() asks
                     stream=True,
-                    stream_options={"include_usage": True},
-                    **options,
+                    stream_cls=openai_sdk.AsyncStream[object],
                 )
             )
         except Exception as exc:
@@ -77,26 +92,27 @@ class OpenAIProvider(KeyedAPI):
         stop_reason: str | None = None
         saw_usage = saw_chunk = False
         try:
-            async for chunk in response:
+            async for raw in response:
                 saw_chunk = True
-                for choice in chunk.choices:
-                    delta = choice.delta
+                chunk = json_object(raw, "the chunk")
+                for item in json_field(chunk, "choices", list) or ():
+                    choice = json_object(item, "a choice")
+                    delta = json_field(choice, "delta", dict)
                     if delta is not None:
                         reasoning = _reasoning_text(delta)
                         if reasoning:
                             yield ReasoningDelta(reasoning)
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                    if choice.finish_reason:
-                        stop_reason = choice.finish_reason
-                extra = chunk.model_extra or {}
-                if "error" in extra:
-                    detail = error_body_text(extra["error"])
+                        if content := json_field(delta, "content", str):
+                            yield TextDelta(content)
+                    if finish_reason := json_field(choice, "finish_reason", str):
+                        stop_reason = finish_reason
+                if "error" in chunk:
+                    detail = error_body_text(chunk["error"])
                     raise failed_mid_answer("server", f"{self.name}:{request.model}", detail)
-                if chunk.usage is not None:
+                if (usage := json_field(chunk, "usage", dict)) is not None:
                     saw_usage = True
-                    yield _usage(chunk.usage)
-                if isinstance(timings := extra.get("timings"), Mapping):
+                    yield _usage(usage)
+                if isinstance(timings := chunk.get("timings"), dict):
                     yield _llama_server_timings(timings)
         except (asyncio.CancelledError, GeneratorExit):
             # GeneratorExit: the consumer stopped early (a guard); the connection still closes.
@@ -148,27 +164,26 @@ class OpenAIProvider(KeyedAPI):
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
 
-def _reasoning_text(delta: Any) -> str | None:
-    extra = getattr(delta, "model_extra", None) or {}
-    # llama-server, vLLM and DeepSeek name the thinking channel differently.
+def _reasoning_text(delta: dict[str, Any]) -> str | None:
+    # llama-server, vLLM and DeepSeek name the thinking channel differently, and servers
+    # disagree on its shape: a value that is not text is skipped, not taken as a broken chunk.
     for key in ("reasoning_content", "reasoning"):
-        value = extra.get(key)
+        value = delta.get(key)
         if isinstance(value, str) and value:
             return value
     return None
 
 
-def _usage(usage: Any) -> Usage:
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or 0
+def _usage(usage: dict[str, Any]) -> Usage:
+    details = json_field(usage, "prompt_tokens_details", dict) or {}
     return Usage(
-        input_tokens=int(usage.prompt_tokens or 0),
-        output_tokens=int(usage.completion_tokens or 0),
-        cached_input_tokens=int(cached),
+        input_tokens=json_field(usage, "prompt_tokens", int) or 0,
+        output_tokens=json_field(usage, "completion_tokens", int) or 0,
+        cached_input_tokens=json_field(details, "cached_tokens", int) or 0,
     )
 
 
-def _llama_server_timings(timings: Mapping[str, Any]) -> ServerTimings:
+def _llama_server_timings(timings: dict[str, Any]) -> ServerTimings:
     def seconds(key: str) -> float | None:
         value = timings.get(key)
         return float(value) / 1000 if isinstance(value, int | float) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,11 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set when the test ends, so a fault server's stalled or endless response finishes."""
+    event = threading.Event()
+    yield event
+    event.set()

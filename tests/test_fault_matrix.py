@@ -343,14 +343,6 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPServer 
         yield server
 
 
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set when the test ends, so a stalled or endless response always finishes."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
 def _open_connections(ports: set[int]) -> list[str]:
     """This process's TCP sockets whose far end is one of `ports` (the client side)."""
     return [

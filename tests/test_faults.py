@@ -69,14 +69,6 @@ def fault_server_was_used_as_meant(httpserver: HTTPServer) -> Iterator[None]:
     httpserver.check()
 
 
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set when the test ends, so a stalled response always finishes."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
 def make_provider(kind: str, url: str) -> Provider:
     """A provider as the registry would build it by default, pointed at `url`, with SECRET."""
     connect, read = 2.0, READ_TIMEOUT_S

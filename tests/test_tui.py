@@ -54,9 +54,12 @@ async def test_escape_cancels_every_stream_and_keeps_partial_answers(settings: S
         await wait_until(
             pilot, lambda: all(p.result is not None and p.result.text for p in app.panes)
         )
+        # A small model may end its answer early: only the panes still streaming are cut.
+        streaming = [p for p in app.panes if p.result is not None and not p.result.finished]
         await pilot.press("escape")
         await wait_finished(pilot, timeout_s=5)
-        for pane in app.panes:
+        assert streaming
+        for pane in streaming:
             assert pane.result is not None and pane.result.status == "cancelled"
             assert pane.result.text
             assert "cancelled" in shown(pane, "header")

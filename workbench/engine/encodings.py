@@ -40,7 +40,12 @@ def get_encoding(name: str, cache_dir: Path) -> tiktoken.Encoding:
     with _lock:
         if name not in _loaded:
             _install(name, cache_dir)
-            _loaded[name] = tiktoken.get_encoding(name)
+            encoding = tiktoken.get_encoding(name)
+            # The Rust tokenizer holds its own copy of the ranks; tiktoken keeps the Python
+            # dict only to pickle an encoding it cannot name, and these are named. 100k
+            # entries of bytes: ~14 MB of the TUI's memory (bench/tui_memory.py).
+            encoding._mergeable_ranks = {}
+            _loaded[name] = encoding
         return _loaded[name]
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.containers import Vertical
+from textual.widgets import Static
 
 from providers.base import Message
 from providers.registry import Target
@@ -16,6 +15,7 @@ from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line
+from workbench.tui.widgets.streamed import Transcript
 
 _STATUS_STYLE = {
     "waiting": "yellow",
@@ -26,8 +26,11 @@ _STATUS_STYLE = {
 }
 
 
-SHOWN_TURNS = 6
-"""Turns a pane keeps on screen, at least (it re-renders once they reach twice this)."""
+METRICS_EVERY_S = 0.25
+"""How often a streaming pane's metrics line changes."""
+
+SHOWN_TURNS = 12
+"""Turns a pane keeps on screen; older ones leave it (the transcript keeps them all)."""
 
 
 class Pane(Vertical, can_focus=True):
@@ -49,17 +52,12 @@ class Pane(Vertical, can_focus=True):
         """The model's context window in tokens, once known."""
         self._shown = 0
         self._live = False
-        self._stream: MarkdownStream | None = None
         self._document = ""
-        self._turn_starts: list[int] = []
-        """Where each turn begins in `_document`: older ones are dropped from the screen."""
-        self._first_shown = 0
-        """The index in `_turn_starts` of the oldest turn on screen."""
+        self._metrics_at = 0.0
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="header", classes="pane-header")
-        with VerticalScroll(classes="pane-body"):
-            yield Markdown(classes="answer")
+        yield Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
         yield Static(id="error", classes="pane-error")
         yield Static(id="metrics", classes="pane-metrics")
 
@@ -80,19 +78,16 @@ class Pane(Vertical, can_focus=True):
 
     async def begin_turn(self, prompt: str, result: TargetResult, *, private: bool = False) -> None:
         """Show the prompt and start streaming the answer that `result` will fill."""
-        await self._end_stream()
+        self._end_stream()
         self.result = result
         self._shown = 0
         self._live = True
         separator = "\n\n---\n\n" if self._document else ""
-        self._turn_starts.append(len(self._document))
-        if len(self._turn_starts) - self._first_shown > 2 * SHOWN_TURNS:
-            await self._show_recent_turns()
         quoted = "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
         if private:
             quoted = f"> *private prompt — local models only*\n>\n{quoted}"
-        await self._append(f"{separator}{quoted}\n\n")
-        self._stream = Markdown.get_stream(self.query_one(Markdown))
+        self._body.begin_turn()
+        self._append(f"{separator}{quoted}\n\n", final=True)
         self.render_header()
 
     @property
@@ -102,74 +97,63 @@ class Pane(Vertical, can_focus=True):
 
     async def note(self, text: str) -> None:
         """A line in the transcript that is not a turn (a switch, a summary)."""
-        await self._append(f"\n\n*— {clean_line(text)} —*\n\n")
+        await self._append_note(f"\n\n*— {clean_line(text)} —*\n\n")
 
     async def mark_switch(self, old: str, new: str) -> None:
-        await self._append(
+        await self._append_note(
             f"\n\n*— switched from `{clean_line(old)}` to `{clean_line(new)}` —*\n\n"
         )
+
+    async def _append_note(self, markdown: str) -> None:
+        self._append(markdown, final=True)
 
     async def tick(self) -> bool:
         """Bring the screen up to date with the result; True on the frame its turn ends."""
         result = self.result
         if result is None or not self._live:
             return False
+        # Read before the text: the engine adds the last part before it marks the result
+        # finished, so a finished result's text is whole.
+        finished = result.finished
         # Only the parts that arrived since the last frame: O(new text), however long the
-        # answer, and one Markdown append per frame, not per token.
+        # answer, and one write per frame, not per token.
         new, count = result.text_since(self._shown)
-        finished = result.finished  # read before the text is shown, so no tail is missed
-        if new and self._stream is not None:
-            await self._stream.write(clean(new))
+        if new:
+            self._body.write(clean(new))
         self._shown = count
-        if finished and len(result.parts) > self._shown:
-            return False  # the last words arrived with the end: show them next frame
-        self.render_metrics()
-        self._follow()
+        now = time.monotonic()
+        if finished or now - self._metrics_at >= METRICS_EVERY_S:
+            # Read at a glance, not per frame: each repaint of four metric lines costs
+            # as much as the text the frame adds.
+            self._metrics_at = now
+            self.render_metrics()
         self.render_header()
         if finished:
-            await self._end_stream()
+            self._end_stream()
             self._document += clean(result.text)
             self._live = False
             self.render_header()
             return True
         return False
 
-    def _follow(self) -> None:
-        """Keep the newest text in view once it overflows, until the user scrolls up.
+    @property
+    def _body(self) -> Transcript:
+        return self.query_one(Transcript)
 
-        Anchoring earlier would pin a short answer to the bottom of an empty pane.
-        """
-        body = self.query_one(VerticalScroll)
-        if not body.is_anchored and body.max_scroll_y > 0:
-            body.anchor()
-
-    async def _append(self, markdown: str) -> None:
+    def _append(self, markdown: str, *, final: bool = False) -> None:
         self._document += markdown
-        await self.query_one(Markdown).append(markdown)
+        self._body.write(markdown, final=final)
 
-    async def _show_recent_turns(self) -> None:
-        """Render only the last SHOWN_TURNS turns: every Markdown block is a widget holding
-        its styles and rendered lines (hundreds of KB a turn in four panes), so a long chat
-        would grow without bound. The transcript and the conversation keep every turn."""
-        hidden = self._first_shown = len(self._turn_starts) - SHOWN_TURNS
-        start = self._turn_starts[hidden]
-        note = f"*— {hidden} earlier turns are not shown here; an export has them all —*"
-        await self.query_one(Markdown).update(f"{note}\n\n{self._document[start:]}")
-
-    async def _end_stream(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            await stream.stop()
+    def _end_stream(self) -> None:
+        if self._live:
+            self._body.finish()
 
     async def clear(self) -> None:
-        await self._end_stream()
+        self._end_stream()
         self._document = ""
-        self._turn_starts.clear()
-        self._first_shown = 0
         self.result = None
         self._live = False
-        self.query_one(VerticalScroll).anchor(False)
-        await self.query_one(Markdown).update("")
+        self._body.clear()
         self.render_header()
         self.render_metrics()
 

@@ -1,0 +1,272 @@
+"""The pane's transcript: Markdown streamed in pieces, rendered a block at a time, followed
+to the end unless the reader scrolls away."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.geometry import Offset
+from textual.selection import Selection
+
+from workbench.tui.widgets.streamed import SCROLL_PERIOD, BlockSplitter, Transcript
+
+DOCUMENT = """# Fruit
+
+Apples are crisp and pears are soft; both keep for weeks in a cool place.
+
+- apple
+- pear
+
+  a second paragraph inside the pear item
+
+```python
+def ripe(fruit):
+
+    return fruit.days > 3
+```
+
+1. pick
+2. wash
+
+| fruit | colour |
+|-------|--------|
+| apple | red    |
+
+> a quote with **bold** and `code`
+
+The end."""
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+# --- cutting the stream into blocks ---------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_blocks_are_the_same_however_the_text_is_cut(size: int) -> None:
+    splitter = BlockSplitter()
+    blocks = [block for piece in pieces(DOCUMENT, size) for block in splitter.feed(piece)]
+    blocks += splitter.flush()
+    assert "".join(blocks) == DOCUMENT
+    whole = BlockSplitter()
+    assert blocks == whole.feed(DOCUMENT) + whole.flush()
+
+
+def test_a_code_block_with_blank_lines_is_one_block() -> None:
+    splitter = BlockSplitter()
+    blocks = splitter.feed("```\nline one\n\n\nline two\n```\nafter\n\nnext")
+    assert blocks == ["```\nline one\n\n\nline two\n```\n", "after\n\n"]
+    assert splitter.pending == "next"
+
+
+def test_an_indented_line_after_a_gap_continues_the_block() -> None:
+    splitter = BlockSplitter()
+    assert splitter.feed("- item\n\n  more of the item\n\n") == []
+    assert splitter.feed("Next paragraph\n") == ["- item\n\n  more of the item\n\n"]
+
+
+def test_a_longer_fence_is_closed_only_by_one_as_long() -> None:
+    splitter = BlockSplitter()
+    assert splitter.feed("````\n```\nstill code\n\n") == []
+    assert splitter.feed("````\n") == ["````\n```\nstill code\n\n````\n"]
+
+
+def test_an_unclosed_fence_is_closed_by_the_end_of_the_answer() -> None:
+    splitter = BlockSplitter()
+    assert splitter.feed("```\ncode\n\nmore code\n") == []
+    assert splitter.flush() == ["```\ncode\n\nmore code\n"]
+
+
+def test_a_line_without_its_newline_stays_pending() -> None:
+    splitter = BlockSplitter()
+    assert splitter.feed("one paragraph that has not ended") == []
+    assert splitter.pending == "one paragraph that has not ended"
+
+
+# --- the widget -----------------------------------------------------------------------
+
+
+class TranscriptApp(App[None]):
+    def __init__(self, max_turns: int = 12) -> None:
+        super().__init__()
+        self.max_turns = max_turns
+
+    def compose(self) -> ComposeResult:
+        yield Transcript(max_turns=self.max_turns)
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+
+def shown(view: Transcript) -> list[str]:
+    """The rows on screen, as text."""
+    return [view.render_line(y).text.rstrip() for y in range(view.size.height)]
+
+
+async def test_markdown_written_in_pieces_renders_as_written_at_once() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 40)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        for piece in pieces(DOCUMENT, 7):
+            view.write(piece)
+            await pilot.pause()
+        view.finish()
+        streamed = view.plain_lines()
+        view.clear()
+        view.begin_turn()
+        view.write(DOCUMENT, final=True)
+        assert view.plain_lines() == streamed
+    text = "\n".join(streamed)
+    # Markdown, not its source: the markers are gone, the content stays.
+    assert "def ripe(fruit):" in text and "```" not in text
+    assert "**" not in text and "bold" in text
+    assert "Fruit" in text and "# Fruit" not in text
+    assert "apple" in text and "red" in text
+
+
+async def test_the_block_being_written_shows_as_it_arrives() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("A sentence that is still **being")
+        await pilot.pause()
+        # Plain until the block is complete: half a Markdown mark is shown as it is.
+        assert any("still **being" in line for line in shown(view))
+        view.write(" written** now.\n\nNext")
+        await pilot.pause()
+        lines = shown(view)
+        assert any("still being written now." in line for line in lines)
+        assert any(line == "Next" for line in lines)
+
+
+async def test_model_output_is_never_markup() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("[bold red]x[/] and [link=http://evil]y[/link]\n\nstill [b]going")
+        await pilot.pause()
+        text = "\n".join(shown(view))
+        assert "[bold red]x[/]" in text and "[link=http://evil]y[/link]" in text
+        assert "[b]going" in text
+
+
+async def test_the_view_follows_the_text_to_its_end() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        for i in range(60):
+            view.write(f"line {i}\n\n")
+            await pilot.pause()
+        view.finish()
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y > 0
+        assert "line 59" in shown(view)
+        # The scrollbar knows the whole height once the answer is done.
+        assert view.vertical_scrollbar.window_virtual_size == view.line_count
+
+
+async def test_scrolling_up_stops_following_and_the_end_resumes_it() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"line {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        view.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        assert not view.follow
+        view.begin_turn()
+        view.write("".join(f"more {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        assert view.scroll_y == 0 and "line 0" in shown(view)
+        view.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        assert view.follow
+        view.begin_turn()
+        view.write("".join(f"last {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        assert "last 39" in shown(view)
+
+
+async def test_text_written_between_moves_comes_into_view_without_more_writes() -> None:
+    """A view moves at most once per period; what was written in between is shown once
+    the period is over, even when nothing follows it (a note, say)."""
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"line {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        view.write("\n\n*— a note —*\n\n", final=True)
+        view.write("\n\n*— another note —*\n\n", final=True)
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert "— another note —" in shown(view)
+
+
+async def test_only_the_newest_turns_stay_on_screen() -> None:
+    app = TranscriptApp(max_turns=2)
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.transcript
+        for turn in range(4):
+            view.begin_turn()
+            view.write(f"answer {turn}\n\n", final=True)
+        await pilot.pause()
+        assert view.hidden_turns == 2
+        assert "answer 0" not in view.source and "answer 3" in view.source
+        assert view.plain_lines()[0].startswith("— 2 earlier turns are not shown here")
+
+
+async def test_a_narrower_view_wraps_again() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("word " * 60 + "\n\nand a plain tail still being written " * 3, final=False)
+        await pilot.pause()
+        wide = view.plain_lines()
+        await pilot.resize_terminal(40, 20)
+        await pilot.pause()
+        narrow = view.plain_lines()
+        assert len(narrow) > len(wide)
+        width = view.scrollable_content_region.width
+        assert all(len(line) <= width for line in narrow)
+        assert " ".join(" ".join(narrow).split()) == " ".join(" ".join(wide).split())
+
+
+async def test_selected_text_is_the_rendered_text() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("First line of **the** answer.\n\nSecond line.", final=True)
+        await pilot.pause()
+        selected = view.get_selection(Selection(Offset(0, 0), Offset(60, 3)))
+        assert selected is not None
+        assert "First line of the answer." in selected[0] and "Second line." in selected[0]
+
+
+async def test_a_line_that_never_ends_is_shown_whole_as_it_grows() -> None:
+    """Wrapped in pieces, so a frame costs the piece, not the whole line."""
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        words = [f"w{i}" for i in range(6000)]  # ~40 000 characters, no newline
+        for i in range(0, len(words), 500):
+            view.write(" ".join(words[i : i + 500]) + " ")
+            await pilot.pause()
+        assert " ".join(" ".join(view.plain_lines()).split()) == " ".join(words)
+        view.finish()
+        await pilot.pause()
+        assert " ".join(" ".join(view.plain_lines()).split()) == " ".join(words)

@@ -13,8 +13,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterable
 
-from rich.console import Console, ConsoleOptions
-from rich.markdown import Markdown as RichMarkdown
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -175,7 +174,13 @@ class _Turn:
     @staticmethod
     def _render_block(console: Console, block: str, width: int, first: bool) -> list[Strip]:
         text = block.strip("\n")
-        renderable = Text(text) if _is_plain(text) else RichMarkdown(block, hyperlinks=False)
+        renderable: RenderableType = Text(text)
+        if not _is_plain(text):
+            # Imported here: markdown-it costs the first frame ~0.1 s, and a first answer
+            # that is all plain paragraphs never needs it.
+            from rich.markdown import Markdown
+
+            renderable = Markdown(block, hyperlinks=False)
         lines = _render(console, renderable, width)
         return lines if first else [Strip.blank(0), *lines]
 
@@ -475,7 +480,7 @@ _THEME = Theme({"markdown.block_quote": "bright_blue"})
 """Rich quotes in magenta, which beside a red error reads as one: the prompt is quoted."""
 
 
-def _render(console: Console, renderable: RichMarkdown | Text, width: int) -> list[Strip]:
+def _render(console: Console, renderable: RenderableType, width: int) -> list[Strip]:
     options: ConsoleOptions = console.options.update_width(width)
     with console.use_theme(_THEME):
         lines = console.render_lines(renderable, options, pad=False)

@@ -7,6 +7,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.selection import Selection
+from textual.widgets import Static
 
 from workbench.tui.widgets.streamed import SCROLL_PERIOD, BlockSplitter, Transcript
 
@@ -270,3 +271,46 @@ async def test_a_line_that_never_ends_is_shown_whole_as_it_grows() -> None:
         view.finish()
         await pilot.pause()
         assert " ".join(" ".join(view.plain_lines()).split()) == " ".join(words)
+
+
+class ShrinkingApp(TranscriptApp):
+    """A transcript above a box that appears, as the summary row does under the panes."""
+
+    def compose(self) -> ComposeResult:
+        yield Transcript(max_turns=12)
+        yield Static("summary\nsecond line\nthird line", id="below")
+
+    def on_mount(self) -> None:
+        self.query_one("#below").display = False
+
+
+async def test_the_end_stays_in_view_when_the_view_gets_shorter() -> None:
+    app = ShrinkingApp()
+    async with app.run_test(size=(40, 16)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"line {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        assert "line 39" in shown(view)
+        app.query_one("#below").display = True
+        await pilot.pause()
+        assert view.size.height < 16
+        assert "line 39" in shown(view)
+
+
+async def test_the_keyboard_scrolls_away_and_back_to_following() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"line {i}\n\n" for i in range(40)))
+        view.finish()
+        view.focus()
+        await pilot.pause()
+        await pilot.press("home")
+        assert not view.follow and "line 0" in shown(view)
+        await pilot.press("pagedown")
+        assert not view.follow and view.scroll_y > 0
+        await pilot.press("end")
+        assert view.follow and "line 39" in shown(view)

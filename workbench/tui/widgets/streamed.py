@@ -210,13 +210,16 @@ class _Turn:
         self.tail += _render(console, Text(text), width)
 
 
-class Transcript(ScrollView, can_focus=False):
+class Transcript(ScrollView, can_focus=True):
     """A pane's turns as one scrolling view of rendered lines.
 
     A turn is written in pieces; a block is rendered as Markdown once, when it is complete,
     and only the lines that changed are repainted. Untrusted text stays text: Markdown is
     rendered by Rich's parser, which has no markup of its own, and the plain tail goes into
-    a `Text`, never through `Text.from_markup`."""
+    a `Text`, never through `Text.from_markup`.
+
+    Focusable, so the keyboard scrolls it (arrows, Page Up/Down, Home/End) as it does any
+    scrolling view; End, like scrolling to the end, follows the text again."""
 
     DEFAULT_CSS = """
     Transcript {
@@ -416,17 +419,21 @@ class Transcript(ScrollView, can_focus=False):
         dirty.difference_update(kept)
 
     def on_resize(self) -> None:
-        self._ensure_width()
+        if not self._ensure_width():
+            # Taller or shorter (a summary row came or went): the end stays in view.
+            self._relayout(self.line_count, settle=True)
 
-    def _ensure_width(self) -> None:
+    def _ensure_width(self) -> bool:
+        """Render everything again at a new width; True if it did."""
         width = self.scrollable_content_region.width
         if width <= 0 or width == self._width:
-            return
+            return False
         self._width, self._style = width, None
         for turn in self._all_turns():
             turn.render(self.app.console, width)
         self._styled.clear()
         self._relayout(0, settle=True)
+        return True
 
     # --- rendering -----------------------------------------------------------------
 

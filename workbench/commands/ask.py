@@ -28,16 +28,17 @@ class _Printer:
         self._out = out
         self._single = single
         self._shown: dict[str, int] = {}
+        """Parts of each target's answer already written."""
         self._finished: set[int] = set()
 
     def update(self, result: TargetResult) -> None:
         key = id(result)
         if self._single:
-            already = self._shown.get(result.target, 0)
-            if len(result.text) > already:
-                self._out.write(clean(result.text[already:]))
+            # Only the parts that arrived since the last update: O(new text) per update.
+            new, self._shown[result.target] = result.text_since(self._shown.get(result.target, 0))
+            if new:
+                self._out.write(clean(new))
                 self._out.flush()
-                self._shown[result.target] = len(result.text)
             if result.finished and key not in self._finished:
                 self._finished.add(key)
                 self._out.write("\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.geometry import Offset
+from textual.geometry import Offset, Region
 from textual.selection import Selection
 from textual.widgets import Static
 
@@ -90,6 +90,8 @@ def test_a_line_without_its_newline_stays_pending() -> None:
 
 
 class TranscriptApp(App[None]):
+    CSS = "Transcript { padding: 1 1 0 1; }"  # as in a pane: rows that are not content
+
     def __init__(self, max_turns: int = 12) -> None:
         super().__init__()
         self.max_turns = max_turns
@@ -103,8 +105,13 @@ class TranscriptApp(App[None]):
 
 
 def shown(view: Transcript) -> list[str]:
-    """The rows on screen, as text."""
-    return [view.render_line(y).text.rstrip() for y in range(view.size.height)]
+    """The rows of text the view gives the screen, as Textual asks for them (through its
+    cache of styled rows), without the padding."""
+    width, height = view.outer_size
+    rows = view.render_lines(Region(0, 0, width, height))
+    gutter = view.styles.gutter
+    content = rows[gutter.top : height - gutter.bottom]
+    return [row.text[gutter.left : width - gutter.right].rstrip() for row in content]
 
 
 async def test_markdown_written_in_pieces_renders_as_written_at_once() -> None:
@@ -314,3 +321,143 @@ async def test_the_keyboard_scrolls_away_and_back_to_following() -> None:
         assert not view.follow and view.scroll_y > 0
         await pilot.press("end")
         assert view.follow and "line 39" in shown(view)
+
+
+# --- found in review -------------------------------------------------------------------
+
+
+def test_a_fence_inside_a_list_item_keeps_the_list_whole() -> None:
+    text = "1. Install:\n   ```bash\n   pip install x\n   ```\n   Then run it.\n2. Done\n"
+    splitter = BlockSplitter()
+    blocks = [block for piece in pieces(text, 5) for block in splitter.feed(piece)]
+    assert blocks + splitter.flush() == [text]
+
+
+def test_backticks_with_text_after_them_are_inline_code_not_a_fence() -> None:
+    splitter = BlockSplitter()
+    blocks = splitter.feed("```foo``` bar\n\nnext paragraph\n\n")
+    assert blocks == ["```foo``` bar\n\n"]
+
+
+def test_a_loose_list_is_one_block() -> None:
+    splitter = BlockSplitter()
+    text = "1. one\n\n1. two\n\n1. three\n\nAfter the list.\n"
+    blocks = [block for piece in pieces(text, 3) for block in splitter.feed(piece)]
+    assert blocks == ["1. one\n\n1. two\n\n1. three\n\n"]
+
+
+async def test_a_lazily_numbered_loose_list_counts_up() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        for piece in pieces("1. one\n\n1. two\n\n1. three\n\nAfter.", 4):
+            view.write(piece)
+        view.finish()
+        await pilot.pause()
+        numbered = [line.split()[0] for line in view.plain_lines() if line.strip()[:1].isdigit()]
+        assert numbered == ["1", "2", "3"]
+
+
+async def test_an_answer_ending_in_a_fence_leaves_nothing_behind_it() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("```\nx = 1\n```\n\n")
+        view.finish()
+        await pilot.pause()
+        lines = view.plain_lines()
+        assert lines[-1].strip() == "" and lines[-2].strip() == "x = 1"  # the code's padding
+        view.write("hello world")
+        await pilot.pause()
+        assert view.plain_lines()[-1] == "hello world"
+
+
+async def test_rows_match_the_text_at_any_scroll_position() -> None:
+    """Textual rounds a fractional scroll offset; the rows shown must round the same way."""
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"line {i}\n" for i in range(200)))
+        view.finish()
+        view.focus()
+        await pilot.pause()
+        for y in (110.4, 110.6, 57.5, 3.49):
+            view.scroll_to(y=y, animate=False, immediate=True)
+            await pilot.pause()
+            top = round(view.scroll_y)
+            assert shown(view) == view.plain_lines()[top : top + view.size.height]
+        for key in ("pageup", "up", "up", "pagedown", "down"):
+            await pilot.press(key)
+            await pilot.pause(0.5)  # the scroll animates through fractions
+            top = round(view.scroll_y)
+            assert shown(view) == view.plain_lines()[top : top + view.size.height]
+
+
+async def test_a_new_turn_shows_while_it_streams_after_old_turns_leave() -> None:
+    app = TranscriptApp(max_turns=2)
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        for turn in range(2):
+            view.begin_turn()
+            view.write("".join(f"turn {turn} line {i}\n\n" for i in range(40)))
+            view.finish()
+        await pilot.pause()
+        view.begin_turn()  # the first turn leaves the screen: 80 lines fewer
+        view.write("> the new prompt\n\n", final=True)
+        view.write("the answer begins")
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert "the answer begins" in shown(view)
+
+
+async def test_after_a_clear_the_next_answer_is_followed() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("".join(f"old {i}\n\n" for i in range(40)))
+        view.finish()
+        await pilot.pause()
+        view.clear()
+        view.begin_turn()
+        for i in range(30):
+            view.write(f"new {i}\n\n")
+            await pilot.pause(0.02)
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert view.follow and "new 29" in shown(view)
+        assert view.max_scroll_y < 60  # the old answer's height is gone with it
+
+
+async def test_scrolling_up_a_line_while_it_follows_is_not_undone() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        for i in range(60):  # fast enough to leave room below the last line
+            view.write(f"line {i}\n")
+            await pilot.pause(0.01)
+        view.scroll_to(y=view.scroll_y - 1, animate=False, immediate=True)
+        await pilot.pause()
+        assert not view.follow
+        for i in range(10):
+            view.write(f"more {i}\n")
+            await pilot.pause(0.05)
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert not view.follow
+
+
+async def test_selected_text_is_highlighted() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("first line\n\nsecond line", final=True)
+        await pilot.pause()
+        plain = view.render_line(0)
+        view.screen.selections = {view: Selection(Offset(0, 0), Offset(5, 0))}
+        await pilot.pause()
+        selected = view.render_line(0)
+        assert selected.text == plain.text
+        assert list(selected) != list(plain)  # the first word is styled as selected

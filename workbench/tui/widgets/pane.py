@@ -82,12 +82,13 @@ class Pane(Vertical, can_focus=True):
         self.result = result
         self._shown = 0
         self._live = True
-        separator = "\n\n---\n\n" if self._document else ""
+        if self._document:
+            self._document += "\n\n---\n\n"  # on screen, the transcript draws its own rule
         quoted = "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
         if private:
             quoted = f"> *private prompt — local models only*\n>\n{quoted}"
         self._body.begin_turn()
-        self._append(f"{separator}{quoted}\n\n", final=True)
+        self._append(f"{quoted}\n\n", final=True)
         self.render_header()
 
     @property

@@ -9,6 +9,7 @@ as plain text, re-wrapping only its last line. The compositor asks for visible l
 
 from __future__ import annotations
 
+import re
 import time
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -23,7 +24,9 @@ from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
 
-_FENCES = ("```", "~~~")
+_FENCE = re.compile(r" *(`{3,}|~{3,})(.*)")
+_LIST_ITEM = re.compile(r"([-*+]|\d{1,9}[.)])( |\t|$)")
+_LIST_START = frozenset("-*+0123456789")
 
 SCROLL_PERIOD = 0.25
 """Seconds between the moves of a view that follows streaming text (see `_move`)."""
@@ -52,6 +55,9 @@ class BlockSplitter:
         self._has_text = False
         """The current block has a line that is not blank (leading blank lines do not end
         a block)."""
+        self._in_list = False
+        """The current block is a list."""
+        self._fence_indented = False
 
     def feed(self, text: str) -> list[str]:
         """Add `text`; returns the blocks it completed, oldest first."""
@@ -64,48 +70,57 @@ class BlockSplitter:
             if self._fence:
                 if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
                     self._fence = ""
-                    blocks += self._cut(self._scanned)
+                    if not self._fence_indented:  # one inside a list item: the item goes on
+                        blocks += self._cut(self._scanned)
                 continue
             if self._blank_at >= 0:
                 if not stripped:
                     continue
-                if line[:1] in (" ", "\t"):
-                    self._blank_at = -1  # an indented line after a gap belongs to the block
+                if not self._ends_block(line):
+                    self._blank_at = -1
                 else:
                     blocks += self._cut(start)
             if not stripped:
                 if self._has_text:
                     self._blank_at = start
                 continue
+            if not self._has_text:
+                self._in_list = _LIST_ITEM.match(line) is not None
             self._has_text = True
-            fence = line.lstrip(" ")[:3]
-            if fence in _FENCES and len(line) - len(line.lstrip(" ")) < 4:
-                marker = line.lstrip(" ")
-                self._fence = marker[: len(marker) - len(marker.lstrip(fence[0]))]
-        # A gap, then the first character of a line that is not indented: the block before
-        # the gap is complete now, not only once that line is.
-        if self._blank_at >= 0 and self.pending[self._scanned : self._scanned + 1] not in (
-            "",
-            " ",
-            "\t",
-            "\n",
-        ):
-            blocks += self._cut(self._scanned)
+            indent = len(line) - len(line.lstrip(" "))
+            opening = _FENCE.match(line)
+            if opening and indent < 4 and not (opening[1][0] == "`" and "`" in opening[2]):
+                # (A backtick fence's info string has no backticks: "```x``` y" is code
+                # inline, not a fence.)
+                self._fence, self._fence_indented = opening[1], indent > 0
+        # A gap, then the first character of a line that cannot continue the block: the
+        # block before the gap is complete now, not only once that line is.
+        if self._blank_at >= 0:
+            first = self.pending[self._scanned : self._scanned + 1]
+            if first and first not in " \t\n" and not (self._in_list and first in _LIST_START):
+                blocks += self._cut(self._scanned)
         return blocks
+
+    def _ends_block(self, line: str) -> bool:
+        """After a gap, does `line` start a new block? Not when it is indented (a list item's
+        next paragraph) or, in a list, the list's next item (a loose list is one list)."""
+        if line[:1] in (" ", "\t"):
+            return False
+        return not (self._in_list and _LIST_ITEM.match(line))
 
     def flush(self) -> list[str]:
         """The rest, as a last block (an unclosed fence is closed by the end of the text)."""
         rest, self.pending, self._scanned, self._fence, self._blank_at = (
             self.pending, "", 0, "", -1
         )  # fmt: skip
-        self._has_text = False
+        self._has_text = self._in_list = False
         return [rest] if rest.strip() else []
 
     def _cut(self, at: int) -> list[str]:
         block, self.pending = self.pending[:at], self.pending[at:]
         self._scanned -= at
         self._blank_at = -1
-        self._has_text = False  # the line being looked at, if any, sets it again
+        self._has_text = self._in_list = False  # the line being looked at sets them again
         return [block] if block.strip() else []
 
 
@@ -113,7 +128,9 @@ class _Turn:
     """The lines of one turn: its complete blocks rendered as Markdown, then the block being
     written as plain text (its complete lines wrapped once each, its last line each time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rule: bool = False) -> None:
+        self.rule = rule
+        """Drawn above the turn, to part it from the one before."""
         self.splitter = BlockSplitter()
         self.blocks: list[str] = []
         self.lines: list[Strip] = []
@@ -147,9 +164,9 @@ class _Turn:
             self.blocks += blocks
             return 0
         # Lines from here on may be re-rendered: a finished block replaces the plain tail.
-        first = len(self.lines) if blocks else len(self.lines) + len(self.tail)
+        first = len(self.lines) if blocks or final else len(self.lines) + len(self.tail)
         before = [self.line(y) for y in range(first, self.height)]
-        if blocks:
+        if blocks or final:  # whitespace left at the end is no longer shown either
             self.tail, self.tail_done = [], 0
         for block in blocks:
             self.blocks.append(block)
@@ -165,7 +182,7 @@ class _Turn:
         return first + same
 
     def render(self, console: Console, width: int) -> None:
-        self.lines = []
+        self.lines = _rule(width) if self.rule else []
         for i, block in enumerate(self.blocks):
             self.lines += self._render_block(console, block, width, i == 0)
         self.tail, self.tail_done = [], 0
@@ -269,14 +286,17 @@ class Transcript(ScrollView, can_focus=True):
     def begin_turn(self) -> None:
         """Later writes go to a new turn; the oldest leaves once `max_turns` are shown, so a
         long chat does not grow the rendered lines without bound."""
-        self._turns.append(_Turn())
+        turn = _Turn(rule=bool(self._turns))
+        if self._width:
+            turn.render(self.app.console, self._width)
+        self._turns.append(turn)
         if len(self._turns) > self.max_turns:
             self._hidden += len(self._turns) - self.max_turns
             del self._turns[: -self.max_turns]
             self._note = _Turn()
             note = f"*— {self._hidden} earlier turns are not shown here; an export has them all —*"
             self._note.write(self.app.console, self._width, note, final=True)
-            self._relayout(0)
+            self._relayout(0, settle=True)  # fewer lines now: the view may be past the end
         else:
             self._relayout(self.line_count)
 
@@ -298,8 +318,7 @@ class Transcript(ScrollView, can_focus=True):
     def clear(self) -> None:
         self._turns, self._hidden, self._note = [], 0, None
         self.follow = True
-        self._relayout(0)
-        self.scroll_home(animate=False, immediate=True)
+        self._relayout(0, settle=True)
 
     # --- layout --------------------------------------------------------------------
 
@@ -323,7 +342,7 @@ class Transcript(ScrollView, can_focus=True):
         lines, before = self.line_count, self._lines_shown
         self._lines_shown = lines
         self._move(lines, settle=settle)
-        top, view = int(self.scroll_y), self.scrollable_content_region.height
+        top, view = round(self.scroll_y), self.scrollable_content_region.height
         end = min(max(lines, before), top + view)
         if (changed := max(changed_from, top)) < end:
             self.refresh_lines(changed, end - changed)
@@ -344,8 +363,11 @@ class Transcript(ScrollView, can_focus=True):
                 self.set_timer((window + 1) * SCROLL_PERIOD - now, self._catch_up)
             return
         view = self.scrollable_content_region.height
-        top, height = int(self.scroll_y), self.virtual_size.height
-        if self.follow and (settle or lines > top + view):
+        top, height = round(self.scroll_y), self.virtual_size.height
+        # Following, a move is due when the last line is below the view, or when turns left
+        # the screen and the view is mostly past the end.
+        behind = lines > top + view or (top > 0 and lines < top + view - max(1, view // 3))
+        if self.follow and (settle or behind):
             then, lines_then = self._last_move
             rate = (lines - lines_then) / (now - then) if now > then else 0.0
             room = 0 if settle else max(0, min(round(rate * SCROLL_PERIOD), view // 3))
@@ -359,11 +381,19 @@ class Transcript(ScrollView, can_focus=True):
                 )
             finally:
                 self._following = False
-            if settle or now - self._scrollbar_at >= SCROLLBAR_PERIOD:
+            overflowing = lines + room > view
+            if (
+                settle
+                or now - self._scrollbar_at >= SCROLLBAR_PERIOD
+                or overflowing != self.show_vertical_scrollbar  # the reader can scroll now
+            ):
                 self._sync_scrollbar()
         elif settle or (not self.follow and height != lines) or height < min(lines, view):
             self._window = window
-            self.set_reactive(Transcript.virtual_size, Size(self._width, lines))
+            # Never below the bottom of the view: the scroll position would be clamped, and
+            # a reader who scrolled up a line would find the view following again.
+            keep = lines if self.follow else max(lines, min(height, top + view))
+            self.set_reactive(Transcript.virtual_size, Size(self._width, keep))
             self._sync_scrollbar()
 
     def _catch_up(self) -> None:
@@ -407,11 +437,13 @@ class Transcript(ScrollView, can_focus=True):
         if not isinstance(rows, dict) or not isinstance(dirty, set):
             self.refresh(self.size.region)  # another Textual: restyle all, only slower
             return
-        height, stale = self.size.height, set(dirty)
+        # Rows of the view's content only: padding rows keep their place.
+        first, stale = self.styles.gutter.top, set(dirty)
+        end = first + self.scrollable_content_region.height
         kept = {
-            y - moved: strip
+            y if not first <= y < end else y - moved: strip
             for y, strip in rows.items()
-            if 0 <= y - moved < height and y not in stale
+            if y not in stale and (not first <= y < end or first <= y - moved < end)
         }
         self.refresh(self.size.region)
         rows.clear()
@@ -439,8 +471,9 @@ class Transcript(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         self._ensure_width()
-        y += int(self.scroll_y)
-        if (strip := self._styled.get(y)) is not None:
+        y += round(self.scroll_y)
+        selection = self.text_selection
+        if selection is None and (strip := self._styled.get(y)) is not None:
             return strip
         if self._style is None:  # looked up through every ancestor: once per style change
             self._style = self.rich_style
@@ -452,9 +485,26 @@ class Transcript(ScrollView, can_focus=True):
             return self._blank
         line = turns[index].line(y - self._starts[index])
         style = self._style
-        strip = line.crop_extend(0, self._width, style).apply_style(style).apply_offsets(0, y)
+        strip = line.crop_extend(0, self._width, style).apply_style(style)
+        if selection is not None:
+            return self._selected(strip, selection, y).apply_offsets(0, y)
+        strip = strip.apply_offsets(0, y)
         self._styled[y] = strip
         return strip
+
+    def _selected(self, strip: Strip, selection: Selection, y: int) -> Strip:
+        """`strip` with the part of line `y` inside the mouse selection highlighted."""
+        span = selection.get_span(y)
+        if span is None:
+            return strip
+        start, end = span
+        end = strip.cell_length if end == -1 else min(end, strip.cell_length)
+        if start >= end:
+            return strip
+        before, inside, after = strip.divide([start, end, strip.cell_length])
+        highlight = self.screen.get_component_rich_style("screen--selection")
+        inside = Strip(Segment.apply_style(inside, post_style=highlight), inside.cell_length)
+        return Strip.join([before, inside, after])
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -490,8 +540,22 @@ _THEME = Theme({"markdown.block_quote": "bright_blue"})
 def _render(console: Console, renderable: RenderableType, width: int) -> list[Strip]:
     options: ConsoleOptions = console.options.update_width(width)
     with console.use_theme(_THEME):
-        lines = console.render_lines(renderable, options, pad=False)
-    return [_trimmed(Segment.simplify(line)) for line in lines] or [Strip.blank(0)]
+        lines = [
+            _trimmed(Segment.simplify(line))
+            for line in console.render_lines(renderable, options, pad=False)
+        ]
+    # Rich puts a blank line before some blocks (lists, quotes) and after others (a rule):
+    # the transcript puts exactly one between blocks itself.
+    while lines and not lines[0].cell_length:
+        del lines[0]
+    while lines and not lines[-1].cell_length:
+        del lines[-1]
+    return lines or [Strip.blank(0)]
+
+
+def _rule(width: int) -> list[Strip]:
+    """The line between two turns, with a blank line either side."""
+    return [Strip.blank(0), Strip([Segment("─" * width, Style(dim=True))]), Strip.blank(0)]
 
 
 def _trimmed(segments: Iterable[Segment]) -> Strip:

@@ -106,6 +106,7 @@ class WorkbenchApp(App[None]):
         self.initial_targets = list(targets)
         self.system_prompt: str | None = None
         self.current: Pane | None = None
+        self._panes_removed = False
         self.memory_probe = fit.machine_memory
         """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
         self._pane_serial = 0
@@ -374,11 +375,19 @@ class WorkbenchApp(App[None]):
         for pane in finished_now:
             self._fetch_memory(pane)
         if finished_now and not any(p.busy for p in self.panes):
-            self.set_timer(0.2, runtime.collect)
+            self.set_timer(0.2, self._collect)
             if self.blind and any(p.blind_name for p in self.panes):
                 self.notify("Which answer was best? F3 to vote", timeout=6)
             else:
                 self.render_summary()
+
+    def _collect(self) -> None:
+        runtime.collect(frozen_too=self._panes_removed)
+        self._panes_removed = False
+
+    async def _remove(self, pane: Pane) -> None:
+        await pane.remove()
+        self._panes_removed = True  # its cycles may be frozen: see runtime.collect
 
     @work(group="memory")
     async def _fetch_memory(self, pane: Pane) -> None:
@@ -496,7 +505,7 @@ class WorkbenchApp(App[None]):
             await self.pop_screen()
         self.action_cancel_all()
         for old in self.panes:
-            await old.remove()
+            await self._remove(old)
         self.current = None
         system = next((m.content for m in history if m.role == "system"), None)
         turns = [m for m in history if m.role != "system"]
@@ -585,7 +594,7 @@ class WorkbenchApp(App[None]):
         if pane is None:
             return
         self.workers.cancel_group(self, pane.id or "pane")
-        await pane.remove()
+        await self._remove(pane)
         self.current = None
         self.relayout()
         self.render_title()
@@ -596,7 +605,7 @@ class WorkbenchApp(App[None]):
         for pane in self.panes:
             if pane is not keep:
                 self.workers.cancel_group(self, pane.id or "pane")
-                await pane.remove()
+                await self._remove(pane)
         self.relayout()
         self.render_title()
 

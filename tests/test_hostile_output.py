@@ -25,7 +25,7 @@ from werkzeug import Request, Response
 from tests.fault_servers import WIRES
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
-from workbench.sanitize import clean, clean_line
+from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.tui.app import make_app
 
 EXAMPLES = settings(max_examples=200, deadline=None)
@@ -126,6 +126,25 @@ def test_complete_escape_sequences_vanish_and_only_they(parts: list[str]) -> Non
 def test_rich_markup_is_kept_literally(before: str, markup: str, after: str) -> None:
     assert markup in clean(before + markup + after)
     assert markup in clean_line(f"{before} {markup} {after}")
+
+
+@EXAMPLES
+@given(st.lists(st.one_of(safe_text, st.sampled_from(COMPLETE_ESCAPES)), max_size=12), st.data())
+def test_an_escape_split_between_chunks_is_cleaned_as_if_whole(
+    parts: list[str], data: st.DataObject
+) -> None:
+    """A stream shows text up to an escape that may not be finished, and the rest with the
+    next chunk: what is shown is the clean whole answer, with no `[31m` left behind."""
+    text = "".join(parts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    shown, held = "", ""
+    for i, chunk in enumerate(chunks):
+        pending = held + chunk
+        cut = len(pending) if i == len(chunks) - 1 else unfinished_escape(pending)
+        shown += clean(pending[:cut])
+        held = pending[cut:]
+    assert shown == clean(text) == "".join(p for p in parts if p not in COMPLETE_ESCAPES)
 
 
 def test_unterminated_string_escapes_lose_only_their_introducer() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.widgets.streamed import Transcript
 
 NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
 
@@ -125,6 +127,41 @@ def hostile_server(httpserver: HTTPServer) -> Iterator[str]:
 
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
     yield httpserver.url_for("/v1")
+
+
+@pytest.fixture
+def split_escape_server(httpserver: HTTPServer) -> Iterator[str]:
+    """An escape sequence cut in two, with time between the halves for a frame to pass."""
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+        body = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n"
+
+    def handler(request: Request) -> Response:
+        def body() -> Iterator[str]:
+            yield chunk({"content": "red \x1b[3"})
+            time.sleep(0.4)
+            yield chunk({"content": "1mtext after it"})
+            yield chunk({}, "stop") + "data: [DONE]\n\n"
+
+        return Response(body(), content_type="text/event-stream")
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    yield httpserver.url_for("/v1")
+
+
+async def test_an_escape_split_across_chunks_leaves_nothing_on_screen(
+    split_escape_server: str,
+) -> None:
+    settings = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=split_escape_server)})
+    app = make_app(settings, ["evil:m"], env=NO_KEYS)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        (pane,) = app.panes
+        shown_text = " ".join(pane.query_one(Transcript).plain_lines())
+        assert "red text after it" in shown_text and "1m" not in shown_text
 
 
 async def test_markup_and_escapes_in_model_output_render_literally(hostile_server: str) -> None:

@@ -30,6 +30,18 @@ _ESCAPES = re.compile(
     """,
     re.VERBOSE,
 )
+_UNFINISHED = re.compile(
+    rf"""
+    (?: \x1b (?: \[[0-?]*[ -/]*                          # CSI without its final byte
+             | [\]PX^_][^\x07\x9c{_INTRODUCERS}]{{0,{_STRING_MAX}}}\x1b?
+                                                      # a string not yet terminated
+             | [ -/]* )                               # ESC, intermediates, nothing final
+      | \x9b[0-?]*[ -/]*
+      | [\x90\x98\x9d\x9e\x9f][^\x07\x9c{_INTRODUCERS}]{{0,{_STRING_MAX}}}
+    ) \Z
+    """,
+    re.VERBOSE,
+)
 _CONTROLS = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
@@ -46,6 +58,15 @@ def clean(text: str) -> str:
     text = encodable(text.replace("\r\n", "\n"))
     text = _ESCAPES.sub("", text)
     return _CONTROLS.sub("", text.replace("\r", ""))
+
+
+def unfinished_escape(text: str) -> int:
+    """Where an escape sequence that the next chunk may finish begins at the end of `text`
+    (`len(text)` if none does). A stream shows text up to there and holds the rest back:
+    cleaned alone, half a sequence would leave its tail (`[31m`) on screen."""
+    window = max(0, len(text) - _STRING_MAX - 16)  # no sequence held back is longer
+    found = _UNFINISHED.search(text, window)
+    return found.start() if found else len(text)
 
 
 def clean_line(text: str) -> str:

@@ -17,7 +17,7 @@ from workbench.commands import format as fmt
 from workbench.engine.fanout import fanout, request_for
 from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
-from workbench.sanitize import clean, clean_line
+from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.store import Store
 
 
@@ -29,17 +29,23 @@ class _Printer:
         self._single = single
         self._shown: dict[str, int] = {}
         """Parts of each target's answer already written."""
+        self._held = ""
         self._finished: set[int] = set()
 
     def update(self, result: TargetResult) -> None:
         key = id(result)
         if self._single:
             # Only the parts that arrived since the last update: O(new text) per update.
+            finished = result.finished  # before the text: a finished answer's text is whole
             new, self._shown[result.target] = result.text_since(self._shown.get(result.target, 0))
-            if new:
-                self._out.write(clean(new))
+            text = self._held + new
+            # An escape sequence split between updates is cleaned whole, with its next part.
+            cut = len(text) if finished else unfinished_escape(text)
+            self._held = text[cut:]
+            if cut:
+                self._out.write(clean(text[:cut]))
                 self._out.flush()
-            if result.finished and key not in self._finished:
+            if finished and key not in self._finished:
                 self._finished.add(key)
                 self._out.write("\n")
             return

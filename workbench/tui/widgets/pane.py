@@ -14,7 +14,7 @@ from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
-from workbench.sanitize import clean, clean_line
+from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.tui.widgets.streamed import Transcript
 
 _STATUS_STYLE = {
@@ -51,6 +51,8 @@ class Pane(Vertical, can_focus=True):
         self.window: int | None = None
         """The model's context window in tokens, once known."""
         self._shown = 0
+        self._held = ""
+        """The end of the text so far, if it may be the start of an escape sequence."""
         self._live = False
         self._document = ""
         self._metrics_at = 0.0
@@ -81,6 +83,7 @@ class Pane(Vertical, can_focus=True):
         self._end_stream()
         self.result = result
         self._shown = 0
+        self._held = ""
         self._live = True
         if self._document:
             self._document += "\n\n---\n\n"  # on screen, the transcript draws its own rule
@@ -119,9 +122,12 @@ class Pane(Vertical, can_focus=True):
         # Only the parts that arrived since the last frame: O(new text), however long the
         # answer, and one write per frame, not per token.
         new, count = result.text_since(self._shown)
-        if new:
-            self._body.write(clean(new))
-        self._shown = count
+        text = self._held + new
+        # An escape sequence split between frames is cleaned whole, with its next part.
+        cut = len(text) if finished else unfinished_escape(text)
+        if cut:
+            self._body.write(clean(text[:cut]))
+        self._held, self._shown = text[cut:], count
         now = time.monotonic()
         if finished or now - self._metrics_at >= METRICS_EVERY_S:
             # Read at a glance, not per frame: each repaint of four metric lines costs

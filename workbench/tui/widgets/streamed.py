@@ -2,9 +2,9 @@
 
 Textual's `Markdown` widget mounts a widget per block and re-parses its tail on every
 append; four panes at 500 tok/s kept a core busy laying those out (bench/tui_stream.py,
-docs/performance.md). Here one leaf widget holds the turn as rendered lines: a block is
-rendered as Markdown once, when it is complete, and the block still being written is shown
-as plain text, re-wrapping only its last line. The compositor asks for visible lines alone.
+docs/performance.md). Here one scrolling view holds a pane's turns as rendered lines: a
+block is rendered as Markdown once, when it is complete, and the block still being written
+is shown as plain text, re-wrapping only its last line. Textual asks for visible lines alone.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ class Transcript(ScrollView, can_focus=True):
         self.max_turns = max_turns
         self._turns: list[_Turn] = []
         self._starts: list[int] = [0]
-        """The first line of each turn, and one past the last finished turn."""
+        """The first line of each turn on screen (the hidden-turns note first, if any)."""
         self._hidden = 0
         self._note: _Turn | None = None
         """Says how many turns are no longer shown, once some are not."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.app import App, ComposeResult
 from textual.geometry import Offset, Region
+from textual.pilot import Pilot
 from textual.selection import Selection
 from textual.widgets import Static
 
@@ -114,6 +115,14 @@ def shown(view: Transcript) -> list[str]:
     return [row.text[gutter.left : width - gutter.right].rstrip() for row in content]
 
 
+async def answer(pilot: Pilot[None], view: Transcript, name: str, lines: int, end: str) -> None:
+    """A whole turn at once: `lines` lines called `name 0`, `name 1`…, each ending in `end`."""
+    view.begin_turn()
+    view.write("".join(f"{name} {i}{end}" for i in range(lines)))
+    view.finish()
+    await pilot.pause()
+
+
 async def test_markdown_written_in_pieces_renders_as_written_at_once() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(60, 40)) as pilot:
@@ -184,25 +193,16 @@ async def test_scrolling_up_stops_following_and_the_end_resumes_it() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"line {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "line", 40, "\n\n")
         view.scroll_home(animate=False, immediate=True)
         await pilot.pause()
         assert not view.follow
-        view.begin_turn()
-        view.write("".join(f"more {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "more", 40, "\n\n")
         assert view.scroll_y == 0 and "line 0" in shown(view)
         view.scroll_end(animate=False, immediate=True)
         await pilot.pause()
         assert view.follow
-        view.begin_turn()
-        view.write("".join(f"last {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "last", 40, "\n\n")
         assert "last 39" in shown(view)
 
 
@@ -212,10 +212,7 @@ async def test_text_written_between_moves_comes_into_view_without_more_writes() 
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"line {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "line", 40, "\n\n")
         view.write("\n\n*— a note —*\n\n", final=True)
         view.write("\n\n*— another note —*\n\n", final=True)
         await pilot.pause(2 * SCROLL_PERIOD)
@@ -295,10 +292,7 @@ async def test_the_end_stays_in_view_when_the_view_gets_shorter() -> None:
     app = ShrinkingApp()
     async with app.run_test(size=(40, 16)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"line {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "line", 40, "\n\n")
         assert "line 39" in shown(view)
         app.query_one("#below").display = True
         await pilot.pause()
@@ -416,10 +410,7 @@ async def test_after_a_clear_the_next_answer_is_followed() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"old {i}\n\n" for i in range(40)))
-        view.finish()
-        await pilot.pause()
+        await answer(pilot, view, "old", 40, "\n\n")
         view.clear()
         view.begin_turn()
         for i in range(30):

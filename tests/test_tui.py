@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from providers.base import ChatRequest, GenParams, Usage
 from providers.embedded import EmbeddedProvider
+from tests.fault_servers import WIRES, Stall, streamed
 from tests.llama_server import LlamaServer
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
@@ -115,39 +114,20 @@ async def test_switched_model_receives_the_whole_history(
 @pytest.fixture
 def hostile_server(httpserver: HTTPServer) -> Iterator[str]:
     hostile = "[bold red]x[/] [link=http://evil]y[/link] \x1b[2J\x1b]0;pwned\x07 \x1b[31mred\u202e"
-
-    def handler(request: Request) -> Response:
-        def chunk(delta: dict[str, str], finish: str | None = None) -> str:
-            body = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-            return f"data: {json.dumps(body)}\n\n"
-
-        body = chunk({"content": hostile}) + chunk({}, "stop") + "data: [DONE]\n\n"
-        return Response(body, content_type="text/event-stream")
-
-    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    wire = WIRES["openai"]
+    httpserver.expect_request(wire.path).respond_with_handler(lambda _: wire.stream(hostile))
     yield httpserver.url_for("/v1")
 
 
 @pytest.fixture
 def split_escape_server(httpserver: HTTPServer) -> Iterator[str]:
     """An escape sequence cut in two, with time between the halves for a frame to pass."""
-
-    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
-        body = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-        return f"data: {json.dumps(body)}\n\n"
-
-    def handler(request: Request) -> Response:
-        def body() -> Iterator[str]:
-            yield chunk({"content": "red \x1b[3"})
-            time.sleep(0.4)
-            yield chunk({"content": "1mtext after it"})
-            yield chunk({}, "stop") + "data: [DONE]\n\n"
-
-        return Response(body(), content_type="text/event-stream")
-
-    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    wire = WIRES["openai"]
+    pause = Stall(threading.Event(), limit_s=0.4)  # never released: a 0.4 s wait
+    parts = [*wire.start(), wire.text("red \x1b[3"), pause, wire.text("1mtext after it")]
+    httpserver.expect_request(wire.path).respond_with_handler(
+        lambda _: streamed([*parts, *wire.end()], wire.content_type)
+    )
     yield httpserver.url_for("/v1")
 
 

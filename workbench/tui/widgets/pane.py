@@ -56,10 +56,12 @@ class Pane(Vertical, can_focus=True):
         self._live = False
         self._document = ""
         self._metrics_at = 0.0
+        self._body = Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
+        """Read every frame: kept, not looked up in the DOM."""
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="header", classes="pane-header")
-        yield Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
+        yield self._body
         yield Static(id="error", classes="pane-error")
         yield Static(id="metrics", classes="pane-metrics")
 
@@ -101,15 +103,13 @@ class Pane(Vertical, can_focus=True):
 
     async def note(self, text: str) -> None:
         """A line in the transcript that is not a turn (a switch, a summary)."""
-        await self._append_note(f"\n\n*— {clean_line(text)} —*\n\n")
+        self._append(f"\n\n*— {clean_line(text)} —*\n\n", final=True)
 
     async def mark_switch(self, old: str, new: str) -> None:
-        await self._append_note(
-            f"\n\n*— switched from `{clean_line(old)}` to `{clean_line(new)}` —*\n\n"
+        self._append(
+            f"\n\n*— switched from `{clean_line(old)}` to `{clean_line(new)}` —*\n\n",
+            final=True,
         )
-
-    async def _append_note(self, markdown: str) -> None:
-        self._append(markdown, final=True)
 
     async def tick(self) -> bool:
         """Bring the screen up to date with the result; True on the frame its turn ends."""
@@ -142,10 +142,6 @@ class Pane(Vertical, can_focus=True):
             self.render_header()
             return True
         return False
-
-    @property
-    def _body(self) -> Transcript:
-        return self.query_one(Transcript)
 
     def _append(self, markdown: str, *, final: bool = False) -> None:
         self._document += markdown

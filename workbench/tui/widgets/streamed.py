@@ -335,8 +335,10 @@ class Transcript(ScrollView, can_focus=True):
         for turn in turns[:-1]:
             starts.append(starts[-1] + turn.height)
         self._starts = starts
-        for y in [y for y in self._styled if y >= changed_from]:
-            del self._styled[y]
+        # Cached lines are those on screen since the last change, so below the line count
+        # then: O(lines changed), not O(lines cached), on every frame's write.
+        for y in range(changed_from, max(self._lines_shown, self.line_count)):
+            self._styled.pop(y, None)
         if not self.is_mounted:
             return
         lines, before = self.line_count, self._lines_shown

@@ -132,6 +132,19 @@ async def assert_no_connection_to(port: int, grace_s: float = 3.0) -> None:
 # --- OpenAI chat.completions ---------------------------------------------------------
 
 
+async def assert_unreadable(
+    events: list[StreamEvent], failure: ProviderError, words: str, port: int
+) -> None:
+    """The text before the bad chunk kept; a `protocol` error that says what was wrong and
+    names the endpoint; the connection closed though the server would go on sending."""
+    assert texts(events) == "Hel"
+    assert failure.kind == "protocol"
+    assert "cannot read" in failure.message
+    assert words in failure.message
+    assert f"127.0.0.1:{port}" in failure.message
+    await assert_no_connection_to(port)
+
+
 def chunk(*choices: dict[str, Any], **extra: Any) -> bytes:
     return sse({"id": "c", "object": "chat.completion.chunk", "choices": list(choices), **extra})
 
@@ -286,12 +299,7 @@ async def test_openai_malformed_chunk_is_protocol_and_closes(
     more = Endless(said(" la"), release, every_s=0.05)
     serve(httpserver, "/v1/chat/completions", [said("Hel"), sse(data), more])
     events, failure = await failure_of(openai)
-    assert texts(events) == "Hel"
-    assert failure.kind == "protocol"
-    assert "cannot read" in failure.message
-    assert words in failure.message
-    assert f"127.0.0.1:{httpserver.port}" in failure.message
-    await assert_no_connection_to(httpserver.port)
+    await assert_unreadable(events, failure, words, httpserver.port)
 
 
 # --- Anthropic messages --------------------------------------------------------------
@@ -429,12 +437,7 @@ async def test_anthropic_malformed_event_is_protocol_and_closes(
     more = Endless(text_delta(" la"), release, every_s=0.05)
     serve(httpserver, "/v1/messages", [START, text_delta("Hel"), event, more])
     events, failure = await failure_of(anthropic)
-    assert texts(events) == "Hel"
-    assert failure.kind == "protocol"
-    assert "cannot read" in failure.message
-    assert words in failure.message
-    assert f"127.0.0.1:{httpserver.port}" in failure.message
-    await assert_no_connection_to(httpserver.port)
+    await assert_unreadable(events, failure, words, httpserver.port)
 
 
 @pytest.mark.parametrize(

@@ -452,3 +452,16 @@ async def test_selected_text_is_highlighted() -> None:
         selected = view.render_line(0)
         assert selected.text == plain.text
         assert list(selected) != list(plain)  # the first word is styled as selected
+
+
+async def test_a_rule_parts_two_turns_on_screen() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.transcript
+        for prompt in ("first", "second"):
+            view.begin_turn()
+            view.write(f"> {prompt}\n\n", final=True)
+            view.finish()
+            await pilot.pause()
+        rows = shown(view)
+        assert rows.index("▌ first") < rows.index("─" * 36) < rows.index("▌ second")

@@ -289,6 +289,7 @@ class Transcript(ScrollView, can_focus=True):
         turn = _Turn(rule=bool(self._turns))
         if self._width:
             turn.render(self.app.console, self._width)
+        first = self.line_count  # where the new turn's rule goes
         self._turns.append(turn)
         if len(self._turns) > self.max_turns:
             self._hidden += len(self._turns) - self.max_turns
@@ -298,7 +299,7 @@ class Transcript(ScrollView, can_focus=True):
             self._note.write(self.app.console, self._width, note, final=True)
             self._relayout(0, settle=True)  # fewer lines now: the view may be past the end
         else:
-            self._relayout(self.line_count)
+            self._relayout(first)
 
     def write(self, markdown: str, *, final: bool = False) -> None:
         """Add `markdown` to the current turn; `final` renders what is still open as well."""

@@ -43,3 +43,15 @@ def test_garbage_from_before_the_freeze_is_collected_between_answers() -> None:
         assert ref() is None
     finally:
         runtime.restore()
+
+
+def test_what_start_up_loads_after_the_settle_is_kept_out_of_the_walk_too() -> None:
+    """The SDKs the panes use are imported after `settle`: `keep` freezes them as well."""
+    runtime.settle()
+    try:
+        before = gc.get_freeze_count()
+        loaded = [Cycle() for _ in range(100)]
+        runtime.keep()
+        assert gc.get_freeze_count() >= before + len(loaded)
+    finally:
+        runtime.restore()

@@ -3,8 +3,12 @@ to the end unless the reader scrolls away."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 from textual.app import App, ComposeResult
+from textual.containers import Horizontal
 from textual.geometry import Offset, Region
 from textual.pilot import Pilot
 from textual.selection import Selection
@@ -437,6 +441,57 @@ async def test_scrolling_up_a_line_while_it_follows_is_not_undone() -> None:
             await pilot.pause(0.05)
         await pilot.pause(2 * SCROLL_PERIOD)
         assert not view.follow
+
+
+async def test_the_scrollbar_is_there_from_the_start_and_its_track_once_it_can_scroll() -> None:
+    """A scrollbar that appears lays out the whole screen (every pane is repainted): it is
+    there from the start, and only its track shows when there is something to scroll."""
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write("one line\n\n")
+        await pilot.pause()
+        assert view.show_vertical_scrollbar and not view.has_class("-scrollable")
+        await answer(pilot, view, "line", 40, "\n\n")
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert view.show_vertical_scrollbar and view.has_class("-scrollable")
+
+
+class TwoViews(App[None]):
+    CSS = "Transcript { width: 1fr; }"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Transcript(max_turns=12)
+            yield Transcript(max_turns=12)
+
+
+async def test_views_given_different_phases_move_in_different_frames() -> None:
+    """The app gives each pane a phase of the scroll period, and a pane's move repaints
+    its own rows in a frame of its own, however the text arrives."""
+    app = TwoViews()
+    async with app.run_test(size=(80, 12)) as pilot:
+        views = list(app.query(Transcript))
+        views[1].phase = 0.5
+        moves: list[list[float]] = [[], []]
+
+        def when_moved(times: list[float]) -> Callable[[float], None]:
+            return lambda _: times.append(time.monotonic())
+
+        for view, times in zip(views, moves, strict=True):
+            app.watch(view, "scroll_y", when_moved(times), init=False)
+            view.begin_turn()
+        ends = time.monotonic() + 6 * SCROLL_PERIOD
+        line = 0
+        while time.monotonic() < ends:
+            for view in views:
+                view.write(f"line {line}\n\n")
+            line += 1
+            await pilot.pause(0.01)
+        first, second = moves
+        assert len(first) >= 4 and len(second) >= 4
+        assert all(abs(a - b) > SCROLL_PERIOD / 10 for a in first for b in second)
 
 
 async def test_selected_text_is_highlighted() -> None:

@@ -16,6 +16,7 @@ from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.streamed import Transcript
 
 NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
@@ -33,10 +34,16 @@ def _app(settings: Settings, *targets: str) -> WorkbenchApp:
 
 
 async def test_two_panes_finish_with_exact_tokens_and_a_summary(settings: Settings) -> None:
-    app = _app(settings, "embedded:smollm2@max_tokens=8", "llamacpp:smollm2@max_tokens=8")
+    app = _app(
+        settings, "embedded:smollm2@max_tokens=8,label=a", "llamacpp:smollm2@max_tokens=8,label=b"
+    )
     async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        sizes = [pane.size for pane in app.panes]
         await send(pilot, "Name three fruits.")
         await wait_finished(pilot)
+        # The summary's row is there from the start: a summary of one line moves nothing.
+        assert [pane.size for pane in app.panes] == sizes
         for pane in app.panes:
             assert pane.result is not None and pane.result.status == "done"
             assert pane.result.text.strip()
@@ -157,6 +164,44 @@ async def test_markup_and_escapes_in_model_output_render_literally(hostile_serve
         svg = app.export_screenshot()
         assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
         assert "pwned" not in app.title
+
+
+async def test_start_up_sets_up_the_panes_providers_before_the_first_prompt(
+    settings: Settings,
+) -> None:
+    """An SDK's import (openai 0.6 s, anthropic 1.3 s) is done while the first frame is
+    read, not while the first answers stream; a provider that cannot be set up (no key)
+    says so when asked for an answer, and does not stop the others."""
+    app = _app(settings, "openai:gpt-4o-mini", "llamacpp:smollm2@max_tokens=4")
+    async with app.run_test(size=(160, 48)) as pilot:
+        provider = app.registry.get("llamacpp")
+        await wait_until(pilot, lambda: getattr(provider, "_client", None) is not None, 10)
+        await send(pilot, "Hi")
+        await wait_finished(pilot)
+        keyless, local = app.panes
+        assert "OPENAI_API_KEY is not set" in shown(keyless, "error")
+        assert local.result is not None and local.result.status == "done"
+
+
+async def test_panes_take_turns_each_at_its_own_phase() -> None:
+    """A frame brings a quarter of the panes up to date, each quarter scrolling at a phase
+    of its own: a repaint then holds one pane's change, however many panes stream."""
+    app = make_app(Settings(), ["embedded:smollm2"] * 5, env=NO_KEYS)
+    async with app.run_test(size=(200, 40)) as pilot:
+        turns: list[list[str]] = []
+        take_turn = app._frame
+
+        async def spied(panes: list[Pane]) -> None:
+            turns.append([pane.id or "" for pane in panes])
+            await take_turn(panes)
+
+        app._frame = spied  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: len(turns) >= 8)
+        ids = [pane.id for pane in app.panes]
+        for i in range(len(turns) - 3):
+            four = [pane for turn in turns[i : i + 4] for pane in turn]
+            assert sorted(four) == sorted(ids)  # each pane once in four turns
+        assert [pane.phase for pane in app.panes] == [0.0, 0.25, 0.5, 0.75, 0.0]
 
 
 async def test_blind_mode_hides_names_until_the_vote(settings: Settings) -> None:

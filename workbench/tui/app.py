@@ -45,13 +45,18 @@ from workbench.tui.screens.overflow import Choice, OverflowScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
 from workbench.tui.screens.vote import TIE, VoteScreen
+from workbench.tui.widgets import streamed
 from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.prompt import PromptBox
 from workbench.wiring import make_registry
 
 FRAME_S = 1 / 20
-"""How often the panes take what the engine has received. 20 a second reads as smooth, and
+"""How often a pane takes what the engine has received. 20 a second reads as smooth, and
 against 30, four panes at 500 tok/s left the UI a fifth more time for keys."""
+PHASES = 4
+"""Panes take turns a quarter of a frame apart, and move at different quarters of the
+scroll period, so that a repaint seldom holds more than one pane's change: a key waits for
+the repaint under way, and one that moved four panes took 10–12 ms (bench/tui_stream.py)."""
 # Allowed on any screen; pop_screen is the Escape of screens pushed over the panes.
 _SCREEN_ACTIONS = {
     "quit",
@@ -107,6 +112,7 @@ class WorkbenchApp(App[None]):
         self.system_prompt: str | None = None
         self.current: Pane | None = None
         self._panes_removed = False
+        self._phase = 0
         self.memory_probe = fit.machine_memory
         """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
         self._pane_serial = 0
@@ -131,21 +137,30 @@ class WorkbenchApp(App[None]):
 
     async def on_mount(self) -> None:
         self.engine.start()
-        # Off the UI, so the first prompt does not wait for the encodings; but only once the
-        # first frame is up: loading them holds the GIL for ~0.4 s (bench/first_frame.py).
-        models = [t.model for t in self.initial_targets]
-        self.call_after_refresh(self._warm, models)
+        # Once the first frame is up (bench/first_frame.py): see `_warm`.
+        self.call_after_refresh(self._warm, list(self.initial_targets))
         for target in self.initial_targets:
             await self.add_pane(target)
         self.render_title()
-        self.set_interval(FRAME_S, self._frame)
+        self.set_interval(FRAME_S / PHASES, self._next_phase)
         self.set_interval(5, self.render_title)  # free RAM moves as models load
         self.query_one(PromptBox).focus()
 
     @work(group="warm")
-    async def _warm(self, models: list[str]) -> None:
+    async def _warm(self, targets: list[Target]) -> None:
+        """Start-up work the first prompt would otherwise wait for, done off the UI while
+        the user reads the first frame: each of them holds the GIL for 0.1–1.3 s, which
+        the UI would share with four streams if it came with the first answers."""
+        runtime.settle()  # first: its collection pauses the UI ~70 ms, before anyone types
+        models = [t.model for t in targets]
         await asyncio.wrap_future(self.engine.submit(asyncio.to_thread(tokens.warm, models)))
-        runtime.settle()
+        await asyncio.to_thread(streamed.warm)
+        for name in dict.fromkeys(t.provider for t in targets):
+            # The SDK's import (openai 0.6 s, anthropic 1.3 s); a provider that cannot be
+            # set up says why when it is asked for an answer.
+            with contextlib.suppress(ProviderError, TargetError):
+                await self.engine.run(self.registry.get(name).prepare())
+        runtime.keep()
 
     def on_unmount(self) -> None:
         runtime.restore()
@@ -197,7 +212,8 @@ class WorkbenchApp(App[None]):
         available, total = self.memory_probe()
         title.append(f" · RAM {fmt.size(available)} free of {fmt.size(total)}", style="dim")
         title.append(" · Ctrl+P commands", style="dim")
-        self.query_one("#title", Static).update(title)
+        # One row, always: no layout of the screen (a repaint of every pane) every 5 s.
+        self.query_one("#title", Static).update(title, layout=False)
 
     # --- panes ---------------------------------------------------------------------
 
@@ -277,7 +293,7 @@ class WorkbenchApp(App[None]):
 
     @work(group="send")
     async def _send(self, prompt: str, private: bool = False) -> None:
-        self.query_one("#summary", Static).update("")
+        self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
             self._hide_names()
         batch = uuid.uuid4().hex
@@ -362,12 +378,21 @@ class WorkbenchApp(App[None]):
             await stream_target(target, provider, request, result, max_time_s=max_time_s)
 
         await self.engine.run(go())
-        # Show the end now rather than at the next tick: the last words wait for no timer.
-        await self._frame()
+        # Show the end now rather than at the pane's next turn: the last words wait for no
+        # timer.
+        await self._frame([pane for pane in self.panes if pane.result is result])
 
-    async def _frame(self) -> None:
+    async def _next_phase(self) -> None:
+        self._phase = (self._phase + 1) % PHASES
+        panes = self.panes[self._phase :: PHASES]
+        for pane in panes:
+            pane.phase = self._phase / PHASES  # its moves a quarter period from the others'
+        await self._frame(panes)
+
+    async def _frame(self, panes: list[Pane]) -> None:
+        """Bring `panes` up to date with what the engine has received."""
         finished_now = []
-        for pane in self.panes:
+        for pane in panes:
             if await pane.tick() and pane.result is not None:
                 pane.conversation.answered(pane.result.text)
                 self.store.add_response(pane.result, pane.sent, origin="chat", batch=pane.batch_id)
@@ -422,7 +447,7 @@ class WorkbenchApp(App[None]):
             pane.blind_name = letter
             pane.render_header()
             pane.render_metrics()
-        self.query_one("#summary", Static).update("")
+        self._set_summary(Text())
 
     def _reveal(self) -> None:
         for pane in self.panes:
@@ -540,7 +565,14 @@ class WorkbenchApp(App[None]):
                 who = who[:21] + "…"
             line.append(who, style="bold")
             line.append(f" ({win.value})", style="dim")
-        self.query_one("#summary", Static).update(line)
+        self._set_summary(line)
+
+    def _set_summary(self, line: Text) -> None:
+        box = self.query_one("#summary", Static)
+        # A summary that stays one row long needs no layout of the screen, which would
+        # repaint every pane just as the answers end and the user starts typing again.
+        same_height = box.size.height == 1 and line.cell_len <= box.content_region.width
+        box.update(line, layout=not same_height)
 
     # --- actions -------------------------------------------------------------------
 
@@ -626,7 +658,7 @@ class WorkbenchApp(App[None]):
         for pane in self.panes:
             await pane.clear()
             pane.conversation.turns.clear()
-        self.query_one("#summary", Static).update("")
+        self._set_summary(Text())
 
     @work
     async def action_system_prompt(self, only_current: bool = False) -> None:

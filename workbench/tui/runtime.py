@@ -38,6 +38,12 @@ def settle() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
+def keep() -> None:
+    """What start-up loaded since `settle` (the SDKs the panes use) lives as long as the
+    app too: out of the collector's walk, without another full collection."""
+    gc.freeze()
+
+
 def collect(*, frozen_too: bool = False) -> None:
     """The streams are done: collect what they left while no one is waiting.
 

@@ -74,6 +74,15 @@ class Pane(Vertical, can_focus=True):
         return f"Model {self.blind_name}" if self.blind_name else self.target.name
 
     @property
+    def phase(self) -> float:
+        """Where in each scroll period the pane's text moves (see `Transcript.phase`)."""
+        return self._body.phase
+
+    @phase.setter
+    def phase(self, phase: float) -> None:
+        self._body.phase = phase
+
+    @property
     def busy(self) -> bool:
         """A turn is under way: its result is not finished, or not yet shown finished."""
         return self._live

@@ -9,6 +9,7 @@ is shown as plain text, re-wrapping only its last line. Textual asks for visible
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from bisect import bisect_right
@@ -193,8 +194,8 @@ class _Turn:
         text = block.strip("\n")
         renderable: RenderableType = Text(text)
         if not _is_plain(text):
-            # Imported here: markdown-it costs the first frame ~0.1 s, and a first answer
-            # that is all plain paragraphs never needs it.
+            # Imported here, not with the module: markdown-it would cost the first frame
+            # ~0.1 s. The app imports it (`warm`) once the first frame is up.
             from rich.markdown import Markdown
 
             renderable = Markdown(block, hyperlinks=False)
@@ -238,12 +239,21 @@ class Transcript(ScrollView, can_focus=True):
     Focusable, so the keyboard scrolls it (arrows, Page Up/Down, Home/End) as it does any
     scrolling view; End, like scrolling to the end, follows the text again."""
 
+    # The scrollbar is always there, so that its coming never lays out the screen (a
+    # repaint of every pane); its track shows once there is something to scroll.
     DEFAULT_CSS = """
     Transcript {
         height: 1fr;
         overflow-x: hidden;
-        overflow-y: auto;
-        scrollbar-gutter: stable;
+        overflow-y: scroll;
+        scrollbar-background: transparent;
+        scrollbar-background-hover: transparent;
+        scrollbar-background-active: transparent;
+    }
+    Transcript.-scrollable {
+        scrollbar-background: $scrollbar-background;
+        scrollbar-background-hover: $scrollbar-background-hover;
+        scrollbar-background-active: $scrollbar-background-active;
     }
     """
 
@@ -266,7 +276,10 @@ class Transcript(ScrollView, can_focus=True):
         self._last_move = (time.monotonic(), 0)
         """When the view last scrolled to follow the text, and how many lines there were."""
         self._window = 0
-        """The SCROLL_PERIOD the view last moved in."""
+        """The scroll period the view last moved in."""
+        self.phase = 0.0
+        """Where in each SCROLL_PERIOD the view moves, as a fraction of it: views given
+        different phases move in different frames."""
         self._following = False
         self._catching_up = False
         self._scrollbar_at = 0.0
@@ -351,19 +364,22 @@ class Transcript(ScrollView, can_focus=True):
             self.refresh_lines(changed, end - changed)
 
     def _move(self, lines: int, *, settle: bool) -> None:
-        """Follow the text, at most once per SCROLL_PERIOD and in the same frame for every
-        pane; `settle` (the turn is over) moves now and leaves no room.
+        """Follow the text, at most once per SCROLL_PERIOD and at the view's `phase` of
+        it; `settle` (the turn is over) moves now and leaves no room.
 
-        Textual repaints whole rows of the screen, so one pane scrolling repaints the rows
-        of all four, where a line added between moves repaints itself alone. A move leaves
-        room below the last line for what arrives in one period, so text that comes slowly
-        still scrolls a line at a time."""
+        A move repaints every row of the view, where a line added between moves repaints
+        itself alone. The app gives the panes different phases, so that each pane's move is
+        a frame of its own. A move leaves room below the last line for what arrives in one
+        period, so text that comes slowly still scrolls a line at a time."""
         now = time.monotonic()
-        window = int(now / SCROLL_PERIOD)
+        window = math.floor(now / SCROLL_PERIOD - self.phase)
         if not settle and window == self._window:
-            if not self._catching_up:  # whatever comes next, the view catches up then
+            if not self._catching_up:
+                # If nothing more is written, the view catches up a quarter period into the
+                # next one; written to, it moves with that write, in its pane's own frame.
                 self._catching_up = True
-                self.set_timer((window + 1) * SCROLL_PERIOD - now, self._catch_up)
+                due = (window + 1.25 + self.phase) * SCROLL_PERIOD
+                self.set_timer(due - now, self._catch_up)
             return
         view = self.scrollable_content_region.height
         top, height = round(self.scroll_y), self.virtual_size.height
@@ -378,17 +394,14 @@ class Transcript(ScrollView, can_focus=True):
             self._following = True  # this scroll is ours, not the user's
             try:
                 self.set_reactive(Transcript.virtual_size, Size(self._width, lines + room))
-                # Forced: the scrollbar that would allow it may not be shown yet (see below).
-                self.scroll_to(
-                    y=max(0, lines + room - view), animate=False, immediate=True, force=True
-                )
+                self.scroll_to(y=max(0, lines + room - view), animate=False, immediate=True)
             finally:
                 self._following = False
             overflowing = lines + room > view
             if (
                 settle
                 or now - self._scrollbar_at >= SCROLLBAR_PERIOD
-                or overflowing != self.show_vertical_scrollbar  # the reader can scroll now
+                or overflowing != self.has_class("-scrollable")  # the reader can scroll now
             ):
                 self._sync_scrollbar()
         elif settle or (not self.follow and height != lines) or height < min(lines, view):
@@ -397,7 +410,10 @@ class Transcript(ScrollView, can_focus=True):
             # a reader who scrolled up a line would find the view following again.
             keep = lines if self.follow else max(lines, min(height, top + view))
             self.set_reactive(Transcript.virtual_size, Size(self._width, keep))
-            self._sync_scrollbar()
+            # While the text fits the view its bar shows nothing, and a sync would repaint
+            # all of it: every row of the screen it crosses, four times a second.
+            if settle or keep > view or self.has_class("-scrollable"):
+                self._sync_scrollbar()
 
     def _catch_up(self) -> None:
         self._catching_up = False
@@ -407,19 +423,18 @@ class Transcript(ScrollView, can_focus=True):
         """Bring the scrollbar up to date with the virtual height and the scroll position.
 
         Without a layout of the screen: setting `virtual_size` lays out the screen, and a
-        layout repaints every scrollbar. The view's size does not depend on its virtual
-        size (its gutter is always kept: `scrollbar-gutter: stable`), so updating the
-        scrollbar is all a layout would do; `_scroll_update` lays out the screen itself on
-        the one occasion it matters, when the scrollbar first appears. While following,
-        this runs once per SCROLLBAR_PERIOD: each sync repaints every row of the bar, which
-        cost four panes as much as their text."""
+        layout repaints every pane. The view's size does not depend on its virtual size
+        (its scrollbar is always shown), so updating the scrollbar is all a layout would
+        do. While following, this runs once per SCROLLBAR_PERIOD: each sync repaints every
+        row of the bar, which cost four panes as much as their text."""
         self._scrollbar_at = time.monotonic()
         self._scroll_update(self.virtual_size)
-        if self.show_vertical_scrollbar:
-            self.vertical_scrollbar.position = self.scroll_y
+        scrollable = self.virtual_size.height > self.scrollable_content_region.height
+        self.set_class(scrollable, "-scrollable")
+        self.vertical_scrollbar.position = self.scroll_y
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        if self.show_vertical_scrollbar and not self._following:
+        if not self._following:
             self.vertical_scrollbar.position = new_value
         if (moved := round(new_value) - round(old_value)) != 0:
             self._scrolled(moved)
@@ -526,6 +541,12 @@ class Transcript(ScrollView, can_focus=True):
 
 _INLINE_SYNTAX = frozenset("\\`*_[]<>&~!|$")
 _LINE_START_SYNTAX = frozenset("#>-+=0123456789 \t")
+
+
+def warm() -> None:
+    """Import what the first block rendered as Markdown needs (rich.markdown, markdown-it:
+    ~0.1 s), so that the first prompt does not wait for it."""
+    import rich.markdown  # noqa: F401
 
 
 def _is_plain(text: str) -> bool:

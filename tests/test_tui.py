@@ -183,10 +183,11 @@ async def test_start_up_sets_up_the_panes_providers_before_the_first_prompt(
         assert local.result is not None and local.result.status == "done"
 
 
-async def test_panes_take_turns_each_at_its_own_phase() -> None:
+async def test_panes_take_turns_each_at_its_own_phase_while_they_stream() -> None:
     """A frame brings a quarter of the panes up to date, each quarter scrolling at a phase
-    of its own: a repaint then holds one pane's change, however many panes stream."""
-    app = make_app(Settings(), ["embedded:smollm2"] * 5, env=NO_KEYS)
+    of its own: a repaint then holds one pane's change, however many panes stream. Idle,
+    the app takes no turns at all."""
+    app = make_app(Settings(), ["embedded:smollm2@max_tokens=16"] * 5, env=NO_KEYS)
     async with app.run_test(size=(200, 40)) as pilot:
         turns: list[list[str]] = []
         take_turn = app._frame
@@ -196,12 +197,19 @@ async def test_panes_take_turns_each_at_its_own_phase() -> None:
             await take_turn(panes)
 
         app._frame = spied  # type: ignore[method-assign]
+        await pilot.pause(0.3)
+        assert turns == []
+        await send(pilot, "Count to five.")
         await wait_until(pilot, lambda: len(turns) >= 8)
         ids = [pane.id for pane in app.panes]
-        for i in range(len(turns) - 3):
+        for i in range(5):  # long before the first answer ends
             four = [pane for turn in turns[i : i + 4] for pane in turn]
             assert sorted(four) == sorted(ids)  # each pane once in four turns
         assert [pane.phase for pane in app.panes] == [0.0, 0.25, 0.5, 0.75, 0.0]
+        await wait_finished(pilot)
+        taken = len(turns)
+        await pilot.pause(0.3)
+        assert len(turns) == taken
 
 
 async def test_blind_mode_hides_names_until_the_vote(settings: Settings) -> None:

@@ -142,7 +142,8 @@ class WorkbenchApp(App[None]):
         for target in self.initial_targets:
             await self.add_pane(target)
         self.render_title()
-        self.set_interval(FRAME_S / PHASES, self._next_phase)
+        # Runs only while a pane streams: idle, the app takes no turns.
+        self._turns = self.set_interval(FRAME_S / PHASES, self._next_phase, pause=True)
         self.set_interval(5, self.render_title)  # free RAM moves as models load
         self.query_one(PromptBox).focus()
 
@@ -357,6 +358,7 @@ class WorkbenchApp(App[None]):
         pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
         await pane.begin_turn(prompt, result, private=private)
+        self._turns.resume()
         self.run_worker(
             self._stream(pane.target, messages, result),
             group=pane.id or "pane",
@@ -388,6 +390,8 @@ class WorkbenchApp(App[None]):
         for pane in panes:
             pane.phase = self._phase / PHASES  # its moves a quarter period from the others'
         await self._frame(panes)
+        if not any(pane.busy for pane in self.panes):
+            self._turns.pause()
 
     async def _frame(self, panes: list[Pane]) -> None:
         """Bring `panes` up to date with what the engine has received."""

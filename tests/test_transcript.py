@@ -3,6 +3,7 @@ to the end unless the reader scrolls away."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
@@ -482,16 +483,22 @@ async def test_views_given_different_phases_move_in_different_frames() -> None:
         for view, times in zip(views, moves, strict=True):
             app.watch(view, "scroll_y", when_moved(times), init=False)
             view.begin_turn()
-        ends = time.monotonic() + 6 * SCROLL_PERIOD
+        ends = time.monotonic() + 8 * SCROLL_PERIOD
         line = 0
-        while time.monotonic() < ends:
-            for view in views:
-                view.write(f"line {line}\n\n")
-            line += 1
-            await pilot.pause(0.01)
+        gc.disable()  # a collection of what earlier tests left would stall this loop
+        try:
+            while time.monotonic() < ends:
+                for view in views:
+                    view.write(f"line {line}\n\n")
+                line += 1
+                await pilot.pause(0.01)
+        finally:
+            gc.enable()
         first, second = moves
-        assert len(first) >= 4 and len(second) >= 4
-        assert all(abs(a - b) > SCROLL_PERIOD / 10 for a in first for b in second)
+        assert len(first) >= 6 and len(second) >= 6
+        together = [a for a in first if any(abs(a - b) < SCROLL_PERIOD / 10 for b in second)]
+        # A stall of the loop under load can still bring two moves together once.
+        assert len(together) <= 1
 
 
 async def test_selected_text_is_highlighted() -> None:

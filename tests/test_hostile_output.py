@@ -23,10 +23,8 @@ from rich.text import Text
 from werkzeug import Request, Response
 
 from tests.fault_servers import WIRES
-from tests.tui_helpers import send, shown, wait_finished, wait_until
-from workbench.config import Endpoint, Settings
+from tests.tui_helpers import one_pane_app, send, shown, wait_finished, wait_until
 from workbench.sanitize import clean, clean_line, unfinished_escape
-from workbench.tui.app import make_app
 
 EXAMPLES = settings(max_examples=200, deadline=None)
 
@@ -215,7 +213,6 @@ HOSTILE = (
     "[bold red]x[/] [link=http://evil]y[/link] [@click=app.quit]q[/] \x1b[2J\x1b]0;pwned\x07"
     "\x1b[31mred\u202e\u2066evil\x00\x07\x9b2J\x90q\x9c"
 )
-NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
 LONG_LINE = ("abcdefghi " * 1_000).strip()  # 10 000 characters, one line
 MEGABYTE = 1024 * 1024
 
@@ -249,8 +246,7 @@ def big_server(httpserver: HTTPServer) -> Iterator[str]:
 async def test_a_megabyte_answer_of_long_hostile_lines_streams_and_keys_still_work(
     big_server: str,
 ) -> None:
-    settings_ = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=big_server)})
-    app = make_app(settings_, ["evil:m"], env=NO_KEYS)
+    app = one_pane_app(big_server)
     async with app.run_test(size=(120, 40)) as pilot:
         (pane,) = app.panes
         await send(pilot, "hi")
@@ -286,8 +282,7 @@ def hostile_names(httpserver: HTTPServer) -> Iterator[str]:
 
 
 async def test_hostile_model_names_and_errors_are_shown_inert(hostile_names: str) -> None:
-    settings_ = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=hostile_names)})
-    app = make_app(settings_, [f"evil:m{HOSTILE}"], env=NO_KEYS)
+    app = one_pane_app(hostile_names, model=f"m{HOSTILE}")
     async with app.run_test(size=(120, 40)) as pilot:
         (pane,) = app.panes
         header = shown(pane, "header")
@@ -355,8 +350,7 @@ def surrogate_server(httpserver: HTTPServer) -> Iterator[str]:
 
 
 async def test_a_lone_surrogate_in_an_answer_is_shown_and_stored(surrogate_server: str) -> None:
-    settings_ = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=surrogate_server)})
-    app = make_app(settings_, ["evil:m"], env=NO_KEYS)
+    app = one_pane_app(surrogate_server)
     async with app.run_test(size=(100, 30)) as pilot:
         await send(pilot, "hi")
         await wait_finished(pilot)

@@ -309,11 +309,8 @@ async def test_the_keyboard_scrolls_away_and_back_to_following() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"line {i}\n\n" for i in range(40)))
-        view.finish()
+        await answer(pilot, view, "line", 40, "\n\n")
         view.focus()
-        await pilot.pause()
         await pilot.press("home")
         assert not view.follow and "line 0" in shown(view)
         await pilot.press("pagedown")
@@ -378,11 +375,8 @@ async def test_rows_match_the_text_at_any_scroll_position() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        view.write("".join(f"line {i}\n" for i in range(200)))
-        view.finish()
+        await answer(pilot, view, "line", 200, "\n")
         view.focus()
-        await pilot.pause()
         for y in (110.4, 110.6, 57.5, 3.49):
             view.scroll_to(y=y, animate=False, immediate=True)
             await pilot.pause()
@@ -400,10 +394,7 @@ async def test_a_new_turn_shows_while_it_streams_after_old_turns_leave() -> None
     async with app.run_test(size=(40, 10)) as pilot:
         view = app.transcript
         for turn in range(2):
-            view.begin_turn()
-            view.write("".join(f"turn {turn} line {i}\n\n" for i in range(40)))
-            view.finish()
-        await pilot.pause()
+            await answer(pilot, view, f"turn {turn} line", 40, "\n\n")
         view.begin_turn()  # the first turn leaves the screen: 80 lines fewer
         view.write("> the new prompt\n\n", final=True)
         view.write("the answer begins")

@@ -12,7 +12,7 @@ from providers.base import ChatRequest, GenParams, Usage
 from providers.embedded import EmbeddedProvider
 from tests.fault_servers import WIRES, Stall, streamed
 from tests.llama_server import LlamaServer
-from tests.tui_helpers import send, shown, wait_finished, wait_until
+from tests.tui_helpers import one_pane_app, send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
@@ -141,8 +141,7 @@ def split_escape_server(httpserver: HTTPServer) -> Iterator[str]:
 async def test_an_escape_split_across_chunks_leaves_nothing_on_screen(
     split_escape_server: str,
 ) -> None:
-    settings = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=split_escape_server)})
-    app = make_app(settings, ["evil:m"], env=NO_KEYS)
+    app = one_pane_app(split_escape_server)
     async with app.run_test(size=(120, 30)) as pilot:
         await send(pilot, "hi")
         await wait_finished(pilot)
@@ -152,8 +151,7 @@ async def test_an_escape_split_across_chunks_leaves_nothing_on_screen(
 
 
 async def test_markup_and_escapes_in_model_output_render_literally(hostile_server: str) -> None:
-    settings = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=hostile_server)})
-    app = make_app(settings, ["evil:m"], env=NO_KEYS)
+    app = one_pane_app(hostile_server)
     async with app.run_test(size=(120, 30)) as pilot:
         await send(pilot, "hi")
         await wait_finished(pilot)

@@ -11,6 +11,16 @@ from workbench.tui.app import WorkbenchApp
 from workbench.tui.widgets.pane import Pane
 
 
+def one_pane_app(base_url: str, model: str = "m") -> WorkbenchApp:
+    """The app with one pane, `evil:<model>`, on a test's own OpenAI-compatible server at
+    `base_url`, and no Ollama within reach."""
+    from workbench.config import Endpoint, Settings
+    from workbench.tui.app import make_app
+
+    settings = Settings(endpoints={"evil": Endpoint(kind="openai", base_url=base_url)})
+    return make_app(settings, [f"evil:{model}"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+
+
 async def wait_until(
     pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 60
 ) -> None:

@@ -386,11 +386,12 @@ class WorkbenchApp(App[None]):
 
     async def _next_phase(self) -> None:
         self._phase = (self._phase + 1) % PHASES
-        panes = self.panes[self._phase :: PHASES]
+        every = self.panes
+        panes = every[self._phase :: PHASES]
         for pane in panes:
             pane.phase = self._phase / PHASES  # its moves a quarter period from the others'
         await self._frame(panes)
-        if not any(pane.busy for pane in self.panes):
+        if not any(pane.busy for pane in every):
             self._turns.pause()
 
     async def _frame(self, panes: list[Pane]) -> None:

@@ -87,6 +87,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+# How long a write waits for another process's write to end before it gives up.
+BUSY_TIMEOUT_S = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class Standing:
@@ -111,7 +114,7 @@ class Store:
         # -wal and -shm files the database file's mode, so they follow.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         if self.version > len(MIGRATIONS):
             found = self.version
             self._db.close()
@@ -120,10 +123,24 @@ class Store:
                 f"one knows up to {len(MIGRATIONS)}). Upgrade llm-workbench, or set "
                 "WORKBENCH_HOME to another directory."
             )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal(deadline=time.monotonic() + BUSY_TIMEOUT_S)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _enter_wal(self, deadline: float) -> None:
+        # Two processes opening a new database at once both read it, then both need it
+        # exclusively to switch it to WAL: SQLite answers one of them "database is locked"
+        # at once instead of waiting, since waiting could deadlock. Once the winner has
+        # switched, the switch is a no-op, so asking again is all the loser has to do.
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     @property
     def db(self) -> sqlite3.Connection:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
+from textual import events
 
 from providers.base import ChatRequest, GenParams, Usage
 from providers.embedded import EmbeddedProvider
@@ -14,6 +15,7 @@ from tests.fault_servers import WIRES, Stall, streamed
 from tests.llama_server import LlamaServer
 from tests.tui_helpers import one_pane_app, send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
+from workbench.tui import app as tui_app
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.widgets.pane import Pane
@@ -208,6 +210,41 @@ async def test_panes_take_turns_each_at_its_own_phase_while_they_stream() -> Non
         taken = len(turns)
         await pilot.pause(0.3)
         assert len(turns) == taken
+
+
+async def test_a_key_is_drawn_before_the_panes_next_turns_but_never_stops_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The two turns after a key are put off, so that no pane's repaint comes between the
+    key and the screen; the third is taken however soon, or a held key would stop the
+    panes."""
+    app = make_app(Settings(), ["embedded:smollm2"] * 2, env=NO_KEYS)
+    async with app.run_test(size=(120, 30)):
+        taken: list[bool] = []
+        take_turn = app._frame
+
+        async def spied(panes: list[Pane]) -> None:
+            taken.append(True)
+            await take_turn(panes)
+
+        app._frame = spied  # type: ignore[method-assign]
+
+        async def turns(n: int) -> list[bool]:
+            """Whether each of the next `n` turns was taken (the app's timer is idle)."""
+            outcome = []
+            for _ in range(n):
+                before = len(taken)
+                await app._next_phase()
+                outcome.append(len(taken) > before)
+            return outcome
+
+        assert await turns(3) == [True] * 3  # no key yet
+        # However slow this machine, the key counts as just read.
+        monkeypatch.setattr(tui_app, "KEY_FIRST_S", 60.0)
+        app.post_message(events.Key("a", "a"))
+        assert await turns(6) == [False, False, True] * 2
+        monkeypatch.setattr(tui_app, "KEY_FIRST_S", 0.0)
+        assert await turns(3) == [True] * 3  # the key is long drawn
 
 
 async def test_blind_mode_hides_names_until_the_vote(settings: Settings) -> None:

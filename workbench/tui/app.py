@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.message import Message as TextualMessage
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -57,6 +58,11 @@ PHASES = 4
 """Panes take turns a quarter of a frame apart, and move at different quarters of the
 scroll period, so that a repaint seldom holds more than one pane's change: a key waits for
 the repaint under way, and one that moved four panes took 10–12 ms (bench/tui_stream.py)."""
+KEY_FIRST_S = 0.03
+"""A pane's turn that falls this soon after a key is put off for the next one, so that the
+key is drawn before another pane's repaint: at most KEY_FIRST_TURNS turns in a row, or a
+held key would stop the panes."""
+KEY_FIRST_TURNS = 2
 # Allowed on any screen; pop_screen is the Escape of screens pushed over the panes.
 _SCREEN_ACTIONS = {
     "quit",
@@ -113,6 +119,9 @@ class WorkbenchApp(App[None]):
         self.current: Pane | None = None
         self._panes_removed = False
         self._phase = 0
+        self._key_at = 0.0
+        """When a key last reached the app (see `post_message`)."""
+        self._turns_put_off = 0
         self.memory_probe = fit.machine_memory
         """(available, total) RAM for model-fit verdicts; tests give fixed figures."""
         self._pane_serial = 0
@@ -384,7 +393,18 @@ class WorkbenchApp(App[None]):
         # timer.
         await self._frame([pane for pane in self.panes if pane.result is result])
 
+    def post_message(self, message: TextualMessage) -> bool:
+        # A key from the driver comes through here before the prompt box sees it: the
+        # earliest the app can know that one waits to be drawn.
+        if isinstance(message, events.Key):
+            self._key_at = time.monotonic()
+        return super().post_message(message)
+
     async def _next_phase(self) -> None:
+        if time.monotonic() - self._key_at < KEY_FIRST_S and self._turns_put_off < KEY_FIRST_TURNS:
+            self._turns_put_off += 1
+            return
+        self._turns_put_off = 0
         self._phase = (self._phase + 1) % PHASES
         every = self.panes
         panes = every[self._phase :: PHASES]

@@ -7,7 +7,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -18,6 +18,13 @@ from providers.base import GenParams, ModelInfo, Provider, ProviderError
 BUILTIN = ("embedded", "ollama", "openai", "anthropic")
 _OVERRIDE_KEYS = ("temperature", "top_p", "max_tokens", "seed", "system", "label")
 _N = TypeVar("_N", int, float)
+# Beyond these, providers disagree: one clamps, one runs without a limit, one refuses.
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "temperature": (lambda n: n >= 0, "at least 0"),
+    "top_p": (lambda n: 0 < n <= 1, "above 0 and at most 1"),
+    "max_tokens": (lambda n: n >= 1, "at least 1"),
+}
+_UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
@@ -59,6 +66,11 @@ class Target:
         return self.label or self.spec
 
 
+def is_provider_name(name: str) -> bool:
+    """Whether `name` can start a target (`name:model`)."""
+    return bool(_NAME.fullmatch(name))
+
+
 def parse_target(text: str) -> Target:
     """`provider:model[@key=value,...]`, split on the first colon only.
 
@@ -71,8 +83,11 @@ def parse_target(text: str) -> Target:
         raise TargetError(
             f"target {text!r} is not provider:model (e.g. embedded:smollm2, openai:gpt-4o-mini)"
         )
-    if not _NAME.match(provider):
+    if not is_provider_name(provider):
         raise TargetError(f"target {text!r}: {provider!r} is not a provider name")
+    # Model names may hold "@", but not a setting: `smollm2@tempreature=1` is a typo.
+    if unknown := _UNKNOWN_SETTING.search(model):
+        overrides = [model[unknown.start() + 1 :], *overrides]
     values: dict[str, str] = {}
     for item in overrides:
         key, eq, value = item.partition("=")
@@ -81,6 +96,8 @@ def parse_target(text: str) -> Target:
             raise TargetError(
                 f"target {text!r}: unknown setting {item!r}; use {', '.join(_OVERRIDE_KEYS)}"
             )
+        if key in values:
+            raise TargetError(f"target {text!r}: {key} is set twice")
         values[key] = value.strip()
     try:
         params = GenParams(
@@ -114,6 +131,8 @@ def _number(values: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
         raise ValueError(f"{key} must be a number, not {values[key]!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{key} must be a finite number, not {values[key]!r}")
+    if key in _RANGES and not _RANGES[key][0](number):
+        raise ValueError(f"{key} must be {_RANGES[key][1]}, not {values[key]!r}")
     return number
 
 

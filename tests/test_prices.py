@@ -115,6 +115,11 @@ def test_refused_connection_and_bad_data_change_nothing(
     assert "ConnectError" in capsys.readouterr().err
     httpserver.expect_request("/bad.json").respond_with_json({"not": "a provider list"})
     assert run_prices(update=True, url=httpserver.url_for("/bad.json")) == 1
+    for empty in ([], [{**UPDATED[0], "models": []}]):  # would leave every price unknown
+        httpserver.expect_request("/empty.json").respond_with_json(empty)
+        assert run_prices(update=True, url=httpserver.url_for("/empty.json")) == 1
+        assert "prices no model" in capsys.readouterr().err
+        httpserver.clear()
     httpserver.expect_request("/gone.json").respond_with_data("", status=404)
     assert run_prices(update=True, url=httpserver.url_for("/gone.json")) == 1
     assert "HTTP 404" in capsys.readouterr().err

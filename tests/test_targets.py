@@ -40,6 +40,13 @@ def test_model_path_with_at_sign_is_kept() -> None:
     assert t.model == "/models/me@work/model.gguf"
 
 
+def test_settings_at_the_edges_of_their_ranges_are_kept() -> None:
+    t = parse_target("embedded:smollm2@temperature=0,top_p=1,max_tokens=1,seed=-1")
+    assert (t.params.temperature, t.params.top_p, t.params.max_tokens, t.params.seed) == (
+        0.0, 1.0, 1, -1,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -48,6 +55,16 @@ def test_model_path_with_at_sign_is_kept() -> None:
         ("embedded:", "not provider:model"),
         ("embedded:smollm2@temperature=hot", "temperature must be a number"),
         ("embedded:smollm2@temperature=1,colour=red", "colour"),
+        # Out of range, each provider did something else: ran without a limit, clamped…
+        ("embedded:smollm2@max_tokens=0", "max_tokens must be at least 1"),
+        ("embedded:smollm2@max_tokens=-1", "max_tokens must be at least 1"),
+        ("embedded:smollm2@temperature=-0.5", "temperature must be at least 0"),
+        ("embedded:smollm2@top_p=0", "top_p must be above 0 and at most 1"),
+        ("embedded:smollm2@top_p=5", "top_p must be above 0 and at most 1"),
+        ("embedded:smollm2@temperature=1,temperature=2", "temperature is set twice"),
+        # Not a model named "smollm2@tempreature=1", which the provider could not find.
+        ("embedded:smollm2@tempreature=1", "unknown setting 'tempreature=1'"),
+        ("embedded:smollm2@tempreature=1@max_tokens=3", "unknown setting 'tempreature=1'"),
     ],
 )
 def test_malformed_targets_say_what_is_wrong(text: str, fragment: str) -> None:

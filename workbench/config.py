@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from providers.registry import BUILTIN, is_provider_name
 from workbench import locations
+
+MIN_EMBEDDED_CONTEXT = 256
+"""Below this, a system prompt and a question hardly fit."""
 
 
 class ConfigError(Exception):
     """The config file cannot be used; the message gives file, line or field."""
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Endpoint(BaseModel):
@@ -27,6 +35,19 @@ class Endpoint(BaseModel):
     """Where it listens, e.g. `http://127.0.0.1:1234/v1`."""
     api_key_env: str | None = None
     """The NAME of the environment variable holding the key; never the key itself."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str | None) -> str | None:
+        # A key pasted here would be echoed in "… is not set" errors and stored with them
+        # in the history; the message must not repeat it either.
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "must be the NAME of an environment variable (like OPENAI_API_KEY) that "
+                "holds the key, never the key itself"
+            )
+        return value
+
     models: list[str] = Field(default_factory=list)
     """Models to list when the server cannot say which it has."""
 
@@ -38,32 +59,51 @@ class Settings(BaseModel):
 
     targets: list[str] = Field(default_factory=lambda: ["embedded:smollm2"])
     """Targets used when none are given on the command line."""
-    connect_timeout_s: float = 3.0
+    connect_timeout_s: float = Field(default=3.0, gt=0)
     """How long to wait for a connection before calling a server unreachable."""
-    read_timeout_s: float = 60.0
+    read_timeout_s: float = Field(default=60.0, gt=0)
     """How long a stream may stay silent before it is called stalled."""
     max_time_s: float = Field(default=600.0, gt=0)
     """How long one answer may stream in all; a server that never stops is stopped here."""
-    embedded_context: int = 8192
+    embedded_context: int = Field(default=8192, ge=MIN_EMBEDDED_CONTEXT)
     """Context window for embedded models (capped at what the model was trained with)."""
     auto_summarize: bool = False
     """When a conversation outgrows a model's window, summarize earlier turns without asking."""
     private: bool = False
     """Only targets on this machine (embedded, servers on loopback) may be used."""
-    local_concurrency: int = 1
+    local_concurrency: int = Field(default=1, ge=1)
     """Suite requests at once to each local provider: one runtime answers one at a time."""
-    embedded_threads: int | None = None
+    embedded_threads: int | None = Field(default=None, ge=1)
     """CPU threads for embedded models; default half the cores for generating, all for
     reading the prompt. Lower it when a local server (llama-server, Ollama) shares the
     machine, or both slow to a crawl."""
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     """Named servers, `[endpoints.<name>]` tables in the file."""
 
+    @field_validator("endpoints")
+    @classmethod
+    def _names_targets_can_use(cls, endpoints: dict[str, Endpoint]) -> dict[str, Endpoint]:
+        for name in endpoints:
+            if name in BUILTIN:
+                raise ValueError(f"{name!r} is a built-in provider; give the endpoint another name")
+            if not is_provider_name(name):
+                raise ValueError(
+                    f"{name!r} cannot start a target: use letters, digits, '.', '-' and '_', "
+                    "starting with a letter"
+                )
+        return endpoints
+
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Read the config file; a missing file means defaults."""
+    """Read the config file; a missing file means defaults, unless it was named
+    (`path`, or `$WORKBENCH_CONFIG`): then it is a mistake to point out, not to ignore."""
+    by_env = path is None and bool(os.environ.get("WORKBENCH_CONFIG"))
+    named = path is not None or by_env
     path = path or locations.config_path()
     if not path.is_file():
+        if named:
+            what = "is not a file" if path.exists() else "does not exist"
+            raise ConfigError(f"{path}: {what}{' (WORKBENCH_CONFIG names it)' if by_env else ''}")
         return Settings()
     try:
         raw = path.read_bytes()
@@ -88,7 +128,8 @@ def load_settings(path: Path | None = None) -> Settings:
         at = _key_line(text, loc)
         where = f"{path}:{at}" if at else str(path)
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{where}: {'.'.join(loc)}: {err['msg']}{more}") from None
+        message = err["msg"].removeprefix("Value error, ")  # pydantic's words for our own
+        raise ConfigError(f"{where}: {'.'.join(loc)}: {message}{more}") from None
 
 
 _TOML_AT = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
@@ -119,4 +160,6 @@ def _key_line(text: str, loc: tuple[str, ...]) -> int | None:
             continue
         if here == loc[: len(here)] and (best is None or len(here) > best[0]):
             best = (len(here), number)
+        elif best is None and here[: len(loc)] == loc:  # a table within it: `[endpoints.x]`
+            best = (0, number)
     return best[1] if best else None

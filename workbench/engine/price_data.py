@@ -165,11 +165,14 @@ def _snapshot(providers: Any, fetched_at: datetime) -> DataSnapshot:
 
     if not isinstance(providers, list):
         raise ValueError("expected a list of providers")
+    parsed = _providers_from_raw(providers)
+    # Put in use, a list with no prices would leave every cost unknown, silently, until
+    # the file was found and deleted by hand.
+    if not any(provider.models for provider in parsed):
+        raise ValueError("the list prices no model")
     # Naive local time, as genai-prices stamps the snapshots it fetches itself.
     stamp = fetched_at.astimezone().replace(tzinfo=None)
-    return data_snapshot.DataSnapshot(
-        _providers_from_raw(providers), from_auto_update=True, timestamp=stamp
-    )
+    return data_snapshot.DataSnapshot(parsed, from_auto_update=True, timestamp=stamp)
 
 
 def _store(url: str, providers: list[Any], fetched_at: datetime) -> None:

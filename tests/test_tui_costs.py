@@ -125,6 +125,30 @@ async def test_costs_screen_after_real_answers(fresh_home: Path) -> None:
         await wait_until(pilot, lambda: app.screen is app.screen_stack[0])
 
 
+async def test_targets_that_differ_at_the_end_can_be_told_apart(fresh_home: Path) -> None:
+    """Targets are often one model under two settings; a chart that cut their names
+    showed the same name twice. Each header fits as well, so nothing is off the edge."""
+    store = Store(locations.database_path())
+    targets = [f"embedded:smollm2@temperature={t},max_tokens=60" for t in ("0.2", "1.2")]
+    for target in targets:
+        result = TargetResult(target, target, "embedded", "smollm2", True, status="done")
+        result.text, result.input_tokens, result.output_tokens = "ok", 10, 20
+        result.ttft_s, result.e2e_s = 0.1, 0.5
+        store.add_response(result, [Message("user", "hi")], origin="ask", batch=target)
+    store.close()
+    app = make_app(Settings(), [], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(130, 50)) as pilot:
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CostsScreen")
+        await pilot.pause(0.1)
+        for chart in ("costs-cost-chart", "costs-latency-chart"):
+            shown = _plain(app, chart)
+            assert all(target in shown for target in targets), shown
+        table = app.screen.query_one("#costs-all", DataTable)
+        assert [str(c.label) for c in table.ordered_columns][-2:] == ["shadow", "month at 100/day"]
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= 130
+
+
 def test_bars_are_drawn_to_an_eighth_of_a_cell() -> None:
     assert bar(1.0, 1.0, width=8) == "█" * 8
     assert bar(0.5, 1.0, width=8) == "█" * 4

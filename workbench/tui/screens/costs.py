@@ -121,7 +121,9 @@ class CostsScreen(Screen[None]):
 
     def _fill(self, table: DataTable[str | Text], lines: list[CostLine], projection: bool) -> None:
         table.clear(columns=True)
-        columns = ["target", "requests", "in", "out", "cost", f"shadow ({self.shadow})"]
+        # The shadow model is named in the picker above: in the header it took a third of
+        # the width, and the projection went off the right edge at 130 columns.
+        columns = ["target", "requests", "in", "out", "cost", "shadow"]
         if projection:
             columns.append(f"month at {self.per_day}/day")
         for column in columns:
@@ -174,7 +176,8 @@ class CostsScreen(Screen[None]):
 
 def _chart_table() -> Table:
     table = Table(box=None, show_header=False, padding=(0, 1))
-    table.add_column("target", max_width=28, no_wrap=True, overflow="ellipsis")
+    # Folded, not cut: targets often differ only at the end (`…@temperature=0.2` / `=1.2`).
+    table.add_column("target", overflow="fold")
     table.add_column("bar", width=BAR_WIDTH, no_wrap=True)
     table.add_column("figure", no_wrap=True)
     return table

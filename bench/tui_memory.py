@@ -113,7 +113,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp)
             os.environ["WORKBENCH_HOME"] = str(home / "data")
-            os.environ["WORKBENCH_CONFIG"] = str(home / "none.toml")
+            os.environ["WORKBENCH_CONFIG"] = os.devnull  # no config
             samples = asyncio.run(drive(url, args.turns, home))
     finally:
         process.terminate()

@@ -21,7 +21,9 @@ def workbench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("workbench-home")
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "WORKBENCH_CONFIG")}
     os.environ["WORKBENCH_HOME"] = str(home)
-    os.environ["WORKBENCH_CONFIG"] = str(home / "no-config.toml")
+    empty = home / "empty-config.toml"
+    empty.touch()
+    os.environ["WORKBENCH_CONFIG"] = str(empty)
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
         os.environ.pop(key, None)
     yield home

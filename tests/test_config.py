@@ -26,8 +26,10 @@ def test_a_missing_file_means_defaults_unless_it_was_named(
     with pytest.raises(ConfigError, match=r"confg\.toml: does not exist \(WORKBENCH_CONFIG"):
         load_settings()
     monkeypatch.setenv("WORKBENCH_CONFIG", str(tmp_path))
-    with pytest.raises(ConfigError, match="is not a file"):
+    with pytest.raises(ConfigError, match="is a directory"):
         load_settings()
+    monkeypatch.setenv("WORKBENCH_CONFIG", "/dev/null")  # the usual way to say "none"
+    assert load_settings().targets == ["embedded:smollm2"]
 
 
 def test_a_key_in_place_of_its_variable_name_is_refused_and_never_repeated(

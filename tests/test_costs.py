@@ -17,7 +17,9 @@ from workbench.store import Store, TargetUsage, usage_by_target
 from workbench.usage import CostLine, shadow_choices, shadow_target
 
 
-def _result(target: str, local: bool, tokens_in: int, tokens_out: int, cost: Cost) -> TargetResult:
+def _result(
+    target: str, local: bool, tokens_in: int, tokens_out: int, cost: Cost | None
+) -> TargetResult:
     provider, model = target.split(":", 1)
     r = TargetResult(target, target, provider, model, local, status="done", text="ok")
     r.input_tokens, r.output_tokens, r.tokens_exact = tokens_in, tokens_out, True
@@ -41,6 +43,10 @@ def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         origin="cached",
         batch="d",
     )  # a cache hit costs nothing again
+    refused = _result("openai:gpt-4o", False, 1000, 0, None)
+    refused.status = "failed"  # no key, or the server was down: nothing was answered
+    store.add_response(refused, hi, origin="ask", batch="e")
+    store.add_response(refused, hi, origin="ask", batch="f")
     store.close()
 
 

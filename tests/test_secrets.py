@@ -214,13 +214,15 @@ def _mode(path: Path) -> int:
 async def test_what_the_workbench_creates_is_user_only(
     tmp_path: Path, world: dict[str, str], echo_server: list[str], loose_umask: None
 ) -> None:
-    home, absent = tmp_path / "home", tmp_path / "absent" / "config.toml"
+    home, config_home = tmp_path / "home", tmp_path / "config-home"
     out = tmp_path / "outputs"
     out.mkdir()
-    env = world | {"WORKBENCH_CONFIG": str(absent)}
+    # The platform's config dir, with no config in it yet (a named one must exist).
+    env = {k: v for k, v in world.items() if k != "WORKBENCH_CONFIG"}
+    env |= {"XDG_CONFIG_HOME": str(config_home)}
     asked = _workbench(env, out, "ask", "-t", "openai:gpt-4o-mini", "Hi")  # umask 022 too
     assert asked.returncode == 1 and "HTTP 401" in asked.stdout
-    assert not absent.parent.exists(), "the workbench never writes a config file"
+    assert not config_home.exists(), "the workbench never writes a config file"
     assert (_mode(home), _mode(home / "workbench.db")) == (0o700, 0o600)
 
     app = make_app(load_settings(), ["corp:m"])

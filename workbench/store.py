@@ -268,11 +268,16 @@ class TargetUsage:
 
 
 def usage_by_target(store: Store, since: float = 0.0) -> list[TargetUsage]:
-    """Requests, tokens and dollars per target for responses stored since `since`."""
+    """Requests, tokens and dollars per target for responses stored since `since`.
+
+    Only requests a model answered, whole or in part: one refused before a token came
+    (no key, a server down, a bad request) is billed nothing, and counted it would be
+    given a shadow price and pull the average request, and every projection, down."""
     rows = store.db.execute(
         """SELECT target, provider, model, is_local, COUNT(*), SUM(input_tokens),
                   SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown')
-           FROM responses WHERE created_at >= ? AND origin != 'cached'
+           FROM responses
+           WHERE created_at >= ? AND origin != 'cached' AND (status = 'done' OR output_tokens > 0)
            GROUP BY target ORDER BY SUM(cost_usd) DESC""",
         (since,),
     ).fetchall()

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -11,6 +20,7 @@ from werkzeug import Request, Response
 
 from providers.base import Message
 from providers.registry import Registry, parse_target
+from tests.fault_servers import WIRES, streamed, threaded_server
 from tests.llama_server import LlamaServer
 from workbench.cli import main
 from workbench.commands.ask import print_metrics
@@ -229,3 +239,161 @@ async def test_fanout_streams_targets_concurrently(llama_server: LlamaServer) ->
     first_b, last_a = order.index("b"), len(order) - 1 - order[::-1].index("a")
     first_a, last_b = order.index("a"), len(order) - 1 - order[::-1].index("b")
     assert first_b < last_a and first_a < last_b
+
+
+def test_error_lines_name_the_target_once(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    wire = WIRES["openai"]
+
+    def handler(request: Request) -> Response:
+        model = json.loads(request.data)["model"]
+        return wire.error(500, "boom") if model == "e500" else wire.error(404, "no such model")
+
+    httpserver.expect_request(wire.path).respond_with_handler(handler)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[endpoints.evil]\nkind = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\n'
+    )
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    code = main(["ask", "hi", "-t", "evil:e500", "-t", "evil:e404@label=mine", "-t", "openai:x"])
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗")]
+    assert code == 1
+    assert [line.split(" (HTTP")[0].split(" — ")[0] for line in errors] == [
+        "✗ evil:e500: server error",
+        "✗ mine: not found",
+        # A message that does not start with the target keeps the name in front of it.
+        "✗ openai:x: OPENAI_API_KEY is not set",
+    ]
+    assert "boom" in errors[0] and "no such model" in errors[1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTIAL = "Half an answer"
+
+
+@dataclass
+class Loopback:
+    """An OpenAI-compatible server: model `fast` answers at once, `slow` sends half an
+    answer and hangs; `prompts` holds what each request asked."""
+
+    url: str
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    prompts: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def loopback() -> Iterator[Loopback]:
+    wire = WIRES["openai"]
+    # Threaded: the slow stream must not hold up the fast one.
+    with threaded_server() as server:
+        state = Loopback(server.url_for("/v1"))
+
+        def answer(request: Request) -> Response:
+            body = json.loads(request.data)
+            state.prompts.append(body["messages"][-1]["content"])
+            if body["model"] != "slow":
+                return wire.stream("The whole answer.")
+
+            def half_then_hang() -> Iterator[bytes]:
+                yield from wire.start()
+                yield wire.text(PARTIAL)
+                state.stalled.set()
+                state.release.wait(60)
+                yield from wire.end()
+
+            return streamed(half_then_hang(), wire.content_type)
+
+        server.expect_request(wire.path, method="POST").respond_with_handler(answer)
+        try:
+            yield state
+        finally:
+            state.release.set()  # a stalled response thread must not outlive the test
+
+
+def _child_env(tmp_path: Path, url: str) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[endpoints.loop]\nkind = "openai"\nbase_url = "{url}"\n')
+    keep = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return keep | {
+        "WORKBENCH_HOME": str(tmp_path / "home"),
+        "WORKBENCH_CONFIG": str(config),
+        "PYTHONPATH": str(ROOT),
+        "OLLAMA_HOST": "127.0.0.1:9",
+    }
+
+
+def _stored(tmp_path: Path) -> list[tuple[str, str, str]]:
+    connection = sqlite3.connect(tmp_path / "home" / "workbench.db")
+    try:
+        rows = connection.execute("SELECT target, status, text FROM responses ORDER BY target")
+        return [(str(t), str(s), str(x)) for t, s, x in rows]
+    finally:
+        connection.close()
+
+
+def _interrupt_when(proc: subprocess.Popen[str], ready: threading.Event, times: int) -> None:
+    deadline = time.monotonic() + 60
+    while not ready.wait(0.05):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"never got to the stall: {proc.communicate()}")
+    time.sleep(0.2)  # the half answer is read and printed by now
+    for _ in range(times):  # `timeout -s INT` signals the child, then its process group
+        proc.send_signal(signal.SIGINT)
+
+
+def test_ctrl_c_prints_and_stores_every_target_once(tmp_path: Path, loopback: Loopback) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:fast", "-t", "loop:slow",
+         "--json"],
+        env=_child_env(tmp_path, loopback.url), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _interrupt_when(child, loopback.stalled, times=2)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    results = [(r["target"], r["status"], r["text"]) for r in _json_lines(out)]
+    assert results == [
+        ("loop:fast", "done", "The whole answer."),
+        ("loop:slow", "cancelled", PARTIAL),
+    ]
+    assert _stored(tmp_path) == sorted(results)
+
+
+def test_ctrl_c_shows_the_partial_answer_and_the_table(tmp_path: Path, loopback: Loopback) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:slow"],
+        env=_child_env(tmp_path, loopback.url), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _interrupt_when(child, loopback.stalled, times=1)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    answer, header, row, *_ = out.splitlines()
+    assert answer == PARTIAL
+    assert header.split()[:3] == ["target", "status", "TTFT"]
+    assert row.split()[:2] == ["loop:slow", "cancelled"]
+    assert _stored(tmp_path) == [("loop:slow", "cancelled", PARTIAL)]
+
+
+@pytest.mark.parametrize(
+    ("how", "locale"),
+    [("stdin", "C"), ("stdin", "C.UTF-8"), ("argument", "C.UTF-8")],
+)
+def test_bytes_that_are_not_utf8_are_replaced(
+    tmp_path: Path, loopback: Loopback, how: str, locale: str
+) -> None:
+    prompt = b"\xe9t\xe9 hi"
+    args: list[str | bytes] = ["ask", "-" if how == "stdin" else prompt, "-t", "loop:fast"]
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        env=_child_env(tmp_path, loopback.url) | {"LC_ALL": locale}, cwd=ROOT,
+        input=prompt if how == "stdin" else b"", capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert loopback.prompts == ["\ufffdt\ufffd hi"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from providers.base import GenParams, Message
 from providers.registry import Registry, Target, TargetError, parse_target
@@ -22,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-t", "--target", action="append", default=[], metavar="TARGET",
-        help="provider:model[@temperature=..,top_p=..,max_tokens=..,seed=..,system=..,label=..]",
+        help="provider:model[@temperature=..,top_p=..,max_tokens=..,seed=..,system=..,label=..]"
+        " (repeatable); for the TUI, serve, ask and run",
     )  # fmt: skip
     parser.add_argument(
         "--private", action="store_true",
@@ -31,15 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="ask every target one question, print answers + metrics")
-    ask.add_argument("prompt", nargs="?", help="the prompt; '-' or nothing reads stdin")
+    ask.add_argument(
+        "prompt", nargs="?",
+        help="the prompt; '-' or nothing reads stdin (invalid bytes are read as U+FFFD)",
+    )  # fmt: skip
     ask.add_argument(
         "-t", "--target", action="append", default=[], dest="ask_targets", metavar="TARGET",
         help="a target (repeatable); default from config",
     )  # fmt: skip
     ask.add_argument("-s", "--system", help="system prompt for every target")
-    ask.add_argument("--temperature", type=float)
-    ask.add_argument("--top-p", type=float)
-    ask.add_argument("--max-tokens", type=int)
+    # The same ranges as a target's own @settings (providers.registry).
+    ask.add_argument("--temperature", type=_ranged(float, lambda n: n >= 0, "at least 0"))
+    ask.add_argument("--top-p", type=_ranged(float, lambda n: 0 < n <= 1, "above 0 and at most 1"))
+    ask.add_argument("--max-tokens", type=_at_least(1))
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="one JSON object per target, per line")
 
@@ -47,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="JSON instead of a table")
     models.add_argument("--fit", action="store_true",
                         help="which local models fit this machine's memory")  # fmt: skip
-    models.add_argument("--context", type=int, help="context to size the KV cache for (--fit)")
+    models.add_argument("--context", type=_at_least(1),
+                        help="context to size the KV cache for; implies --fit")  # fmt: skip
 
     serve = commands.add_parser("serve", help="the TUI in a web browser (textual-serve)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -60,17 +70,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--shadow", metavar="TARGET",
         help="price local runs as this cloud target (default: the cheapest)",
     )  # fmt: skip
-    costs.add_argument("--per-day", type=int, default=100, help="requests a day, for projections")
-    costs.add_argument("--days", type=float, help="only the last N days (default: all time)")
+    costs.add_argument("--per-day", type=_at_least(0), default=100,
+                       help="requests a day, for projections")  # fmt: skip
+    costs.add_argument(
+        "--days",
+        type=_ranged(float, lambda n: n > 0, "more than 0 (for all time, leave --days out)"),
+        help="only the last N days (default: all time)",
+    )
     costs.add_argument("--json", action="store_true")
 
     prices = commands.add_parser("prices", help="where prices come from, and how old they are")
     prices.add_argument("--update", action="store_true", help="fetch the latest prices")
-    prices.add_argument("--url", help="fetch from here instead of genai-prices' own URL")
+    prices.add_argument(
+        "--url", help="with --update: fetch from here instead of genai-prices' own URL"
+    )
 
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
     board.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _ranged(kind: type[_N], ok: Callable[[_N], bool], should: str) -> Callable[[str], _N]:
+    """An argparse type: a number that `ok` accepts; anything else `should` be fixed."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            whole = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {whole}") from None
+        if not ok(value):  # nan fails every comparison, so it is refused too
+            raise argparse.ArgumentTypeError(f"must be {should}, not {text}")
+        return value
+
+    return parse
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    return _ranged(int, lambda n: n >= low, f"at least {low}")
 
 
 def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,31 +118,66 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     run.add_argument("suite", nargs="?", help="the suite file (not needed with --resume)")
     run.add_argument("-t", "--target", action="append", default=[], dest="run_targets",
                      metavar="TARGET", help="run these targets instead of the suite's")  # fmt: skip
-    run.add_argument("--concurrency", type=int, help="requests at once per provider")
-    run.add_argument("--repeat", type=int, help="run each case N times (pass rate, p50/p90)")
-    run.add_argument("--baseline", help="compare with a stored run: latest, previous or an id")
+    run.add_argument("--concurrency", type=_at_least(1), help="requests at once per provider")
+    run.add_argument("--repeat", type=_at_least(1),
+                     help="run each case N times (pass rate, p50/p90)")  # fmt: skip
+    run.add_argument(
+        "--baseline",
+        help="compare with an earlier run: latest or previous (both: this suite's run before "
+        "this one) or a run id",
+    )
     run.add_argument("--cache", action="store_true",
                      help="answer identical temperature-0 requests from the store")  # fmt: skip
     run.add_argument("--resume", metavar="RUN_ID", help="finish a run that was interrupted")
     run.add_argument(
-        "--report", choices=["csv", "json", "junit", "md"], help="write a report in this format"
+        "--report",
+        choices=["csv", "json", "junit", "md"],
+        help="write a report in this format (default: from --out's extension)",
     )
-    run.add_argument("--out", type=Path, help="where to write the report (default: stdout)")
+    run.add_argument(
+        "--out", type=Path,
+        help="write the report here; .json, .csv, .xml (JUnit) or .md set its format "
+        "(default: stdout, which then holds the report alone; the table goes to stderr)",
+    )  # fmt: skip
 
     cmp = commands.add_parser("compare", help="what changed between two suite runs")
-    cmp.add_argument("before", nargs="?", default="previous", help="run id, latest or previous")
-    cmp.add_argument("after", nargs="?", default="latest", help="run id, latest or previous")
+    which = (
+        "run id, latest or previous: runs of the suite the other argument names, or with no "
+        "ids, of the suite that ran last"
+    )
+    cmp.add_argument("before", nargs="?", default="previous", help=which)
+    cmp.add_argument("after", nargs="?", default="latest", help=which)
     cmp.add_argument("--json", action="store_true")
 
     history = commands.add_parser("history", help="past suite runs (--chats: comparisons)")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument(
+        "--limit", type=_at_least(1), default=20, help="list at most this many (20)"
+    )
     history.add_argument("--chats", action="store_true",
                          help="past comparisons and chats instead, newest first")  # fmt: skip
     history.add_argument("--search", default="", help="with --chats: only those containing this")
 
 
+_TAKE_TARGETS = (None, "ask", "run", "serve")
+"""The commands that use the targets given before the command name (None: the TUI)."""
+
+
+def _misused(args: argparse.Namespace) -> str | None:
+    """Options argparse accepts but the command would silently ignore: say so instead."""
+    if args.target and args.command not in _TAKE_TARGETS:
+        return f"workbench {args.command}: takes no targets; drop -t"
+    if args.command == "run" and args.resume and (args.run_targets or args.target):
+        return "workbench run: --resume runs the targets the run started with; drop -t"
+    if args.command == "prices" and args.url and not args.update:
+        return "workbench prices: --url needs --update"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if problem := _misused(args):
+        print(problem, file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -113,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ask":
         return _ask(args, settings)
     if args.command == "run":
+        # As with ask, targets given before the command name stand in for the command's own.
+        args.run_targets = args.run_targets or args.target
         from workbench.commands.run import run_command
 
         return run_command(args, settings)
@@ -147,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models":
         from workbench.commands.models import run_models
 
-        if args.fit:
+        if args.fit or args.context is not None:
             from workbench.commands.fit import run_fit
 
             return asyncio.run(run_fit(make_registry(settings), context=args.context,
@@ -183,13 +260,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-
     prompt = args.prompt
     if prompt is None or prompt == "-":
         if sys.stdin.isatty() and prompt is None:
             print("workbench ask: give a prompt, or pipe one in", file=sys.stderr)
             return 2
-        prompt = sys.stdin.read()
+        prompt = _read_stdin()
+    else:
+        prompt = _as_text(prompt)
     if not prompt.strip():
         print("workbench ask: the prompt is empty", file=sys.stderr)
         return 2
@@ -200,7 +278,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     messages = [Message("user", prompt)]
     if args.system:
-        messages.insert(0, Message("system", args.system))
+        messages.insert(0, Message("system", _as_text(args.system)))
     registry = make_registry(settings)
     try:
         for target in targets:
@@ -211,6 +289,20 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_ask_and_close(registry, targets, messages, args.json, settings.max_time_s))
 
 
+def _read_stdin() -> str:
+    """Stdin as text, whatever bytes arrive: an invalid byte becomes U+FFFD here, rather
+    than a lone surrogate that every provider then fails to encode."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")
+    return sys.stdin.read()
+
+
+def _as_text(arg: str) -> str:
+    """A command-line argument with its undecodable bytes (kept by Python as lone
+    surrogates) replaced by U+FFFD, as `_read_stdin` does."""
+    return os.fsencode(arg).decode(sys.getfilesystemencoding(), "replace")
+
+
 async def _ask_and_close(
     registry: Registry,
     targets: list[Target],
@@ -218,18 +310,47 @@ async def _ask_and_close(
     as_json: bool,
     max_time_s: float,
 ) -> int:
+    """Exit status 130 on Ctrl-C, once every target's result so far is printed and stored."""
     from workbench import locations
     from workbench.commands.ask import run_ask
     from workbench.store import Store
 
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    interrupted = False
+
+    def interrupt() -> None:
+        # Only the first Ctrl-C cancels. Another (or `timeout -s INT`, which signals the
+        # process group too) must not break into the store's writes and the printing.
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            task.cancel()
+
+    handled = True
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except NotImplementedError:  # Windows: asyncio's own handler, KeyboardInterrupt in entry()
+        handled = False
     store = Store(locations.database_path())
     try:
-        return await run_ask(
-            registry, targets, messages, as_json=as_json, store=store, max_time_s=max_time_s
-        )
+        try:
+            return await run_ask(
+                registry, targets, messages, as_json=as_json, store=store, max_time_s=max_time_s
+            )
+        finally:
+            store.close()
+            await registry.aclose()
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        task.uncancel()
+        print("workbench ask: interrupted; the answers so far are kept", file=sys.stderr)
+        return 130
     finally:
-        store.close()
-        await registry.aclose()
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
 
 
 def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:
@@ -251,6 +372,8 @@ def entry() -> None:
     except SchemaTooNewError as exc:  # every command opens the store; one message for all
         print(f"workbench: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # a Ctrl-C no command handles itself: no traceback
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from rich.table import Table
@@ -14,7 +15,7 @@ from rich.text import Text
 from providers.base import Message
 from providers.registry import Registry, Target
 from workbench.commands import format as fmt
-from workbench.engine.fanout import fanout, request_for
+from workbench.engine.fanout import fanout, new_result, request_for
 from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line, unfinished_escape
@@ -69,12 +70,18 @@ async def run_ask(
     store: Store | None = None,
     max_time_s: float = MAX_TIME_S,
 ) -> int:
-    """Exit status 0 when every target answered, 1 when any failed or was cancelled."""
+    """Exit status 0 when every target answered, 1 when any failed or was cancelled.
+
+    Cancelled (Ctrl-C), it prints and stores every target's result so far, the unfinished
+    ones marked cancelled with their partial text, then lets the cancellation propagate.
+    """
     out = out or sys.stdout
     printer = None if as_json else _Printer(out, single=len(targets) == 1)
     batch = uuid.uuid4().hex
+    seen: dict[int, TargetResult] = {}
 
     def update(result: TargetResult) -> None:
+        seen.setdefault(id(result), result)
         if printer is not None:
             printer.update(result)
         if store is not None and result.finished and id(result) not in stored:
@@ -83,16 +90,51 @@ async def run_ask(
             store.add_response(result, sent, origin="ask", batch=batch)
 
     stored: set[int] = set()
-    # Nobody watches token counts tick here: estimate once at the end, if at all.
-    results = await fanout(
-        registry, targets, messages, on_update=update, live_estimates=False, max_time_s=max_time_s
-    )
+    try:
+        # Nobody watches token counts tick here: estimate once at the end, if at all.
+        results = await fanout(
+            registry, targets, messages, on_update=update, live_estimates=False,
+            max_time_s=max_time_s,
+        )  # fmt: skip
+    except asyncio.CancelledError:
+        _report(_cancelled(registry, targets, list(seen.values()), update), as_json, out)
+        raise
+    _report(results, as_json, out)
+    return 0 if all(r.status == "done" for r in results) else 1
+
+
+def _cancelled(
+    registry: Registry,
+    targets: Sequence[Target],
+    seen: list[TargetResult],
+    update: Callable[[TargetResult], None],
+) -> list[TargetResult]:
+    """A result per target, in target order, after the fan-out was cancelled.
+
+    fanout's own list is lost with the cancellation; its results are the ones `update` saw.
+    A target cancelled before it started was never seen: it gets an empty result.
+    """
+    results = []
+    unclaimed = list(seen)
+    for target in targets:
+        result = next((r for r in unclaimed if r.target == target.spec), None)
+        if result is None:
+            result = new_result(target, registry)
+        else:
+            unclaimed.remove(result)
+        if not result.finished:
+            result.status = "cancelled"
+            update(result)
+        results.append(result)
+    return results
+
+
+def _report(results: Sequence[TargetResult], as_json: bool, out: TextIO) -> None:
     if as_json:
         for result in results:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
     else:
         print_metrics(results, out)
-    return 0 if all(r.status == "done" for r in results) else 1
 
 
 def _target_of(result: TargetResult, targets: Sequence[Target]) -> Target:
@@ -124,4 +166,18 @@ def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
                                "(not counted in TTFT)"))  # fmt: skip
     for r in results:
         if r.error:
-            console.print(Text(f"✗ {clean_line(r.name)}: {clean_line(r.error)}"), style="red")
+            console.print(Text(f"✗ {_error_line(r)}"), style="red")
+
+
+def _error_line(r: TargetResult) -> str:
+    """The target's name and its error, naming the target once.
+
+    Provider errors begin with `provider:model` (they are shown alone elsewhere); here the
+    line already starts with the target's name, which says the same or more (a label, the
+    settings).
+    """
+    error = clean_line(r.error or "")
+    said = error.removeprefix(f"{r.provider}:{r.model}")
+    if said != error and said.startswith((": ", " ")):
+        return f"{clean_line(r.name)}{said}"
+    return f"{clean_line(r.name)}: {error}"

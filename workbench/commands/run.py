@@ -1,17 +1,29 @@
 """`workbench run SUITE`: cases × targets, asserted, stored, compared with a baseline.
 
 Exit status 0 only when every assertion passed and, with --baseline, nothing regressed:
-it drops into CI as it is.
+it drops into CI as it is. 1 when something failed or regressed, 2 when the command could
+not do what it was asked (a bad suite, target, baseline or report path), 130 on Ctrl+C.
+
+`--baseline latest` and `--baseline previous` both name the run of the same suite (by its
+`name:`) that came before this one: the run being made is the latest, so the baseline is
+the one before it. With no earlier run of the suite, nothing runs and the exit status is 2.
+
+A report goes to `--out FILE`, in the format `--report` names or else the one the file's
+extension names (.json, .csv, .xml for JUnit, .md). Without `--out` it goes to stdout, and
+then stdout holds the report alone (`--report json | jq` works): the results table and the
+comparison go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TextIO
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -28,23 +40,32 @@ from workbench.suites import compare, report
 from workbench.suites.loader import load_suite
 from workbench.suites.runner import Job, plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
+    KEYWORDS,
     CaseResult,
     RunInfo,
     case_results,
     finish_run,
+    resolve_pair,
     resolve_run,
+    runs_of,
     start_run,
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 from workbench.wiring import make_registry
 
+REPORT_SUFFIXES = {".json": "json", ".csv": "csv", ".xml": "junit", ".md": "md"}
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done: said before anything runs."""
+
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(locations.database_path())
     try:
         return _run(args, settings, store)
-    except (SuiteError, TargetError, LookupError) as exc:
+    except (SuiteError, TargetError, LookupError, UsageError) as exc:
         print(f"workbench run: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -52,11 +73,17 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    kind = report_format(args.report, args.out)
+    if args.out is not None:
+        check_writable(args.out)
+    # With the report on stdout, everything meant for a person goes to stderr.
+    human = sys.stderr if kind is not None and args.out is None else sys.stdout
     done: set[tuple[str, str, int]] = set()
+    resumed: RunInfo | None = None
     if args.resume:
-        info = resolve_run(store, args.resume)
-        path, specs, repeat = Path(info.suite_path), info.targets, info.options.get("repeat")
-        previous = case_results(store, info.id)
+        resumed = resolve_run(store, args.resume)
+        path, specs = Path(resumed.suite_path), resumed.targets
+        repeat, previous = resumed.options.get("repeat"), case_results(store, resumed.id)
         done = {(r.case_id, r.target, r.attempt) for r in previous}
     elif args.suite:
         path, specs, repeat, previous = Path(args.suite), args.run_targets, args.repeat, []
@@ -80,9 +107,11 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         registry.kind(target.provider)
     for line in suite.unsupported:
         print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
-    baseline = resolve_run(store, args.baseline) if args.baseline else None
-    if args.resume:
-        run_id = info.id
+    baseline = None
+    if args.baseline:
+        baseline = _baseline(store, args.baseline, suite.name, resumed)
+    if resumed is not None:
+        run_id = resumed.id
     else:
         run_id = uuid.uuid4().hex[:12]
         options = {"repeat": repeat, "concurrency": args.concurrency, "cache": args.cache}
@@ -105,9 +134,16 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         results = case_results(store, run_id)
     if not interrupted:
         finish_run(store, run_id)
-    _print_results(suite.name, run_id, results)
-    if args.report:
-        _write_report(args.report, args.out, suite.name, run_id, results)
+    _print_results(suite.name, run_id, results, human)
+    report_failed = False
+    if kind is not None:
+        try:
+            _write_report(kind, args.out, suite.name, run_id, results)
+        except OSError as exc:
+            report_failed = True
+            print(f"workbench run: could not write the report to {args.out or 'stdout'}: "
+                  f"{exc.strerror or exc}; the results are kept in run {run_id} "
+                  "(workbench history)", file=sys.stderr)  # fmt: skip
     if interrupted:
         print(f"Interrupted: {len(results)} results kept. Finish with: workbench run --resume "
               f"{run_id}", file=sys.stderr)  # fmt: skip
@@ -117,9 +153,53 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         after = resolve_run(store, run_id)
         comparison = compare.compare_runs(store, baseline, after)
         regressed = len(comparison.regressions)
-        print(compare.as_markdown(comparison))
+        print(compare.as_markdown(comparison), file=human)
+    if report_failed:
+        return 2
     failed = sum(not r.passed for r in results)
     return 0 if failed == 0 and regressed == 0 else 1
+
+
+def report_format(kind: str | None, out: Path | None) -> str | None:
+    """--report, else the format --out's extension names: `--out junit.xml` is enough."""
+    if kind is not None or out is None:
+        return kind
+    if inferred := REPORT_SUFFIXES.get(out.suffix.lower()):
+        return inferred
+    raise UsageError(
+        f"--out {out}: cannot tell the report format from the file name; add --report "
+        "csv|json|junit|md, or end the name in .csv, .json, .xml (JUnit) or .md"
+    )
+
+
+def check_writable(out: Path) -> None:
+    """Found out before the suite runs, not after its requests have been made and paid for."""
+    folder = out.parent
+    if out.is_dir():
+        raise UsageError(f"--out {out}: that is a folder; name a file in it")
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"--out {out}: no permission to write there")
+
+
+def _baseline(store: Store, ref: str, suite: str, resumed: RunInfo | None) -> RunInfo:
+    """The run to compare with. `latest` and `previous` mean the same here: the run of this
+    suite before the one being made (or resumed), which is itself the latest."""
+    if ref not in KEYWORDS:
+        baseline = resolve_run(store, ref)
+        if baseline.suite != suite:
+            print(f"workbench run: warning: the baseline {baseline.id} is a run of suite "
+                  f"{baseline.suite!r}, not {suite!r}: cases are matched by id alone",
+                  file=sys.stderr)  # fmt: skip
+        return baseline
+    earlier = runs_of(store, suite, before=resumed.created_at if resumed else None, limit=1)
+    if not earlier:
+        raise UsageError(
+            f"--baseline {ref}: suite {suite!r} has no earlier run to compare with; run it "
+            "once without --baseline to make one"
+        )
+    return earlier[0]
 
 
 async def _run_with_progress(
@@ -153,8 +233,8 @@ async def _run_with_progress(
             await registry.aclose()
 
 
-def _print_results(suite: str, run_id: str, results: list[CaseResult]) -> None:
-    console = fmt.console(sys.stdout)
+def _print_results(suite: str, run_id: str, results: list[CaseResult], out: TextIO) -> None:
+    console = fmt.console(out)
     targets = list(dict.fromkeys(r.target for r in results))
     grid = {(c.case_id, c.target): c for c in report.cells(results)}
     table = Table(title=f"{clean_line(suite)} — run {run_id}", header_style="bold")
@@ -174,8 +254,7 @@ def _print_results(suite: str, run_id: str, results: list[CaseResult]) -> None:
         summary.add_column(column, justify="left" if column == "target" else "right")
     for t in report.totals(results):
         summary.add_row(Text(clean_line(t.target)), f"{t.passed}/{t.cases} ({t.pass_rate:.0%})",
-                        fmt.seconds(t.p50_s), fmt.seconds(t.p90_s),
-                        report.cost_text(t.cost_usd, t.is_local))  # fmt: skip
+                        fmt.seconds(t.p50_s), fmt.seconds(t.p90_s), t.cost_label)  # fmt: skip
     console.print(summary)
     for r in results:
         if not r.passed:
@@ -205,9 +284,14 @@ def _write_report(
 
 
 def compare_command(args: argparse.Namespace) -> int:
+    """`latest` is the newest run of a suite and `previous` the one before it. The suite is
+    the one the other argument names by id, or with no ids the suite that ran last: plain
+    `workbench compare` is that suite's previous run against its latest."""
     store = Store(locations.database_path())
     try:
-        before, after = resolve_run(store, args.before), resolve_run(store, args.after)
+        before, after = resolve_pair(store, args.before, args.after)
+        if warning := compare.suite_mismatch(before, after):
+            print(f"workbench compare: {warning}", file=sys.stderr)
         comparison = compare.compare_runs(store, before, after)
     except LookupError as exc:
         print(f"workbench compare: {exc}", file=sys.stderr)

@@ -48,8 +48,18 @@ class Comparison:
 
 
 def compare_runs(store: Store, before: RunInfo, after: RunInfo) -> Comparison:
+    """Raises LookupError when the runs share no case × target: such a comparison lists
+    everything as new or gone and, finding no regression, would pass a CI gate unseen."""
     old = {(c.case_id, c.target): c for c in cells(case_results(store, before.id))}
     new = {(c.case_id, c.target): c for c in cells(case_results(store, after.id))}
+    if not old.keys() & new.keys():
+        why = "were the cases renamed, or the targets changed with -t?"
+        if before.suite != after.suite:
+            why = "they are runs of different suites"
+        raise LookupError(
+            f"nothing to compare: runs {before.id} ({before.suite!r}) and {after.id} "
+            f"({after.suite!r}) have no case × target in common; {why}"
+        )
     changes = []
     for key in dict.fromkeys([*old, *new]):
         a, b = old.get(key), new.get(key)
@@ -75,6 +85,17 @@ def compare_runs(store: Store, before: RunInfo, after: RunInfo) -> Comparison:
         if target in t_old
     ]
     return Comparison(before, after, changes, deltas)
+
+
+def suite_mismatch(before: RunInfo, after: RunInfo) -> str:
+    """A warning when the runs are of two suites, or ''. Not refused: a renamed suite is
+    still worth comparing, and its cases are matched by id."""
+    if before.suite == after.suite:
+        return ""
+    return (
+        f"warning: comparing runs of different suites, {before.suite!r} ({before.id}) and "
+        f"{after.suite!r} ({after.id}): cases are matched by id alone"
+    )
 
 
 def _answer(cell: Cell) -> str:

@@ -34,7 +34,12 @@ class Cell:
 
     @property
     def latencies(self) -> list[float]:
-        return [r.result.e2e_s for r in self.results if r.result.e2e_s is not None]
+        return [s for r in self.results if (s := e2e_s(r)) is not None]
+
+    @property
+    def output_tokens(self) -> int | None:
+        """The first answer's; None when no attempt was answered."""
+        return next((n for r in self.results if (n := output_tokens(r)) is not None), None)
 
     @property
     def cost_usd(self) -> float | None:
@@ -51,10 +56,29 @@ class Totals:
     p90_s: float | None
     cost_usd: float | None
     is_local: bool
+    answered: bool = True
+    """False when every request failed before the model produced anything: then there is no
+    cost at all, rather than a price we do not know."""
 
     @property
     def pass_rate(self) -> float:
         return self.passed / self.cases if self.cases else 0.0
+
+    @property
+    def cost_label(self) -> str:
+        return cost_text(self.cost_usd, self.is_local, answered=self.answered)
+
+
+def e2e_s(r: CaseResult) -> float | None:
+    """End to end is to the end of the answer: a failed request has none, only the time it
+    took to fail, which would read as a fast answer."""
+    return r.result.e2e_s if r.result.status == "done" else None
+
+
+def output_tokens(r: CaseResult) -> int | None:
+    """None for a request that failed before producing any; a cut-off answer keeps its count."""
+    result = r.result
+    return result.output_tokens if result.status == "done" or result.output_tokens else None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -78,18 +102,24 @@ def totals(results: Sequence[CaseResult]) -> list[Totals]:
         by_target.setdefault(r.target, []).append(r)
     out = []
     for target, rs in by_target.items():
-        latencies = [r.result.e2e_s for r in rs if r.result.e2e_s is not None]
-        costs = [r.result.cost.usd if r.result.cost else None for r in rs if not r.cached]
-        known = None if any(c is None for c in costs) else sum(c or 0 for c in costs)
+        latencies = [s for r in rs if (s := e2e_s(r)) is not None]
+        # A cached answer cost nothing this run; a request with no Cost failed before the
+        # model produced anything, so it cost nothing either.
+        costs = [r.result.cost.usd for r in rs if not r.cached and r.result.cost]
+        answered = bool(costs) or any(r.cached for r in rs)
+        known = None if not answered or None in costs else sum(c or 0 for c in costs)
         out.append(Totals(target, len(rs), sum(r.passed for r in rs), percentile(latencies, 50),
-                          percentile(latencies, 90), known, rs[0].result.is_local))  # fmt: skip
+                          percentile(latencies, 90), known, rs[0].result.is_local,
+                          answered))  # fmt: skip
     return out
 
 
-def cost_text(usd: float | None, local: bool) -> str:
+def cost_text(usd: float | None, local: bool, *, answered: bool = True) -> str:
     if local:
         return "local"
-    return "price unknown" if usd is None else format_usd(usd)
+    if usd is None:
+        return "price unknown" if answered else "–"
+    return format_usd(usd)
 
 
 def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
@@ -108,7 +138,7 @@ def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
     for t in totals(results):
         lines.append(f"| {clean_line(t.target)} | {t.passed}/{t.cases} ({t.pass_rate:.0%}) | "
                      f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
-                     f"{cost_text(t.cost_usd, t.is_local)} |")  # fmt: skip
+                     f"{t.cost_label} |")  # fmt: skip
     failures = [r for r in results if not r.passed]
     if failures:
         lines += ["", "## Failures", ""]
@@ -131,8 +161,8 @@ def cell_text(cell: Cell) -> str:
         mark += f" {cell.passes}/{len(cell.results)}"
     latency = percentile(cell.latencies, 50)
     cached = " (cached)" if all(r.cached for r in cell.results) else ""
-    tokens = cell.results[0].result.output_tokens
-    return f"{mark} {fmt.seconds(latency)} {tokens} tok{cached}"
+    tokens = "–" if cell.output_tokens is None else f"{cell.output_tokens} tok"
+    return f"{mark} {fmt.seconds(latency)} {tokens}{cached}"
 
 
 def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
@@ -150,9 +180,9 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
                     "status": r.result.status,
                     "text": r.result.text,
                     "error": r.result.error,
-                    "e2e_s": r.result.e2e_s,
+                    "e2e_s": e2e_s(r),
                     "ttft_s": r.result.ttft_s,
-                    "output_tokens": r.result.output_tokens,
+                    "output_tokens": output_tokens(r),
                     "cost_usd": r.result.cost.usd if r.result.cost else None,
                     "assertions": [
                         {"assertion": o.assertion, "passed": o.passed, "reason": o.reason}
@@ -187,7 +217,7 @@ def as_csv(results: Sequence[CaseResult]) -> str:
     for r in results:
         failed = "; ".join(o.assertion for o in r.outcomes if not o.passed)
         writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
-                         r.result.e2e_s, r.result.ttft_s, r.result.output_tokens,
+                         e2e_s(r), r.result.ttft_s, output_tokens(r),
                          r.result.cost.usd if r.result.cost else "", failed])  # fmt: skip
     return out.getvalue()
 
@@ -201,8 +231,10 @@ def as_junit(suite: str, results: Sequence[CaseResult]) -> str:
                              failures=str(sum(not r.passed for r in mine)))  # fmt: skip
         for r in mine:
             name = r.case_id if r.attempt == 0 else f"{r.case_id}#{r.attempt + 1}"
-            case = ET.SubElement(node, "testcase", classname=_xml(target), name=_xml(name),
-                                 time=f"{r.result.e2e_s or 0:.3f}")  # fmt: skip
+            case = ET.SubElement(node, "testcase", classname=_xml(target), name=_xml(name))
+            # How long the test took, failed or not; left out (it is optional) when unknown.
+            if r.result.e2e_s is not None:
+                case.set("time", f"{r.result.e2e_s:.3f}")
             if not r.passed:
                 reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
                 message = "; ".join(reasons) or f"{r.result.status}: {r.result.error or ''}"

@@ -94,31 +94,62 @@ def run_info(store: Store, run_id: str) -> RunInfo | None:
     return _info(row) if row else None
 
 
-def resolve_run(store: Store, ref: str) -> RunInfo:
-    """A run id (or a unique prefix of one), `latest` or `previous`."""
-    if ref in ("latest", "previous"):
+KEYWORDS = ("latest", "previous")
+_COLUMNS = "id, created_at, finished_at, suite, suite_path, targets, options"
+
+
+def resolve_run(store: Store, ref: str, suite: str | None = None) -> RunInfo:
+    """A run id (or a unique prefix of one), `latest` or `previous`.
+
+    `latest` is the newest run of a suite and `previous` the one before it, so the two are
+    always runs of the same suite: of `suite` (matched by its name) when given, else of the
+    suite that ran last.
+    """
+    if ref not in KEYWORDS:
         rows = store.db.execute(
-            "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
-            "ORDER BY created_at DESC LIMIT 2"
+            f"SELECT {_COLUMNS} FROM runs WHERE id LIKE ?", (ref + "%",)
         ).fetchall()
-        index = 0 if ref == "latest" else 1
-        if len(rows) <= index:
-            raise LookupError(f"there is no {ref} run yet")
-        return _info(rows[index])
+        if len(rows) != 1:
+            raise LookupError(f"no run {ref!r}" if not rows else f"{ref!r} names several runs")
+        return _info(rows[0])
+    if suite is None:
+        newest = list_runs(store, 1)
+        if not newest:
+            raise LookupError("there are no suite runs yet: workbench run SUITE makes one")
+        suite = newest[0].suite
+    runs = runs_of(store, suite, limit=2)
+    index = KEYWORDS.index(ref)
+    if len(runs) <= index:
+        so_far = "it has not run yet" if not runs else "it has run only once"
+        raise LookupError(f"there is no {ref} run of suite {suite!r}: {so_far}")
+    return runs[index]
+
+
+def resolve_pair(store: Store, before: str, after: str) -> tuple[RunInfo, RunInfo]:
+    """The two runs `compare` lines up. `latest` and `previous` are runs of the suite that
+    the other side names by id, or, with no ids, of the suite that ran last."""
+    named = [resolve_run(store, ref) for ref in (before, after) if ref not in KEYWORDS]
+    # One suite for both sides, even if another suite's run starts meanwhile.
+    runs = named or list_runs(store, 1)
+    suite = runs[0].suite if runs else None
+    return resolve_run(store, before, suite), resolve_run(store, after, suite)
+
+
+def runs_of(
+    store: Store, suite: str, *, before: float | None = None, limit: int = 50
+) -> list[RunInfo]:
+    """Runs of the suite with this name, newest first; only those started before `before`."""
     rows = store.db.execute(
-        "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
-        "WHERE id LIKE ?",
-        (ref + "%",),
+        f"SELECT {_COLUMNS} FROM runs WHERE suite = ? AND created_at < ? "
+        "ORDER BY created_at DESC LIMIT ?",
+        (suite, float("inf") if before is None else before, limit),
     ).fetchall()
-    if len(rows) != 1:
-        raise LookupError(f"no run {ref!r}" if not rows else f"{ref!r} names several runs")
-    return _info(rows[0])
+    return [_info(r) for r in rows]
 
 
 def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
     rows = store.db.execute(
-        "SELECT id, created_at, finished_at, suite, suite_path, targets, options FROM runs "
-        "ORDER BY created_at DESC LIMIT ?",
+        f"SELECT {_COLUMNS} FROM runs ORDER BY created_at DESC LIMIT ?",
         (limit,),
     ).fetchall()
     return [_info(r) for r in rows]

@@ -36,7 +36,14 @@ from workbench.store import Store
 from workbench.suites import compare, report
 from workbench.suites.loader import load_suite
 from workbench.suites.runner import plan, run_jobs, skipped_private, suite_targets
-from workbench.suites.runs import CaseResult, RunInfo, finish_run, resolve_run, start_run
+from workbench.suites.runs import (
+    CaseResult,
+    RunInfo,
+    finish_run,
+    resolve_run,
+    runs_of,
+    start_run,
+)
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 
@@ -186,7 +193,7 @@ class SuitesScreen(Screen[None]):
         for t in report.totals(self.results):
             totals.append(f"{clean_line(t.target)}: ", style="bold")
             totals.append(f"{t.passed}/{t.cases} · p50 {fmt.seconds(t.p50_s)} · "
-                          f"{report.cost_text(t.cost_usd, t.is_local)}\n")  # fmt: skip
+                          f"{t.cost_label}\n")  # fmt: skip
         self.query_one("#suite-totals", Static).update(totals)
 
     @on(DataTable.CellSelected, "#matrix")
@@ -204,8 +211,11 @@ class SuitesScreen(Screen[None]):
         store = Store(locations.database_path())
         try:
             after = resolve_run(store, self.run_id)
-            before = resolve_run(store, "previous")
-            text = compare.as_markdown(compare.compare_runs(store, before, after))
+            # The run of this suite before this one, however many runs came after it.
+            earlier = runs_of(store, after.suite, before=after.created_at, limit=1)
+            if not earlier:
+                raise LookupError(f"{after.suite} has no earlier run to compare with")
+            text = compare.as_markdown(compare.compare_runs(store, earlier[0], after))
         except LookupError as exc:
             self.notify(str(exc), severity="warning")
             return

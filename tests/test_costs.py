@@ -115,3 +115,18 @@ def test_shadow_choices_are_priced_cloud_models_cheapest_first() -> None:
         "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest", "openai:gpt-4o",
     ]  # fmt: skip
     assert (choices[0].input_per_m, choices[0].output_per_m) == pytest.approx((0.15, 0.60))
+
+
+@pytest.mark.parametrize(
+    ("shadow", "why"),
+    [
+        ("embedded:smollm2", "a local target costs nothing"),
+        ("openai:no-such-model", "genai-prices has no price for 'no-such-model'"),
+    ],
+)
+def test_a_shadow_that_prices_nothing_is_refused(
+    history: None, capsys: pytest.CaptureFixture[str], shadow: str, why: str
+) -> None:
+    """Taken, every shadow figure read `–` with nothing to say why."""
+    assert run_costs(Registry(env={}), shadow=shadow) == 2
+    assert why in capsys.readouterr().err

@@ -208,3 +208,19 @@ def test_a_target_that_failed_shows_no_latency_tokens_or_cost(
     md = (home / "r.md").read_text().splitlines()
     assert any(line.startswith("| openai:") and line.endswith(" | 0/1 (0%) | – | – | – |")
                for line in md)  # fmt: skip
+
+
+def test_a_failed_request_names_its_target_once(
+    home: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpserver.expect_request("/v1/chat/completions").respond_with_data(
+        '{"error": {"message": "boom"}}', status=500, content_type="application/json"
+    )
+    (home / "config.toml").write_text(
+        f'[endpoints.evil]\nkind = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\n'
+    )
+    code = main(["run", str(_suite(home, "alpha")), "-t", "evil:e500"])
+    assert code == 1
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗ ")]
+    assert line.startswith("✗ capital × evil:e500@"), line
+    assert line.count("evil:e500") == 1 and "no answer: failed: server error (HTTP 500)" in line

@@ -107,8 +107,23 @@ def shadow_target(
     chosen: str | None,
     configured: Iterable[str] = (),
 ) -> str:
-    """The user's choice, else the cheapest cloud target we can price, else gpt-4o-mini."""
+    """The user's choice, else the cheapest cloud target we can price, else gpt-4o-mini.
+
+    A choice that cannot price anything is refused (TargetError): every shadow figure
+    would read `–`, with nothing to say why."""
     if chosen:
+        target = parse_target(chosen)
+        source = price_source(registry, target.provider)
+        if source.is_local:
+            raise TargetError(
+                f"shadow {chosen}: a local target costs nothing; name a cloud model with a "
+                f"known price, e.g. {DEFAULT_SHADOWS[0]}"
+            )
+        if pricing.per_million(target.model, source) is None:
+            raise TargetError(
+                f"shadow {chosen}: genai-prices has no price for {target.model!r}; name "
+                "another cloud model (workbench models lists their prices)"
+            )
         return chosen
     choices = shadow_choices(registry, used, configured)
     return choices[0].spec if choices else DEFAULT_SHADOWS[0]

@@ -166,18 +166,4 @@ def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
                                "(not counted in TTFT)"))  # fmt: skip
     for r in results:
         if r.error:
-            console.print(Text(f"✗ {_error_line(r)}"), style="red")
-
-
-def _error_line(r: TargetResult) -> str:
-    """The target's name and its error, naming the target once.
-
-    Provider errors begin with `provider:model` (they are shown alone elsewhere); here the
-    line already starts with the target's name, which says the same or more (a label, the
-    settings).
-    """
-    error = clean_line(r.error or "")
-    said = error.removeprefix(f"{r.provider}:{r.model}")
-    if said != error and said.startswith((": ", " ")):
-        return f"{clean_line(r.name)}{said}"
-    return f"{clean_line(r.name)}: {error}"
+            console.print(Text(f"✗ {clean_line(r.name)}: {fmt.error_text(r)}"), style="red")

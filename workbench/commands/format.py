@@ -1,4 +1,5 @@
-"""Figures as people read them: seconds, rates, token counts, bytes."""
+"""Figures as people read them: seconds, rates, token counts, bytes; errors on a line
+that already names their target."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TextIO
 from rich.console import Console
 
 from workbench.engine.result import TargetResult
+from workbench.sanitize import clean_line
 
 
 def seconds(value: float | None) -> str:
@@ -76,3 +78,8 @@ def console(out: TextIO) -> Console:
         emoji=False,
         soft_wrap=True,
     )
+
+
+def error_text(result: TargetResult) -> str:
+    """The result's error on one clean line, on a line that names its target already."""
+    return clean_line(result.error_here)

@@ -259,7 +259,7 @@ def _print_results(suite: str, run_id: str, results: list[CaseResult], out: Text
     for r in results:
         if not r.passed:
             reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
-            why = "; ".join(reasons) or f"{r.result.status}: {r.result.error or ''}"
+            why = "; ".join(reasons) or f"{r.result.status}: {fmt.error_text(r.result)}"
             console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
                                f"{clean_line(why)}", style="red"))  # fmt: skip
     cached = sum(r.cached for r in results)

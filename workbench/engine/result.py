@@ -92,6 +92,17 @@ class TargetResult:
         return self.status in ("done", "failed", "cancelled")
 
     @property
+    def error_here(self) -> str:
+        """The error without the `provider:model` it starts with when it does: provider
+        errors name their target, and where the target is named already (a row of a
+        table, a case × target) it would be said twice."""
+        error = self.error or ""
+        said = error.removeprefix(f"{self.provider}:{self.model}")
+        if said != error and said.startswith((": ", " ")):
+            return said.removeprefix(": ").lstrip()
+        return error
+
+    @property
     def timing(self) -> metrics.Timing:
         return metrics.Timing(self.ttft_s, self.e2e_s, self.output_tokens)
 

@@ -51,7 +51,7 @@ def check_all(assertions: Sequence[Assertion], result: TargetResult) -> list[Out
 def check(assertion: Assertion, result: TargetResult) -> Outcome:
     label = describe(assertion)
     if result.status != "done":
-        error = f": {result.error}" if result.error else ""
+        error = f": {result.error_here}" if result.error else ""  # said of this target
         return Outcome(False, label, f"no answer: {result.status}{error}")
     reason = _failure(assertion, result)
     return Outcome(reason is None, label, reason or "")

@@ -24,7 +24,8 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "top_p": (lambda n: 0 < n <= 1, "above 0 and at most 1"),
     "max_tokens": (lambda n: n >= 1, "at least 1"),
 }
-_UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=")
+# At the end of the model, as the known settings are split off first: `m@tempreature=1`.
+_UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 

@@ -177,3 +177,29 @@ async def test_rerun_of_an_endpoint_no_longer_configured_keeps_the_panes(
         await pilot.pause()
         assert isinstance(app.screen, HistoryScreen)  # still here, to pick other targets
         assert app.panes == [pane]
+
+
+async def test_rerun_gives_each_target_its_own_conversation(home: Path, closed_port: int) -> None:
+    """A target whose first turn failed was never given an answer: re-run, it goes on from
+    where it was, not from the conversation another target had."""
+    down = Settings(
+        endpoints={"down": Endpoint(kind="openai", base_url=f"http://127.0.0.1:{closed_port}/v1")}
+    )
+    app = make_app(down, [SMOL, "down:m"], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "My name is Ada.")
+        await wait_finished(pilot, SLOW_S)
+        await send(pilot, "What is my name?")
+        await wait_finished(pilot, SLOW_S)
+        assert [p.result.status for p in app.panes if p.result] == ["done", "failed"]
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("r")  # the newest row: the second turn
+        await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
+        await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
+        await wait_finished(pilot, SLOW_S)
+        sent = {p.target.provider: [(m.role, m.content) for m in p.sent] for p in app.panes}
+        assert sent["down"] == [("user", "What is my name?")]
+        assert [role for role, _ in sent["embedded"]] == ["user", "assistant", "user"]
+        assert sent["embedded"][0] == ("user", "My name is Ada.")

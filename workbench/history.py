@@ -100,10 +100,12 @@ class Comparison:
 
     @property
     def history(self) -> list[Message]:
-        """The turns before the last prompt, the same for every pane as a rule.
+        """The fullest of the panes' turns before the last prompt: what a target that had
+        no part in the comparison is given when it is re-run with it.
 
-        They differ only when a pane's history was cut to fit its window (or a pane was
-        added mid-chat), and then the fullest is the one worth re-running.
+        The panes' histories differ when one's turn failed (it got no answer), was cut to
+        fit its window, or a pane was added mid-chat; re-run with the same targets, each
+        goes on from its own (`StoredPane.history`).
         """
         return max((p.history for p in self.panes), key=len, default=[])
 

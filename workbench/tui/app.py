@@ -63,7 +63,8 @@ KEY_FIRST_S = 0.03
 key is drawn before another pane's repaint: at most KEY_FIRST_TURNS turns in a row, or a
 held key would stop the panes."""
 KEY_FIRST_TURNS = 2
-# Allowed on any screen; pop_screen is the Escape of screens pushed over the panes.
+# Allowed on any screen; pop_screen is the Escape of screens pushed over the panes, and
+# Tab / Shift+Tab are the screen's bindings for these two app actions.
 _SCREEN_ACTIONS = {
     "quit",
     "command_palette",
@@ -71,6 +72,8 @@ _SCREEN_ACTIONS = {
     "save_svg",
     "help_quit",
     "pop_screen",
+    "focus_next",
+    "focus_previous",
 }
 _SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
@@ -85,7 +88,10 @@ class WorkbenchApp(App[None]):
         Binding("escape", "cancel_all", "Cancel all"),
         Binding("ctrl+n", "add_pane", "Add model"),
         Binding("ctrl+o", "switch_model", "Switch model"),
-        Binding("ctrl+d", "remove_pane", "Remove"),
+        # Priority: the prompt box, which has the focus nearly always, would take it as
+        # delete-right (Delete still does that). Over another screen the app refuses it
+        # (`check_action`), and the key goes on to that screen's text boxes.
+        Binding("ctrl+d", "remove_pane", "Remove", priority=True),
         Binding("ctrl+r", "retry", "Retry"),
         Binding("ctrl+f", "keep_pane", "Keep this"),
         Binding("ctrl+t", "system_prompt", "System"),
@@ -127,6 +133,8 @@ class WorkbenchApp(App[None]):
         self._pane_serial = 0
         self.started_at = time.time()
         """Where "this session" starts on the costs screen."""
+        self._summarized = False
+        """The summary row shows the winners (see `render_summary`)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions belong to the comparison screen, not to screens pushed over it."""
@@ -182,7 +190,13 @@ class WorkbenchApp(App[None]):
         self.store.close()
 
     def on_resize(self) -> None:
+        # This runs before App's own handler has taken the new size in: act once it has.
+        self.call_later(self._resized)
+
+    def _resized(self) -> None:
         self.relayout()
+        if self._summarized:  # its wording depends on the width
+            self.render_summary()
 
     @property
     def panes(self) -> list[Pane]:
@@ -257,7 +271,7 @@ class WorkbenchApp(App[None]):
     async def _fetch_window(self, pane: Pane) -> None:
         target = pane.target
         window = await self.engine.run(context.window_of(self.registry, target))
-        if pane.target is target:  # not switched meanwhile
+        if pane.target is target and pane.is_attached:  # not switched or removed meanwhile
             pane.window = window
             pane.render_metrics()
 
@@ -276,7 +290,8 @@ class WorkbenchApp(App[None]):
             return
         finally:
             pane.remove_class("loading")
-        pane.render_header()
+        if pane.is_attached:  # a pane removed while its model loaded has no header
+            pane.render_header()
 
     def on_descendant_focus(self) -> None:
         focused = self.focused
@@ -305,7 +320,7 @@ class WorkbenchApp(App[None]):
     async def _send(self, prompt: str, private: bool = False) -> None:
         self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
-            self._hide_names()
+            await self._hide_names()
         batch = uuid.uuid4().hex
         if private and not any(p.is_local for p in self.panes):
             self.notify(
@@ -420,6 +435,9 @@ class WorkbenchApp(App[None]):
         for pane in panes:
             if await pane.tick() and pane.result is not None:
                 pane.conversation.answered(pane.result.text)
+                if not pane.result.text.strip() and pane.sent:
+                    # The conversation took the turn back: Ctrl+R finds its prompt here.
+                    pane.unanswered = pane.sent[-1]
                 self.store.add_response(pane.result, pane.sent, origin="chat", batch=pane.batch_id)
                 finished_now.append(pane)
         for pane in finished_now:
@@ -448,20 +466,25 @@ class WorkbenchApp(App[None]):
         except Exception:
             return
         pane.memory_bytes = usage.memory_bytes if usage else None
-        pane.render_metrics()
+        if pane.is_attached:
+            pane.render_metrics()
 
     # --- blind mode ----------------------------------------------------------------
 
-    def action_blind(self) -> None:
+    async def action_blind(self) -> None:
+        if not self.blind and any(p.busy for p in self.panes):
+            # A pane's answer has been streaming under its name: hiding it now hides nothing.
+            self.notify("Wait for the answers (or Esc) before blind mode", severity="warning")
+            return
         self.blind = not self.blind
         if self.blind:
-            self._hide_names()
+            await self._hide_names()
             self.notify("Blind mode: names hidden until you vote (F3)")
         else:
             self._reveal()
         self.render_title()
 
-    def _hide_names(self) -> None:
+    async def _hide_names(self) -> None:
         """Shuffle the panes and call them A, B, C… so position gives nothing away."""
         panes = self.panes
         random.shuffle(panes)
@@ -470,6 +493,12 @@ class WorkbenchApp(App[None]):
             grid.move_child(pane, before=0)
         for letter, pane in zip(string.ascii_uppercase, panes, strict=False):
             pane.blind_name = letter
+            if pane.transcript and not pane.busy:
+                # What a pane showed under its name (answers, figures, "switched from X to
+                # Y") would say which letter is which model: off the screen, not out of the
+                # conversation.
+                await pane.clear()
+                await pane.note("earlier turns hidden in blind mode; the models still have them")
             pane.render_header()
             pane.render_metrics()
         self._set_summary(Text())
@@ -532,23 +561,22 @@ class WorkbenchApp(App[None]):
     @work(group="replay", exclusive=True)
     async def replay(
         self,
-        targets: Sequence[Target],
-        history: Sequence[Message],
+        runs: Sequence[tuple[Target, Sequence[Message]]],
         prompt: str,
         *,
         private: bool = False,
     ) -> None:
-        """Run a stored comparison again: back on this screen, the panes become `targets`,
-        each with `history` (the turns before `prompt`, system prompt first) as its
-        conversation, and `prompt` is sent."""
+        """Run a stored comparison again: back on this screen, the panes become the
+        targets of `runs`, each with its history (the turns before `prompt`, system prompt
+        first) as its conversation, and `prompt` is sent."""
         usable = []
-        for target in targets:
+        for target, history in runs:
             try:
                 self.registry.is_local(target.provider)
             except TargetError as exc:  # e.g. an endpoint since removed from the config
                 self.notify(str(exc), severity="error")
                 continue
-            usable.append(target)
+            usable.append((target, history))
         if not usable:
             return  # the current panes stay as they are
         while len(self.screen_stack) > 1:
@@ -557,9 +585,9 @@ class WorkbenchApp(App[None]):
         for old in self.panes:
             await self._remove(old)
         self.current = None
-        system = next((m.content for m in history if m.role == "system"), None)
-        turns = [m for m in history if m.role != "system"]
-        for target in usable:
+        for target, history in usable:
+            system = next((m.content for m in history if m.role == "system"), None)
+            turns = [m for m in history if m.role != "system"]
             pane = await self.add_pane(target)
             if system and target.system is None:
                 pane.conversation.system = system
@@ -593,10 +621,13 @@ class WorkbenchApp(App[None]):
         self._set_summary(line)
 
     def _set_summary(self, line: Text) -> None:
+        self._summarized = bool(line)
         box = self.query_one("#summary", Static)
         # A summary that stays one row long needs no layout of the screen, which would
         # repaint every pane just as the answers end and the user starts typing again.
-        same_height = box.size.height == 1 and line.cell_len <= box.content_region.width
+        # The app's width, not the box's: after a resize the box is laid out only later.
+        width = self.size.width - box.styles.gutter.width
+        same_height = box.size.height == 1 and line.cell_len <= width
         box.update(line, layout=not same_height)
 
     # --- actions -------------------------------------------------------------------
@@ -625,18 +656,21 @@ class WorkbenchApp(App[None]):
         choice = await self._pick(f"Replace {pane.display_name}")
         if not choice:
             return
-        if pane.busy:
-            self.workers.cancel_group(self, pane.id or "pane")
+        await self._stop(pane)
         old = pane.target.name
         pane.target = parse_target(choice)
         pane.is_local = self.registry.is_local(pane.target.provider)
         pane.conversation.switched(pane.target.spec)
-        await pane.mark_switch(old, pane.target.name)
+        if pane.blind_name:
+            await pane.note("model switched; names stay hidden until the vote")
+        else:
+            await pane.mark_switch(old, pane.target.name)
         if not pane.is_local and pane.conversation.private_turns:
             kept_out = pane.conversation.private_turns
             pane.conversation.turns = pane.conversation.without_private()
             await pane.note(f"{kept_out} private turns kept from this cloud model")
-        pane.render_header()
+        pane.forget_result()  # the status and figures were the old model's
+        self._set_summary(Text())
         if pane.target.provider == "embedded":
             self._warm_embedded(pane)
         pane.window = None
@@ -653,6 +687,7 @@ class WorkbenchApp(App[None]):
         self.workers.cancel_group(self, pane.id or "pane")
         await self._remove(pane)
         self.current = None
+        self._set_summary(Text())  # it may name the pane that went
         self.relayout()
         self.render_title()
 
@@ -663,26 +698,46 @@ class WorkbenchApp(App[None]):
             if pane is not keep:
                 self.workers.cancel_group(self, pane.id or "pane")
                 await self._remove(pane)
+        self._set_summary(Text())
         self.relayout()
         self.render_title()
+
+    async def _stop(self, pane: Pane) -> None:
+        """Cancel the pane's turn and take its end in (the answer so far into the
+        conversation and the store), before the pane's turn or model is replaced."""
+        if not pane.busy:
+            return
+        self.workers.cancel_group(self, pane.id or "pane")
+        for _ in range(20):  # the engine ends a cancelled stream within a frame or two
+            await asyncio.sleep(FRAME_S)
+            await self._frame([pane])
+            if not pane.busy:
+                return
 
     async def action_retry(self) -> None:
         pane = self._current()
         if pane is None:
             return
-        if pane.busy:
-            self.workers.cancel_group(self, pane.id or "pane")
-            await asyncio.sleep(FRAME_S * 2)
-            await pane.tick()
-        prompt = pane.conversation.retract()
-        if prompt is not None:
-            await self.start_turn(pane, prompt.content, private=prompt.private)
+        await self._stop(pane)
+        # A turn that produced nothing (failed, or cancelled before a word) is no longer in
+        # the conversation, and retrying a failure is what Ctrl+R is mostly for.
+        prompt = pane.unanswered
+        if prompt is not None and prompt.private and not pane.is_local:
+            # It failed on a local model, and the pane has since been switched to the cloud.
+            self.notify("That prompt is private: not sent to a cloud model", severity="warning")
+            return
+        prompt = prompt or pane.conversation.retract()
+        if prompt is None:
+            self.notify("Nothing to retry in this pane yet", severity="warning")
+            return
+        await self.start_turn(pane, prompt.content, private=prompt.private)
 
     async def action_clear(self) -> None:
         self.action_cancel_all()
         for pane in self.panes:
             await pane.clear()
             pane.conversation.turns.clear()
+            pane.unanswered = None
         self._set_summary(Text())
 
     @work
@@ -710,6 +765,9 @@ class WorkbenchApp(App[None]):
         self.notify(f"Copied {pane.display_name}'s answer")
 
     def action_export(self) -> None:
+        if not any(p.result is not None or p.conversation.turns for p in self.panes):
+            self.notify("Nothing to export yet", severity="warning")
+            return
         path = export_path()
         records = [PaneRecord(p.display_name, p.conversation, p.result) for p in self.panes]
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -733,6 +791,12 @@ class WorkbenchApp(App[None]):
             if action is not None:
                 yield SystemCommand(binding.description, f"{binding.key}", action)
         yield SystemCommand("Leaderboard", "Win rates from blind votes", self.action_leaderboard)
+        # Sticky and rare, so no key of its own: the palette is where the README sends users.
+        yield SystemCommand(
+            "Private mode",
+            "Local targets only: cloud targets are refused (on / off)",
+            self.action_private,
+        )
         yield SystemCommand(
             "System prompt for this pane",
             "Set a system prompt for the current pane only",

@@ -76,7 +76,9 @@ class _ComparisonActions(Screen[None]):
         except TargetError as exc:
             self.notify(str(exc), severity="error")
             return
-        self._replay(comparison, targets)
+        # Each target goes on with its own conversation: one whose earlier turn failed
+        # was never given the answers the others got.
+        self._replay(comparison, targets, [pane.history for pane in comparison.panes])
 
     @work(exclusive=True, group="history-pick")
     async def action_rerun_other(self) -> None:
@@ -100,11 +102,17 @@ class _ComparisonActions(Screen[None]):
         if not chosen:
             self.notify("No model chosen: nothing re-run")
             return
-        self._replay(comparison, [parse_target(spec) for spec in chosen])
+        # New targets had no conversation of their own: each is given the fullest one.
+        histories = [comparison.history] * len(chosen)
+        self._replay(comparison, [parse_target(spec) for spec in chosen], histories)
 
-    def _replay(self, comparison: Comparison, targets: list[Target]) -> None:
+    def _replay(
+        self, comparison: Comparison, targets: list[Target], histories: list[list[Message]]
+    ) -> None:
         self.workbench.replay(
-            targets, comparison.history, comparison.prompt, private=comparison.private
+            list(zip(targets, histories, strict=True)),
+            comparison.prompt,
+            private=comparison.private,
         )
 
 

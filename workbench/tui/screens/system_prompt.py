@@ -31,7 +31,9 @@ class SystemPromptEditor(ModalScreen[str | None]):
             yield Label("Ctrl+S save · Esc cancel", classes="help")
 
     def on_mount(self) -> None:
-        self.query_one(TextArea).focus()
+        text = self.query_one(TextArea)
+        text.focus()
+        text.move_cursor(text.document.end)  # what the user types adds to the prompt
 
     def action_save(self) -> None:
         self.dismiss(self.query_one(TextArea).text.strip())

@@ -46,6 +46,9 @@ class Pane(Vertical, can_focus=True):
         """The messages of the current turn, as sent; stored with the response."""
         self.batch_id = ""
         """The fan-out the current turn belongs to."""
+        self.unanswered: Message | None = None
+        """The last turn's prompt, when that turn produced nothing: the conversation took
+        it back (`Conversation.answered`), and a retry sends it again."""
         self.blind_name: str | None = None
         self.memory_bytes: int | None = None
         self.window: int | None = None
@@ -93,6 +96,7 @@ class Pane(Vertical, can_focus=True):
         """Show the prompt and start streaming the answer that `result` will fill."""
         self._end_stream()
         self.result = result
+        self.unanswered = None
         self._shown = 0
         self._held = ""
         self._live = True
@@ -159,6 +163,16 @@ class Pane(Vertical, can_focus=True):
     def _end_stream(self) -> None:
         if self._live:
             self._body.finish()
+
+    def forget_result(self) -> None:
+        """Back to `ready`, for a pane whose model was replaced: the last turn's status and
+        figures were the old model's."""
+        if self._live:
+            return  # still streaming: its result is read until it ends
+        self.result = None
+        self.memory_bytes = None
+        self.render_header()
+        self.render_metrics()
 
     async def clear(self) -> None:
         self._end_stream()

@@ -20,9 +20,12 @@ class PromptBox(TextArea):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
-        self.prompts: list[str] = []
+        self.prompts: list[tuple[str, bool]] = []
+        """The prompts sent, each with whether it was private: one recalled with ↑ is as
+        private as it was, or Enter would send it to the cloud panes that skipped it."""
         self._position: int | None = None
         self._draft = ""
+        self._draft_private = False
         self.private = False
         self._show_private()
 
@@ -72,8 +75,8 @@ class PromptBox(TextArea):
         if not text:
             self.notify("The prompt is empty: type something, then Enter", severity="warning")
             return
-        if not self.prompts or self.prompts[-1] != text:
-            self.prompts.append(text)
+        if not self.prompts or self.prompts[-1] != (text, self.private):
+            self.prompts.append((text, self.private))
         self._position = None
         self.clear()
         self.post_message(self.Submitted(text, self.private))
@@ -83,12 +86,14 @@ class PromptBox(TextArea):
 
     def _walk(self, step: int) -> None:
         if self._position is None:
-            self._draft = self.text
+            self._draft, self._draft_private = self.text, self.private
             self._position = len(self.prompts)
         self._position = max(0, min(len(self.prompts), self._position + step))
         if self._position == len(self.prompts):
-            self.load_text(self._draft)
+            text, self.private = self._draft, self._draft_private
             self._position = None
         else:
-            self.load_text(self.prompts[self._position])
+            text, self.private = self.prompts[self._position]
+        self.load_text(text)
         self.move_cursor(self.document.end)
+        self._show_private()

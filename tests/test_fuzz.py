@@ -85,13 +85,21 @@ def _no_override_start(text: str) -> bool:
 
 
 provider = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,12}", fullmatch=True)
+# Nor does a model end in what reads as a misspelt setting (`m@tempreature=1`): refused.
+_SETTING_AT_END = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
 model = st.text(st.characters(codec="utf-8"), min_size=1, max_size=30).filter(
-    lambda m: m == m.strip() and _no_override_start(m) and not m.startswith("@")
+    lambda m: (
+        m == m.strip()
+        and _no_override_start(m)
+        and not m.startswith("@")
+        and not _SETTING_AT_END.search(m)
+    )
 )
 words = st.text(st.characters(codec="utf-8", blacklist_characters="\n"), max_size=30).filter(
     lambda s: s == s.strip() and _no_override_start("," + s) and _no_override_start(s)
 )
-numbers = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
+temperatures = st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=1e6)
+top_ps = st.floats(min_value=0, max_value=1, exclude_min=True)
 
 
 @FUZZ
@@ -101,8 +109,8 @@ numbers = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_v
     st.fixed_dictionaries(
         {},
         optional={
-            "temperature": numbers,
-            "top_p": numbers,
+            "temperature": temperatures,
+            "top_p": top_ps,
             "max_tokens": st.integers(1, 10**9),
             "seed": st.integers(-(2**63), 2**63 - 1),
             "system": words,

@@ -21,6 +21,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.css.query import NoMatches
 from textual.message import Message as TextualMessage
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -236,8 +237,12 @@ class WorkbenchApp(App[None]):
         available, total = self.memory_probe()
         title.append(f" · RAM {fmt.size(available)} free of {fmt.size(total)}", style="dim")
         title.append(" · Ctrl+P commands", style="dim")
+        try:
+            box = self.query_one("#title", Static)
+        except NoMatches:  # the 5 s timer, firing as the app closes and its widgets go
+            return
         # One row, always: no layout of the screen (a repaint of every pane) every 5 s.
-        self.query_one("#title", Static).update(title, layout=False)
+        box.update(title, layout=False)
 
     # --- panes ---------------------------------------------------------------------
 

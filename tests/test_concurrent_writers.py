@@ -21,8 +21,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from providers.base import Message
 from tests.fault_servers import WIRES
 from tests.store_writer import answer_text
+from workbench.engine.result import TargetResult
 from workbench.store import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,3 +152,35 @@ def test_concurrent_ask_commands_store_every_answer(tmp_path: Path, echo_server:
     assert len(rows) == rounds * per_round * len(targets)
     assert {(status, origin) for _, status, _, origin in rows} == {("done", "ask")}
     assert all(text == f"answer from {model}" for model, _, text, _ in rows)
+
+
+def test_a_second_store_in_the_process_and_a_reader_elsewhere_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    """The app keeps its store open while a screen opens one of its own; then another
+    process reads the history (`workbench history` in a second terminal). Opening the second
+    store must not drop the first one's locks: the reader then took the WAL for unused,
+    deleted it, and the app's later writes broke the database ("disk I/O error")."""
+    db = tmp_path / "workbench.db"
+    app_store = Store(db)
+    for index in range(50):
+        _write(app_store, "app", index)
+    Store(db).close()  # the suites screen's own, for one run
+    reader = (
+        f"import sqlite3; c = sqlite3.connect({str(db)!r}); "
+        "c.execute('SELECT COUNT(*) FROM responses').fetchone(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", reader], check=True)
+    assert Path(f"{db}-wal").exists(), "the WAL of an open database was deleted"
+    for index in range(50, 100):
+        _write(app_store, "app", index)
+    app_store.close()
+    check = _read_only(db)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT COUNT(*) FROM responses").fetchone() == (100,)
+
+
+def _write(store: Store, name: str, index: int) -> None:
+    result = TargetResult(f"{name}:m", name, "openai", "m", False, status="done")
+    result.text = answer_text(name, index)
+    store.add_response(result, [Message("user", f"q{index}")], origin="ask", batch=name)

@@ -7,6 +7,7 @@ keys never reach it: nothing here stores a request's headers or the environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -113,7 +114,12 @@ class Store:
         # History can hold private prompts: user-only from the first byte. SQLite gives the
         # -wal and -shm files the database file's mode, so they follow.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Only a file that is not there yet: closing a descriptor of a file drops every
+        # POSIX lock this process holds on it, those of a Store still open (the app's, while
+        # a screen opens its own) included, and then another process's reader deleted the
+        # WAL from under it and the database was lost (tests/test_concurrent_writers.py).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         if self.version > len(MIGRATIONS):
             found = self.version

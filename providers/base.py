@@ -125,6 +125,8 @@ class ServerTimings:
     prompt_s: float | None = None
     decode_s: float | None = None
     load_s: float | None = None
+    queue_s: float | None = None
+    """How long the request waited for a model another request was using (embedded)."""
 
 
 @dataclass(frozen=True, slots=True)

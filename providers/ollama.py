@@ -120,7 +120,8 @@ class OllamaProvider:
             raise self._translate(exc, request.model, mid_stream=begun) from None
         if final is None:
             raise cut_short(f"Ollama at {self.host}")
-        yield Usage(int(final.prompt_eval_count or 0), int(final.eval_count or 0))
+        if (usage := _usage(final)) is not None:
+            yield usage
         yield ServerTimings(
             prompt_s=_seconds(final.prompt_eval_duration),
             decode_s=_seconds(final.eval_duration),
@@ -236,6 +237,20 @@ def _context_of(info: dict[str, Any]) -> int | None:
     arch = info.get("general.architecture")
     value = info.get(f"{arch}.context_length") if arch else None
     return int(value) if isinstance(value, int | float) else None
+
+
+def _usage(final: Any) -> Usage | None:
+    """The final chunk's counts, or None when it lacks one: the engine then estimates both.
+
+    Ollama's Go server omits a zero count (omitempty), and leaves `prompt_eval_count` out
+    when the prompt came from its cache (ollama/ollama#2068, #3427); a count it did not send
+    is unknown, and an exact 0 would show a prompt as free and the answer as never measured.
+    Both are estimated, not just the missing one, since a result is either exact or not.
+    """
+    prompt, answer = final.prompt_eval_count, final.eval_count
+    if not prompt or not answer:
+        return None
+    return Usage(int(prompt), int(answer))
 
 
 def _seconds(ns: int | None) -> float | None:

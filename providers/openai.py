@@ -60,6 +60,19 @@ class OpenAIProvider(KeyedAPI):
             )
         return self._client
 
+    @property
+    def _max_tokens_field(self) -> str:
+        """How the request names its output limit.
+
+        OpenAI's reasoning models (o1, o3, o4-mini, gpt-5) answer 400 to `max_tokens`, which
+        the API deprecates for `max_completion_tokens` on every chat model; compatible
+        servers (llama-server, LM Studio, vLLM, OpenRouter) may know only `max_tokens`.
+        They are reached through named endpoints, which may not be called "openai" (the
+        registry refuses built-in names), so that name is the built-in provider — the
+        official API, or whatever stands in for it at OPENAI_BASE_URL.
+        """
+        return "max_completion_tokens" if self.name == "openai" else "max_tokens"
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
         import openai as openai_sdk
@@ -70,7 +83,7 @@ class OpenAIProvider(KeyedAPI):
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            **request.params.options(),
+            **request.params.options(max_tokens=self._max_tokens_field),
         }
         try:
             # The generic post with cast_to=object yields each event's JSON as decoded:

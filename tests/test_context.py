@@ -3,14 +3,18 @@ trimmed as the user chooses, before it is sent."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import OptionList
 
-from providers.base import Message
+from providers.base import Message, ProviderError
+from providers.registry import parse_target
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Settings
+from workbench.engine import context
 from workbench.engine.conversation import Conversation
 from workbench.tui.app import make_app
 from workbench.tui.screens.overflow import OverflowScreen
+from workbench.wiring import make_registry
 
 # About 400 tokens each, by any tokenizer: two fit a 768-token window only one at a time.
 LONG = "Remember this. " + "The quick brown fox jumps over the lazy dog. " * 40
@@ -78,3 +82,27 @@ async def test_auto_summarize_replaces_turns_with_the_models_summary() -> None:
         assert pane.conversation.turns[0].content == LONGER.strip()
         assert "earlier turns summarized" in pane._document
         assert pane.result is not None and pane.result.status == "done"
+
+
+async def test_a_conversation_past_a_small_window_is_summarized_from_its_newest_turns() -> None:
+    # The conversation alone is past the window, so the whole of it, plus the instruction,
+    # could never be sent: the summary is asked of the newest turns that fit.
+    registry = make_registry(Settings(embedded_context=512), ENV)
+    target = parse_target("embedded:smollm2@max_tokens=24,temperature=0")
+    c = Conversation(system="Be brief.")
+    for i in range(8):
+        c.ask(f"Note {i}: the locker code for room {i} is {1000 + 37 * i}. " * 3)
+        c.answered(f"Noted: room {i} has locker code {1000 + 37 * i}, as you said. " * 2)
+    assert not context.fits(target, c.messages(), 512)
+    summary = await context.summarize(registry, target, c.messages())
+    assert summary
+    assert c.summarized(summary) == 16
+    assert context.fits(target, c.messages(), 512)
+
+
+async def test_a_turn_too_long_to_summarize_says_to_drop_it_instead() -> None:
+    registry = make_registry(Settings(embedded_context=512), ENV)
+    target = parse_target("embedded:smollm2@max_tokens=24,temperature=0")
+    messages = [Message("user", LONG), Message("assistant", LONGER)]
+    with pytest.raises(ProviderError, match="drop the earlier turns instead"):
+        await context.summarize(registry, target, messages)

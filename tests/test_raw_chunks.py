@@ -198,7 +198,8 @@ async def test_openai_sends_what_chat_completions_create_sends(
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": 1.5,
-        "max_tokens": 16,
+        # The built-in provider is OpenAI's API, whose reasoning models refuse max_tokens.
+        "max_completion_tokens": 16,
     }
 
 

@@ -161,9 +161,15 @@ def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
         )
     console.print(table)
     for r in results:
-        if r.load_s:
+        # Ollama reports a load on every answer, ~1 ms once the model is in memory.
+        if r.load_s and r.load_s >= 0.01:
+            where = "not counted in TTFT" if r.load_apart else "inside TTFT"
             console.print(Text(f"  {clean_line(r.name)}: model load {fmt.seconds(r.load_s)} "
-                               "(not counted in TTFT)"))  # fmt: skip
+                               f"({where})"))  # fmt: skip
+        if r.queue_s:
+            waited = fmt.seconds(r.queue_s)
+            console.print(Text(f"  {clean_line(r.name)}: waited {waited} for the model another "
+                               "target had (not counted in TTFT)"))  # fmt: skip
     for r in results:
         if r.error:
             console.print(Text(f"✗ {clean_line(r.name)}: {fmt.error_text(r)}"), style="red")

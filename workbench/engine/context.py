@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
-from providers.base import Message, ProviderError
+from providers.base import GenParams, Message, ProviderError
 from providers.embedded import EmbeddedProvider
 from providers.ollama import OllamaProvider
 from providers.registry import Registry, Target, TargetError
@@ -48,18 +50,69 @@ SUMMARY_PROMPT = (
     "Summarize our conversation so far in a short paragraph for your own later reference. "
     "Keep names, numbers, facts and decisions; leave out pleasantries."
 )
+SUMMARY_TOKENS = 256
+"""Room kept for the summary when the target sets no smaller max_tokens (at most a quarter
+of the window)."""
+ESTIMATE_SLACK = 8
+"""A summary request fills the window to all but 1/this: the estimate runs a little short of
+a model's own tokenizer and chat template (SmolLM2's by up to ~10 %)."""
 
 
 async def summarize(registry: Registry, target: Target, messages: Sequence[Message]) -> str:
-    """The target's own summary of the conversation; raises ProviderError if it cannot."""
+    """The target's own summary of the conversation; raises ProviderError if it cannot.
+
+    The conversation is already too long for the window, so the request leaves out the
+    oldest turns until it fits with room for the summary: the summary covers the newest
+    turns that fit (and the system prompt, which carries any earlier summary).
+    """
     from workbench.engine.fanout import new_result, request_for, stream_target
 
-    result = new_result(target, registry)
-    asked = [*messages, Message("user", SUMMARY_PROMPT)]
     provider = registry.get(target.provider)
-    await stream_target(target, provider, request_for(target, asked), result, live_estimates=False)
+    params = target.params
+    window = await window_of(registry, target)
+    if window is not None:
+        params, messages = await asyncio.to_thread(_fitted, target, messages, window)
+    request = request_for(target, [*messages, Message("user", SUMMARY_PROMPT)])
+    result = new_result(target, registry)
+    await stream_target(
+        target, provider, replace(request, params=params), result, live_estimates=False
+    )
     if result.status != "done" or not result.text.strip():
         raise ProviderError(
             "server", f"{target.name} could not summarize: {result.error or result.status}"
         )
     return result.text.strip()
+
+
+def _fitted(
+    target: Target, messages: Sequence[Message], window: int
+) -> tuple[GenParams, list[Message]]:
+    """The target's settings (max_tokens capped to the room for the summary) and the newest
+    turns that fit `window` with that room; ProviderError if not even the last turn does."""
+    from workbench.engine.fanout import request_for
+
+    params = target.params
+    room = min(params.max_tokens or SUMMARY_TOKENS, window // 4)
+    if params.max_tokens is not None:  # unset stays unset: the provider's default
+        params = replace(params, max_tokens=room)
+    head = [m for m in messages if m.role == "system"]
+    turns = [m for m in messages if m.role != "system"]
+    estimator = tokens.estimator_for(target.provider, target.model)
+    framing = estimator.count_messages([])
+    fixed = request_for(target, [*head, Message("user", SUMMARY_PROMPT)]).messages
+    total = estimator.count_messages(fixed) + room + window // ESTIMATE_SLACK
+    costs = [estimator.count_messages([m]) - framing for m in turns]
+    total += sum(costs)
+    start = 0
+    # Oldest first, and whole exchanges: an answer without its question would open the request.
+    while start < len(turns) - 1 and (total > window or (start and turns[start].role != "user")):
+        total -= costs[start]
+        start += 1
+    if total > window:
+        raise ProviderError(
+            "bad_request",
+            f"{target.name} could not summarize: even the latest turn does not fit its "
+            f"{window:,}-token context window with room for a summary — drop the earlier "
+            "turns instead, or start a new conversation",
+        )
+    return params, [*head, *turns[start:]]

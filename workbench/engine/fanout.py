@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from providers.base import (
     ChatRequest,
@@ -64,6 +65,7 @@ async def stream_target(
         refuse_private(target, request, result)
         await provider.prepare()  # an SDK's import and set-up are not the model's latency
         started = result.started_at = clock()
+        ended = False  # the provider has reported the usage that comes at the end
         events = Guarded(
             provider.stream(request),
             f"{target.provider}:{target.model}",
@@ -86,16 +88,26 @@ async def stream_target(
                     result.status = "streaming"
                     result.reasoning += text
                 case Usage():
+                    ended = True
                     result.input_tokens = event.input_tokens
                     result.output_tokens = event.output_tokens
                     result.cached_input_tokens = event.cached_input_tokens
                     result.tokens_exact = event.exact
+                case ServerTimings(queue_s=float(waited)):
+                    if result.ttft_s is None:
+                        # Another request had the model: its answer is not this one's latency.
+                        started += waited
+                        result.started_at, result.queue_s = started, waited
                 case ServerTimings():
-                    if event.load_s and result.load_s is None and result.ttft_s is None:
-                        # A model load reported before the first token is a one-time cost,
-                        # not the request's latency: the clock starts once it is over.
+                    # A model load reported before the request (not at the end, as Ollama
+                    # reports the load inside its TTFT) is a one-time cost, not the
+                    # request's latency: the clock starts once it is over.
+                    # Timings of the prompt or the answer come with the end, usage or not.
+                    ended = ended or event.prompt_s is not None or event.decode_s is not None
+                    first = result.load_s is None and result.ttft_s is None and not ended
+                    if event.load_s and first:
                         started += event.load_s
-                        result.started_at = started
+                        result.started_at, result.load_apart = started, True
                     result.load_s = event.load_s
                     result.server_prompt_s = event.prompt_s
                     result.server_decode_s = event.decode_s
@@ -179,6 +191,18 @@ def price_source(registry: Registry, name: str) -> pricing.PriceSource:
     return pricing.PriceSource(api_url=url)
 
 
+async def prepare_all(registry: Registry, targets: Iterable[Target]) -> None:
+    """Set up every target's provider before any target's clock starts.
+
+    A provider's set-up is an SDK's import (openai ~1 s, anthropic ~3 s), and it holds the
+    loop: done in a target's own turn, it ran on the clocks of the targets already sent, and
+    the first target listed looked the slowest. A provider that cannot be set up says why
+    when its target runs."""
+    for name in dict.fromkeys(t.provider for t in targets):
+        with contextlib.suppress(TargetError, ProviderError):
+            await registry.get(name).prepare()
+
+
 async def fanout(
     registry: Registry,
     targets: Sequence[Target],
@@ -194,6 +218,7 @@ async def fanout(
     unfinished target is marked cancelled with what it had produced so far.
     """
     results = [new_result(t, registry) for t in targets]
+    await prepare_all(registry, targets)
 
     async def one(target: Target, result: TargetResult) -> None:
         try:

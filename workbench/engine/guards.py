@@ -78,8 +78,9 @@ class Guarded:
         if isinstance(event, TextDelta | ReasoningDelta):
             self._chars += len(event.text)
         elif self._deadline is not None and isinstance(event, ServerTimings):
-            # Loading the model is a one-time cost, not the answer's time.
-            self._deadline += (event.load_s or 0.0) if self._chars == 0 else 0.0
+            # Loading the model, or waiting for it, is not the answer's time.
+            waited = (event.load_s or 0.0) + (event.queue_s or 0.0)
+            self._deadline += waited if self._chars == 0 else 0.0
         return event
 
     def _overflow_message(self) -> str:

@@ -61,7 +61,13 @@ class TargetResult:
     ttft_s: float | None = None
     e2e_s: float | None = None
     load_s: float | None = None
-    """Model load time the provider reported, kept apart from TTFT."""
+    """Model load time the provider reported."""
+    load_apart: bool = False
+    """The load came before the request and is kept out of TTFT and E2E (an embedded
+    model's); Ollama reports its load at the end, and it is inside its TTFT."""
+    queue_s: float | None = None
+    """How long the request waited for a model another request was using; kept out of
+    TTFT and E2E."""
     server_prompt_s: float | None = None
     server_decode_s: float | None = None
     stop_reason: str | None = None
@@ -136,6 +142,7 @@ class TargetResult:
                 "output_tokens_per_s": self.output_tps,
                 "decode_tokens_per_s": self.decode_tps,
                 "load_s": self.load_s,
+                "queue_s": self.queue_s,
                 "server_prompt_s": self.server_prompt_s,
                 "server_decode_s": self.server_decode_s,
             },

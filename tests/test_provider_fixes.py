@@ -1,0 +1,151 @@
+"""What the Ollama and OpenAI adapters put on the wire and take from it, at the edges where
+servers differ: counts Ollama leaves out, and how OpenAI names the output limit.
+
+Served by pytest-httpserver in each API's own format; each request goes through the
+registry and the fan-out, as a `-t` target would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from providers.base import ChatRequest, GenParams, Message, Usage
+from providers.registry import EndpointSpec, Registry, parse_target
+from tests.fault_servers import WIRES, streamed
+from tests.ollama_wire import go_json
+from workbench.engine.fanout import fanout
+
+ANSWER = ("The sky looks blue ", "because air scatters ", "short wavelengths most.")
+PROMPT = [Message("user", "Why is the sky blue? Answer in one sentence, please.")]
+COUNTS = {"prompt_eval_count": 26, "eval_count": 9}
+
+
+@pytest.fixture(autouse=True)
+def server_was_used_as_meant(httpserver: HTTPServer) -> Iterator[None]:
+    """A request no handler expected (or a handler that raised) fails the test."""
+    yield
+    httpserver.check()
+
+
+# --- Ollama: a count left out of the final chunk ----------------------------------
+
+
+def ollama_chat(counts: dict[str, int]) -> Response:
+    """`/api/chat` streamed as Ollama writes it, its final chunk holding only `counts`."""
+
+    def line(content: str, **extra: Any) -> bytes:
+        part = {
+            "model": "llama3.2:1b",
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "message": {"role": "assistant", "content": content},
+            "done": False,
+            **extra,
+        }
+        return go_json(part) + b"\n"
+
+    final = line(
+        "",
+        done=True,
+        done_reason="stop",
+        total_duration=90_000_000,
+        load_duration=1_000_000,
+        prompt_eval_duration=20_000_000,
+        eval_duration=60_000_000,
+        **counts,
+    )
+    return streamed([*map(line, ANSWER), final], "application/x-ndjson")
+
+
+async def ask_ollama(
+    httpserver: HTTPServer, counts: dict[str, int], *, live_estimates: bool
+) -> dict[str, Any]:
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(
+        lambda _request: ollama_chat(counts)
+    )
+    registry = Registry(env={"OLLAMA_HOST": httpserver.url_for("").rstrip("/")})
+    try:
+        (result,) = await fanout(
+            registry, [parse_target("ollama:llama3.2:1b")], PROMPT, live_estimates=live_estimates
+        )
+    finally:
+        await registry.aclose()
+    assert (result.status, result.error) == ("done", None)
+    assert result.text == "".join(ANSWER)
+    # As `ask --json` and the store show them.
+    tokens = result.to_json()["tokens"]
+    assert isinstance(tokens, dict)
+    return tokens
+
+
+@pytest.mark.parametrize("live_estimates", [True, False], ids=["live", "at-end"])
+@pytest.mark.parametrize(
+    "left_out",
+    [("prompt_eval_count",), ("eval_count",), ("prompt_eval_count", "eval_count")],
+    ids=["cached-prompt", "no-eval-count", "neither"],
+)
+async def test_a_count_ollama_left_out_is_estimated_not_an_exact_zero(
+    httpserver: HTTPServer, left_out: tuple[str, ...], live_estimates: bool
+) -> None:
+    """Ollama omits `prompt_eval_count` when the prompt came from its cache (ollama#2068)."""
+    counts = {key: value for key, value in COUNTS.items() if key not in left_out}
+    tokens = await ask_ollama(httpserver, counts, live_estimates=live_estimates)
+    assert tokens["exact"] is False
+    # Estimated from the prompt and the answer (tiktoken), whichever count was missing.
+    assert 10 <= tokens["input"] <= 40
+    assert 8 <= tokens["output"] <= 20
+
+
+async def test_both_counts_from_ollama_are_exact(httpserver: HTTPServer) -> None:
+    tokens = await ask_ollama(httpserver, COUNTS, live_estimates=True)
+    assert tokens["exact"] is True
+    assert (tokens["input"], tokens["output"]) == (26, 9)
+
+
+# --- OpenAI: max_completion_tokens for the official API, max_tokens elsewhere --------
+
+
+async def sent_body(httpserver: HTTPServer, registry: Registry, target: str) -> dict[str, Any]:
+    """The JSON body `target`'s provider sent to the server for a 16-token limit."""
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: Request) -> Response:
+        bodies.append(json.loads(request.get_data()))
+        return WIRES["openai"].stream(*ANSWER)
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(answer)
+    spec = parse_target(target)
+    try:
+        provider = registry.get(spec.provider)
+        request = ChatRequest(spec.model, tuple(PROMPT), GenParams(max_tokens=16))
+        events = [event async for event in provider.stream(request)]
+    finally:
+        await registry.aclose()
+    assert any(isinstance(e, Usage) for e in events)  # the server understood the request
+    (body,) = bodies
+    return body
+
+
+async def test_the_openai_provider_limits_output_with_max_completion_tokens(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI's reasoning models (o1, o3, gpt-5) refuse `max_tokens` with a 400."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-dummy")
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    registry = Registry()  # the built-in provider, configured from the environment
+    body = await sent_body(httpserver, registry, "openai:o4-mini")
+    assert body["max_completion_tokens"] == 16
+    assert "max_tokens" not in body
+
+
+async def test_a_named_endpoint_limits_output_with_max_tokens(httpserver: HTTPServer) -> None:
+    """OpenAI-compatible servers (LM Studio, vLLM, older llama-server) know `max_tokens`."""
+    endpoint = EndpointSpec("lmstudio", "openai", httpserver.url_for("/v1"))
+    body = await sent_body(httpserver, Registry(endpoints=[endpoint], env={}), "lmstudio:qwen2.5")
+    assert body["max_tokens"] == 16
+    assert "max_completion_tokens" not in body

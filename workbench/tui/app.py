@@ -35,7 +35,7 @@ from workbench.commands import format as fmt
 from workbench.commands.models import list_everything
 from workbench.config import Settings
 from workbench.engine import context, fit, summary, tokens
-from workbench.engine.fanout import new_result, request_for, stream_target
+from workbench.engine.fanout import new_result, prepare_all, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
@@ -136,6 +136,9 @@ class WorkbenchApp(App[None]):
         """Where "this session" starts on the costs screen."""
         self._summarized = False
         """The summary row shows the winners (see `render_summary`)."""
+        self._unstored: dict[int, tuple[TargetResult, list[Message], str]] = {}
+        """The turns under way, by `id` of their result, with what they were sent and their
+        batch: each is stored when it ends, or as the app closes (see `on_unmount`)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions belong to the comparison screen, not to screens pushed over it."""
@@ -187,7 +190,12 @@ class WorkbenchApp(App[None]):
         # Closing connections must never keep the app from exiting.
         with contextlib.suppress(Exception):
             closing.result(timeout=2)
-        self.engine.stop()
+        self.engine.stop()  # cancels the streams still running: their results end cancelled
+        # A turn quit in the middle is stored like one cancelled with Esc, partial text and all.
+        for result, sent, batch in list(self._unstored.values()):
+            if not result.finished:  # its stream outlived the engine's stop
+                result.status = "cancelled"
+            self._store_turn(result, sent, batch)
         self.store.close()
 
     def on_resize(self) -> None:
@@ -334,6 +342,8 @@ class WorkbenchApp(App[None]):
                 severity="warning",
             )
             return
+        # Before any pane's clock starts (a pane added since start-up has not been set up).
+        await self.engine.run(prepare_all(self.registry, [p.target for p in self.panes]))
         for pane in self.panes:
             if pane.busy:
                 self.notify(f"{pane.display_name} is still answering; Esc cancels")
@@ -387,6 +397,7 @@ class WorkbenchApp(App[None]):
         pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
         await pane.begin_turn(prompt, result, private=private)
+        self._unstored[id(result)] = (result, messages, pane.batch_id)
         self._turns.resume()
         self.run_worker(
             self._stream(pane.target, messages, result),
@@ -443,7 +454,7 @@ class WorkbenchApp(App[None]):
                 if not pane.result.text.strip() and pane.sent:
                     # The conversation took the turn back: Ctrl+R finds its prompt here.
                     pane.unanswered = pane.sent[-1]
-                self.store.add_response(pane.result, pane.sent, origin="chat", batch=pane.batch_id)
+                self._store_turn(pane.result, pane.sent, pane.batch_id)
                 finished_now.append(pane)
         for pane in finished_now:
             self._fetch_memory(pane)
@@ -453,6 +464,11 @@ class WorkbenchApp(App[None]):
                 self.notify("Which answer was best? F3 to vote", timeout=6)
             else:
                 self.render_summary()
+
+    def _store_turn(self, result: TargetResult, sent: list[Message], batch: str) -> None:
+        """Store a finished turn's response, once."""
+        if self._unstored.pop(id(result), None) is not None:
+            self.store.add_response(result, sent, origin="chat", batch=batch)
 
     def _collect(self) -> None:
         runtime.collect(frozen_too=self._panes_removed)
@@ -789,13 +805,16 @@ class WorkbenchApp(App[None]):
         self.notify(f"Screenshot saved to {path}")
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            # Textual's own "Screenshot" delivers to a downloads folder and failed ("Failed
+            # to save screenshot") where Ctrl+S works: the palette keeps Ctrl+S's, below.
+            if command.title != "Screenshot":
+                yield command
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             action = getattr(self, f"action_{binding.action}", None)
             if action is not None:
                 yield SystemCommand(binding.description, f"{binding.key}", action)
-        yield SystemCommand("Leaderboard", "Win rates from blind votes", self.action_leaderboard)
         # Sticky and rare, so no key of its own: the palette is where the README sends users.
         yield SystemCommand(
             "Private mode",

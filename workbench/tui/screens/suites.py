@@ -63,7 +63,7 @@ def default_folders() -> list[Path]:
 
 class SuitesScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back"),
         Binding("ctrl+r", "run", "Run"),
         Binding("f9", "compare", "Compare with previous"),
     ]
@@ -78,6 +78,8 @@ class SuitesScreen(Screen[None]):
         self.suite: Suite | None = None
         self.results: list[CaseResult] = []
         self.run_id: str | None = None
+        self.running = False
+        """A run is under way: `results` holds only the cases finished so far."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="suites-body"):
@@ -161,7 +163,11 @@ class SuitesScreen(Screen[None]):
             finally:
                 store.close()
 
-        await self.engine.run(go())
+        self.running = True
+        try:
+            await self.engine.run(go())
+        finally:
+            self.running = False
         self._render_matrix()
         passed = sum(r.passed for r in self.results)
         self.notify(f"{suite.name}: {passed}/{len(self.results)} passed")
@@ -204,6 +210,16 @@ class SuitesScreen(Screen[None]):
         if mine:
             self.app.push_screen(CellScreen(mine))
 
+    def action_back(self) -> None:
+        """Leave; a run under way stops with the screen, and can be finished from the CLI."""
+        if self.running and self.run_id is not None:
+            self.notify(
+                f"Suite run stopped; finish it with: workbench run --resume {self.run_id}",
+                severity="warning",
+                timeout=10,
+            )
+        self.app.pop_screen()
+
     def action_compare(self) -> None:
         if self.run_id is None:
             self.notify("Run the suite first", severity="warning")
@@ -211,6 +227,10 @@ class SuitesScreen(Screen[None]):
         store = Store(locations.database_path())
         try:
             after = resolve_run(store, self.run_id)
+            if after.finished_at is None:
+                # Its cases still running would show as gone from the previous run.
+                going = "is still going" if self.running else "did not finish"
+                raise LookupError(f"The run {going}: compare once it has finished")
             # The run of this suite before this one, however many runs came after it.
             earlier = runs_of(store, after.suite, before=after.created_at, limit=1)
             if not earlier:

@@ -72,6 +72,10 @@ class Pane(Vertical, can_focus=True):
         self.render_header()
         self.render_metrics()
 
+    def on_resize(self) -> None:
+        # Compact or not follows the pane's width: a terminal resized, a pane added or gone.
+        self.render_metrics()
+
     @property
     def display_name(self) -> str:
         return f"Model {self.blind_name}" if self.blind_name else self.target.name
@@ -199,17 +203,8 @@ class Pane(Vertical, can_focus=True):
     def render_metrics(self) -> None:
         compact = self.size.width < 60
         memory = None if self.blind_name else self.memory_bytes
-        line = metrics_line(self.result, memory, compact=compact, blind=bool(self.blind_name))
-        if (
-            self.window
-            and self.result is not None
-            and not (self.result.error and not self.result.text)
-        ):
-            used = self.result.input_tokens + self.result.output_tokens
-            near = used >= self.window * WARN_AT
-            line.append(" · ", style="dim")
-            line.append(f"ctx {fmt.count_short(used)}/{fmt.count(self.window)}",
-                        style="bold yellow" if near else "")  # fmt: skip
+        line = metrics_line(self.result, memory, compact=compact, blind=bool(self.blind_name),
+                            window=self.window)  # fmt: skip
         _set_line(self.query_one("#metrics", Static), line)
         error = self.query_one("#error", Static)
         message = self.result.error if self.result is not None else None
@@ -232,10 +227,13 @@ def metrics_line(
     *,
     compact: bool = False,
     blind: bool = False,
+    window: int | None = None,
 ) -> Text:
-    """`TTFT 0.21s · 87 tok/s · in 36 / out ~112 · $0.00 local · 240 MB`
+    """`TTFT 0.21s · 87 tok/s · ctx 148/4,096 · in 36 / out ~112 · $0.00 local · 240 MB`
 
-    Compact, for narrow panes: `0.21s · 87 t/s · 36→~112 · local`.
+    Compact, for narrow panes: `0.21s · 87 t/s · ctx 148/4,096 · 36→~112 · local`. The
+    context figure comes before the token counts, cost and memory: the line is cut at the
+    pane's edge, and its warning (past `WARN_AT` of the `window`) must stay in sight.
     """
     line = Text(no_wrap=True, overflow="ellipsis")
     if result is None:
@@ -243,30 +241,39 @@ def metrics_line(
         return line
     if result.error and not result.text:
         return line  # the error line above says it all
-    parts: list[str] = []
+    style = "" if result.finished else "dim"
+    parts: list[tuple[str, str]] = []
     if result.load_s:
-        parts.append(f"load {fmt.seconds(result.load_s)}")
+        parts.append((f"load {fmt.seconds(result.load_s)}", style))
     if result.ttft_s is not None:
-        parts.append(
-            fmt.seconds(result.ttft_s) if compact else f"TTFT {fmt.seconds(result.ttft_s)}"
-        )
+        ttft = fmt.seconds(result.ttft_s)
+        parts.append((ttft if compact else f"TTFT {ttft}", style))
     rate = result.output_tps if result.finished else _live_rate(result)
     if rate is not None:
-        parts.append(f"{rate:.0f} t/s" if compact else f"{rate:.0f} tok/s")
+        parts.append((f"{rate:.0f} t/s" if compact else f"{rate:.0f} tok/s", style))
+    if window:
+        used = result.input_tokens + result.output_tokens
+        near = used >= window * WARN_AT
+        ctx = f"ctx {fmt.count_short(used)}/{fmt.count(window)}"
+        parts.append((ctx, "bold yellow" if near else style))
     mark = "" if result.tokens_exact else "~"
     if compact:
-        parts.append(f"{mark}{result.input_tokens}→{mark}{result.output_tokens}")
+        tokens = f"{mark}{result.input_tokens}→{mark}{result.output_tokens}"
     else:
-        parts.append(f"in {mark}{result.input_tokens} / out {mark}{result.output_tokens}")
+        tokens = f"in {mark}{result.input_tokens} / out {mark}{result.output_tokens}"
+    parts.append((tokens, style))
     if blind:
         pass  # cost and memory would say local or cloud, and so give the model away
     elif result.cost is not None:
-        parts.append(result.cost.label)
+        parts.append((result.cost.label, style))
     elif result.is_local:
-        parts.append("local")
+        parts.append(("local", style))
     if memory_bytes:
-        parts.append(fmt.size(memory_bytes))
-    line.append(" · ".join(parts), style="" if result.finished else "dim")
+        parts.append((fmt.size(memory_bytes), style))
+    for index, (text, part_style) in enumerate(parts):
+        if index:
+            line.append(" · ", style=style)
+        line.append(text, style=part_style)
     return line
 
 

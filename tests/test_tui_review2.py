@@ -1,0 +1,208 @@
+"""A second reviewer's findings driving the real TUI: each test drives the app with Pilot and
+loopback servers, and failed before its fix."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Static
+from werkzeug import Request, Response
+
+from tests.fault_servers import WIRES, Endless, threaded_server
+from tests.tui_helpers import send, shown, wait_finished, wait_until
+from workbench import locations
+from workbench.config import Endpoint, Settings
+from workbench.store import Store
+from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.suites import SuitesScreen, TextScreen
+
+NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
+
+
+@dataclass
+class Loop:
+    """An OpenAI-compatible server on loopback, answering at once or (`hold`) endlessly."""
+
+    url: str
+    hold: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
+    requests: int = 0
+
+
+@pytest.fixture(scope="module")
+def make_httpserver() -> Iterator[HTTPServer]:
+    with threaded_server() as server:  # a held stream blocks no other request
+        yield server
+
+
+@pytest.fixture
+def loop(httpserver: HTTPServer) -> Iterator[Loop]:
+    wire = WIRES["openai"]
+    server = Loop(httpserver.url_for("/v1"))
+
+    def answer(request: Request) -> Response:
+        server.requests += 1
+        if server.hold:
+            return wire.stream("partial ", then=[Endless(wire.text("la "), server.release)])
+        return wire.stream("back ", "up")
+
+    httpserver.expect_request(wire.path).respond_with_handler(answer)
+    try:
+        yield server
+    finally:
+        server.release.set()
+
+
+def _app(loop: Loop, *targets: str) -> WorkbenchApp:
+    endpoints = {"loop": Endpoint(kind="openai", base_url=loop.url)}
+    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
+
+
+def _on_screen(app: WorkbenchApp) -> str:
+    return app.export_screenshot().replace("&#160;", " ")
+
+
+def _notes(app: WorkbenchApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The messages of the toasts `app` shows from now on."""
+    notes: list[str] = []
+    real = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        notes.append(message)
+        real(message, **kwargs)
+
+    monkeypatch.setattr(app, "notify", notify)
+    return notes
+
+
+async def test_quitting_mid_stream_stores_every_pane_cancelled_with_its_partial_text(
+    loop: Loop,
+) -> None:
+    loop.hold = True
+    app = _app(loop, "loop:a", "loop:b")
+    async with app.run_test(size=(120, 32)) as pilot:
+        await send(pilot, "hi")
+        panes = app.panes
+        await wait_until(
+            pilot, lambda: all(p.result is not None and "la" in p.result.text for p in panes), 10
+        )
+        batch = panes[0].batch_id
+        started = time.monotonic()
+        await pilot.press("ctrl+q")
+    assert time.monotonic() - started < 5  # quitting stays quick
+    store = Store(locations.database_path())
+    try:
+        rows = store.responses(batch)
+    finally:
+        store.close()
+    assert sorted(str(r["target"]) for r in rows) == ["loop:a", "loop:b"]
+    for row in rows:
+        assert row["status"] == "cancelled"
+        assert str(row["text"]).startswith("partial la")
+
+
+async def test_the_context_figure_survives_a_metrics_line_cut_at_the_panes_edge(
+    loop: Loop,
+) -> None:
+    app = _app(loop, "loop:a", "loop:b")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        pane = app.panes[0]
+        assert pane.result is not None
+        # What a local model that had to load shows: a full line.
+        pane.result.load_s, pane.memory_bytes = 2.5, 1_500_000_000
+        pane.window = 8  # 7 of 8 tokens used: past the warning mark
+        pane.render_metrics()
+        await pilot.pause(0.1)
+        metrics = pane.query_one("#metrics", Static)
+        visible = metrics.render_line(0).text
+        assert "…" in visible or len(shown(pane, "metrics")) > metrics.size.width
+        assert "ctx 7/8" in visible
+        ctx = next(s for s in metrics.render_line(0) if "ctx" in s.text)
+        assert ctx.style is not None and ctx.style.bold
+
+
+async def test_widening_the_terminal_brings_the_full_metrics_back_at_once(loop: Loop) -> None:
+    app = _app(loop, "loop:a", "loop:b")
+    async with app.run_test(size=(80, 32)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        assert all("TTFT" not in shown(p, "metrics") for p in app.panes)  # compact
+        await pilot.resize_terminal(200, 32)
+        await wait_until(pilot, lambda: all("TTFT" in shown(p, "metrics") for p in app.panes), 5)
+        assert all("in 5 / out 2" in shown(p, "metrics") for p in app.panes)
+
+
+async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> SuitesScreen:
+    """The suites screen, running the shipped offline suite on `loop:m`."""
+    await pilot.press("f8")
+    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+    screen = app.screen
+    assert isinstance(screen, SuitesScreen)
+    suites = screen.query_one("#suite-list", OptionList)
+    names = [str(suites.get_option_at_index(i).id) for i in range(suites.option_count)]
+    suites.focus()
+    suites.highlighted = next(i for i, n in enumerate(names) if n.endswith("offline-basics.yaml"))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.suite is not None)
+    screen.query_one("#suite-targets", Input).value = "loop:m"
+    await pilot.press("ctrl+r")
+    await wait_until(pilot, lambda: loop.requests > 0, 10)  # the run is in the store
+    return screen
+
+
+async def test_suites_compare_waits_for_the_run_to_finish(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop.hold = True
+    app = _app(loop, "loop:a")
+    notes = _notes(app, monkeypatch)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _suite_running(pilot, app, loop)
+        await pilot.press("f9")
+        await pilot.pause(0.3)
+        assert app.screen is screen and not isinstance(app.screen, TextScreen)
+        assert any("still going" in note for note in notes)
+        loop.release.set()
+
+
+async def test_escape_during_a_suite_run_says_how_to_finish_it(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop.hold = True
+    app = _app(loop, "loop:a")
+    notes = _notes(app, monkeypatch)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _suite_running(pilot, app, loop)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0], 5)
+        assert any(f"workbench run --resume {screen.run_id}" in note for note in notes)
+        loop.release.set()
+
+
+async def test_the_palette_has_one_leaderboard_and_one_screenshot_that_works(
+    loop: Loop,
+) -> None:
+    app = _app(loop, "loop:a")
+    saved = locations.screenshots_dir()
+    before = set(saved.glob("*.svg")) if saved.is_dir() else set()
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles.count("Leaderboard") == 1
+        assert titles.count("Screenshot") == 1
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Screenshot")
+        await pilot.pause(0.5)  # the palette searches as it is typed
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: saved.is_dir() and set(saved.glob("*.svg")) > before, 5)
+        await pilot.pause(0.3)
+        assert "Failed to save screenshot" not in _on_screen(app)

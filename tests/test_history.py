@@ -122,6 +122,11 @@ async def test_a_chat_turn_carries_its_earlier_turns(registry: Registry, store: 
     assert (latest.prompt, latest.turn) == ("What is my name?", 2)
     comparison = load_comparison(store, latest.batch)
     assert comparison is not None
+    # The first prompt was asked once: the later turn that carries it is no match, unless
+    # its answer says the same.
+    echoed = "my name is ada" in comparison.panes[0].result.text.lower()
+    found = [c.turn for c in list_comparisons(store, "My name is Ada")]
+    assert found == ([2, 1] if echoed else [1])
     assert comparison.prompt == "What is my name?"
     assert [(m.role, m.content) for m in comparison.history] == [
         ("user", "My name is Ada."),

@@ -123,13 +123,13 @@ def list_comparisons(
     named = {f"o{i}": origin for i, origin in enumerate(_origins(include_suites))}
     where = "origin IN (" + ",".join(f":{k}" for k in named) + ")"
     if search.strip():
-        # Prompts are matched inside the stored JSON by value, so quotes, newlines and
-        # non-ASCII text (escaped in the JSON) match as typed.
+        # A turn's own prompt is the last message it sent: the ones before it are earlier
+        # turns, each listed already, and matching them listed every later turn of a chat
+        # too. Matched by value, so quotes, newlines and non-ASCII text (escaped in the
+        # JSON) match as typed.
         where += """ AND batch IN (
-            SELECT r.batch FROM responses r WHERE r.text LIKE :p ESCAPE '\\' OR EXISTS (
-                SELECT 1 FROM json_each(r.messages) m
-                WHERE json_extract(m.value, '$.role') = 'user'
-                  AND json_extract(m.value, '$.content') LIKE :p ESCAPE '\\'))"""
+            SELECT r.batch FROM responses r WHERE r.text LIKE :p ESCAPE '\\'
+                OR json_extract(r.messages, '$[#-1].content') LIKE :p ESCAPE '\\')"""
     query = f"""SELECT batch FROM responses WHERE {where}
                 GROUP BY batch ORDER BY MAX(id) DESC LIMIT :limit"""
     bindings = {**named, "p": like_pattern(search.strip()), "limit": limit}

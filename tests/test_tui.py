@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 from textual import events
+from textual.widgets import OptionList
 
 from providers.base import ChatRequest, GenParams, Usage
 from providers.embedded import EmbeddedProvider
@@ -266,3 +267,16 @@ async def test_blind_mode_hides_names_until_the_vote(settings: Settings) -> None
         assert {s.target for s in board} == {p.target.spec for p in app.panes}
         for pane in app.panes:  # revealed
             assert shown(pane, "header").startswith(pane.target.name)
+
+
+async def test_the_picker_sizes_an_embedded_model_for_the_window_it_runs_with() -> None:
+    """`embedded_context` sets the window an embedded model runs with, and so its KV cache:
+    the picker's memory figure is for that window, not the 8k others are sized for."""
+    app = make_app(Settings(embedded_context=512), ["embedded:smollm2"], env=NO_KEYS)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        models = app.screen.query_one("#models", OptionList)
+        line = str(models.get_option("embedded:smollm2").prompt)
+        assert "needs ~" in line and "at 512:" in line, line
+        await pilot.press("escape")

@@ -699,7 +699,9 @@ class WorkbenchApp(App[None]):
 
     async def _pick(self, title: str) -> str | None:
         listings = await self.engine.run(list_everything(self.registry))
-        return await self.push_screen_wait(ModelPicker(listings, self.memory_probe(), title))
+        return await self.push_screen_wait(
+            ModelPicker(listings, self.memory_probe(), title, self.settings.embedded_context)
+        )
 
     async def action_remove_pane(self) -> None:
         pane = self._current()

@@ -94,7 +94,8 @@ class _ComparisonActions(Screen[None]):
                 if chosen
                 else "Re-run with… (pick one or more, Esc when done)"
             )
-            choice = await app.push_screen_wait(ModelPicker(listings, app.memory_probe(), title))
+            picker = ModelPicker(listings, app.memory_probe(), title, app.settings.embedded_context)
+            choice = await app.push_screen_wait(picker)
             if not choice:
                 break
             if choice not in chosen:

@@ -24,12 +24,18 @@ class ModelPicker(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Close")]
 
     def __init__(
-        self, listings: list[ProviderListing], memory: tuple[int, int], title: str
+        self,
+        listings: list[ProviderListing],
+        memory: tuple[int, int],
+        title: str,
+        embedded_context: int = fit.DEFAULT_CONTEXT,
     ) -> None:
         super().__init__()
         self.listings = listings
         self.memory = memory
         self.title_text = title
+        self.embedded_context = embedded_context
+        """The window an embedded model runs with (`embedded_context` in the config)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
@@ -68,7 +74,10 @@ class ModelPicker(ModalScreen[str | None]):
                 else:
                     details.append("price unknown")
                 if a.is_local and row.info.size_bytes:
-                    context = min(row.context_length or fit.DEFAULT_CONTEXT, fit.DEFAULT_CONTEXT)
+                    # The KV cache is sized for the window the model will run with.
+                    runs_with = self.embedded_context if a.kind == "embedded" else None
+                    cap = runs_with or fit.DEFAULT_CONTEXT
+                    context = min(row.context_length or cap, cap)
                     need = fit.estimated_memory(
                         row.info.size_bytes, row.info.kv_bytes_per_token, context
                     )

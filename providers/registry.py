@@ -18,12 +18,13 @@ from providers.base import GenParams, ModelInfo, Provider, ProviderError
 BUILTIN = ("embedded", "ollama", "openai", "anthropic")
 _OVERRIDE_KEYS = ("temperature", "top_p", "max_tokens", "seed", "system", "label")
 _N = TypeVar("_N", int, float)
-# Beyond these, providers disagree: one clamps, one runs without a limit, one refuses.
-_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+SETTING_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "temperature": (lambda n: n >= 0, "at least 0"),
     "top_p": (lambda n: 0 < n <= 1, "above 0 and at most 1"),
     "max_tokens": (lambda n: n >= 1, "at least 1"),
 }
+"""What a sampling setting may be, and how to say so. Beyond these, providers disagree:
+one clamps, one runs without a limit, one refuses."""
 # At the end of the model, as the known settings are split off first: `m@tempreature=1`.
 _UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
@@ -132,8 +133,8 @@ def _number(values: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
         raise ValueError(f"{key} must be a number, not {values[key]!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{key} must be a finite number, not {values[key]!r}")
-    if key in _RANGES and not _RANGES[key][0](number):
-        raise ValueError(f"{key} must be {_RANGES[key][1]}, not {values[key]!r}")
+    if key in SETTING_RANGES and not SETTING_RANGES[key][0](number):
+        raise ValueError(f"{key} must be {SETTING_RANGES[key][1]}, not {values[key]!r}")
     return number
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +19,7 @@ from werkzeug import Request, Response
 
 from providers.base import Message
 from providers.registry import Registry, parse_target
+from tests.child_process import workbench_env
 from tests.fault_servers import WIRES, streamed, threaded_server
 from tests.llama_server import LlamaServer
 from workbench.cli import main
@@ -313,18 +313,6 @@ def loopback() -> Iterator[Loopback]:
             state.release.set()  # a stalled response thread must not outlive the test
 
 
-def _child_env(tmp_path: Path, url: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[endpoints.loop]\nkind = "openai"\nbase_url = "{url}"\n')
-    keep = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return keep | {
-        "WORKBENCH_HOME": str(tmp_path / "home"),
-        "WORKBENCH_CONFIG": str(config),
-        "PYTHONPATH": str(ROOT),
-        "OLLAMA_HOST": "127.0.0.1:9",
-    }
-
-
 def _stored(tmp_path: Path) -> list[tuple[str, str, str]]:
     connection = sqlite3.connect(tmp_path / "home" / "workbench.db")
     try:
@@ -345,16 +333,24 @@ def _interrupt_when(proc: subprocess.Popen[str], ready: threading.Event, times: 
         proc.send_signal(signal.SIGINT)
 
 
-def test_ctrl_c_prints_and_stores_every_target_once(tmp_path: Path, loopback: Loopback) -> None:
+def _ask_interrupted(
+    tmp_path: Path, loopback: Loopback, *args: str, times: int
+) -> tuple[int, str, str]:
+    """`workbench ask hi ARGS`, Ctrl+C'd `times` once the slow answer stalls."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:fast", "-t", "loop:slow",
-         "--json"],
-        env=_child_env(tmp_path, loopback.url), cwd=ROOT, text=True,
+        [sys.executable, "-m", "workbench.cli", "ask", "hi", *args],
+        env=workbench_env(tmp_path, loopback.url), cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    _interrupt_when(child, loopback.stalled, times=2)
+    _interrupt_when(child, loopback.stalled, times=times)
     out, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
+    return child.returncode, out, err
+
+
+def test_ctrl_c_prints_and_stores_every_target_once(tmp_path: Path, loopback: Loopback) -> None:
+    targets = ("-t", "loop:fast", "-t", "loop:slow")
+    code, out, err = _ask_interrupted(tmp_path, loopback, *targets, "--json", times=2)
+    assert code == 130, err
     assert "Traceback" not in err and "interrupted" in err
     results = [(r["target"], r["status"], r["text"]) for r in _json_lines(out)]
     assert results == [
@@ -365,14 +361,8 @@ def test_ctrl_c_prints_and_stores_every_target_once(tmp_path: Path, loopback: Lo
 
 
 def test_ctrl_c_shows_the_partial_answer_and_the_table(tmp_path: Path, loopback: Loopback) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:slow"],
-        env=_child_env(tmp_path, loopback.url), cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _interrupt_when(child, loopback.stalled, times=1)
-    out, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
+    code, out, err = _ask_interrupted(tmp_path, loopback, "-t", "loop:slow", times=1)
+    assert code == 130, err
     assert "Traceback" not in err
     answer, header, row, *_ = out.splitlines()
     assert answer == PARTIAL
@@ -392,7 +382,7 @@ def test_bytes_that_are_not_utf8_are_replaced(
     args: list[str | bytes] = ["ask", "-" if how == "stdin" else prompt, "-t", "loop:fast"]
     done = subprocess.run(
         [sys.executable, "-m", "workbench.cli", *args],
-        env=_child_env(tmp_path, loopback.url) | {"LC_ALL": locale}, cwd=ROOT,
+        env=workbench_env(tmp_path, loopback.url) | {"LC_ALL": locale}, cwd=ROOT,
         input=prompt if how == "stdin" else b"", capture_output=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")

@@ -9,7 +9,6 @@ polling the database (read-only) for the answers it expects, never by sleeping b
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.child_process import workbench_env
 from tests.fault_servers import WIRES, Part, Stall, threaded_server
 from workbench.store import Store
 
@@ -78,18 +78,6 @@ def loopback(httpserver: HTTPServer) -> Iterator[Loopback]:
     httpserver.expect_request(wire.path, method="POST").respond_with_handler(answer)
     yield state
     state.release.set()  # a stalled response thread must not outlive the test
-
-
-def _env(tmp_path: Path, url: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[endpoints.loop]\nkind = "openai"\nbase_url = "{url}"\n')
-    keep = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return keep | {
-        "WORKBENCH_HOME": str(tmp_path / "home"),
-        "WORKBENCH_CONFIG": str(config),
-        "PYTHONPATH": str(ROOT),
-        "OLLAMA_HOST": "127.0.0.1:9",
-    }
 
 
 def _suite(tmp_path: Path, questions: list[str]) -> Path:
@@ -192,7 +180,7 @@ def test_suite_run_killed_mid_answer_keeps_finished_cases_and_resumes(
     fast = [f"fast{i}" for i in range(1, 5)]
     slow = ["slow1", "slow2"]
     suite = _suite(tmp_path, fast + slow)
-    env = _env(tmp_path, loopback.url)
+    env = workbench_env(tmp_path, loopback.url)
     db = tmp_path / "home" / "workbench.db"
 
     # One request at a time, in case order: the fast cases finish, then slow1 hangs mid-answer.
@@ -226,7 +214,7 @@ def test_repeated_kills_lose_nothing_and_the_run_still_finishes(
     """Killed at three points while answers stream concurrently, resumed after each."""
     questions = [f"q{i:02}" for i in range(20)]
     suite = _suite(tmp_path, questions)
-    env = _env(tmp_path, loopback.url)
+    env = workbench_env(tmp_path, loopback.url)
     db = tmp_path / "home" / "workbench.db"
     loopback.pause_s = 0.03  # ~0.3 s an answer, several in flight: kills land mid-stream
     sql = "SELECT count(*) FROM case_results"
@@ -255,7 +243,7 @@ def test_chat_killed_while_one_pane_streams_keeps_the_finished_answer(
     tmp_path: Path, loopback: Loopback
 ) -> None:
     """The TUI in its own process: one pane answers, the other hangs mid-answer; SIGKILL."""
-    env = _env(tmp_path, loopback.url)
+    env = workbench_env(tmp_path, loopback.url)
     db = tmp_path / "home" / "workbench.db"
     prompt = "hello"
     chat = subprocess.Popen(

@@ -38,28 +38,12 @@ def server_was_used_as_meant(httpserver: HTTPServer) -> Iterator[None]:
 
 def ollama_chat(counts: dict[str, int]) -> Response:
     """`/api/chat` streamed as Ollama writes it, its final chunk holding only `counts`."""
-
-    def line(content: str, **extra: Any) -> bytes:
-        part = {
-            "model": "llama3.2:1b",
-            "created_at": "2025-01-01T00:00:00.000000Z",
-            "message": {"role": "assistant", "content": content},
-            "done": False,
-            **extra,
-        }
-        return go_json(part) + b"\n"
-
-    final = line(
-        "",
-        done=True,
-        done_reason="stop",
-        total_duration=90_000_000,
-        load_duration=1_000_000,
-        prompt_eval_duration=20_000_000,
-        eval_duration=60_000_000,
-        **counts,
-    )
-    return streamed([*map(line, ANSWER), final], "application/x-ndjson")
+    wire = WIRES["ollama"]
+    final = json.loads(wire.end()[0])
+    for key in COUNTS:
+        final.pop(key)
+    final |= counts
+    return streamed([*map(wire.text, ANSWER), go_json(final) + b"\n"], wire.content_type)
 
 
 async def ask_ollama(

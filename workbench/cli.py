@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from providers.base import GenParams, Message
-from providers.registry import Registry, Target, TargetError, parse_target
+from providers.registry import SETTING_RANGES, Registry, Target, TargetError, parse_target
 from workbench.config import ConfigError, Settings, load_settings
 from workbench.wiring import make_registry
 
@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a target (repeatable); default from config",
     )  # fmt: skip
     ask.add_argument("-s", "--system", help="system prompt for every target")
-    # The same ranges as a target's own @settings (providers.registry).
-    ask.add_argument("--temperature", type=_ranged(float, lambda n: n >= 0, "at least 0"))
-    ask.add_argument("--top-p", type=_ranged(float, lambda n: 0 < n <= 1, "above 0 and at most 1"))
-    ask.add_argument("--max-tokens", type=_at_least(1))
+    # The same ranges as a target's own @settings.
+    ask.add_argument("--temperature", type=_ranged(float, *SETTING_RANGES["temperature"]))
+    ask.add_argument("--top-p", type=_ranged(float, *SETTING_RANGES["top_p"]))
+    ask.add_argument("--max-tokens", type=_ranged(int, *SETTING_RANGES["max_tokens"]))
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="one JSON object per target, per line")
 

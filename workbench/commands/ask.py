@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TextIO
 
 from rich.table import Table
@@ -15,7 +15,7 @@ from rich.text import Text
 from providers.base import Message
 from providers.registry import Registry, Target
 from workbench.commands import format as fmt
-from workbench.engine.fanout import fanout, new_result, request_for
+from workbench.engine.fanout import fanout, request_for
 from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line, unfinished_escape
@@ -78,10 +78,8 @@ async def run_ask(
     out = out or sys.stdout
     printer = None if as_json else _Printer(out, single=len(targets) == 1)
     batch = uuid.uuid4().hex
-    seen: dict[int, TargetResult] = {}
 
     def update(result: TargetResult) -> None:
-        seen.setdefault(id(result), result)
         if printer is not None:
             printer.update(result)
         if store is not None and result.finished and id(result) not in stored:
@@ -90,43 +88,22 @@ async def run_ask(
             store.add_response(result, sent, origin="ask", batch=batch)
 
     stored: set[int] = set()
+    results: list[TargetResult] = []
     try:
         # Nobody watches token counts tick here: estimate once at the end, if at all.
-        results = await fanout(
+        await fanout(
             registry, targets, messages, on_update=update, live_estimates=False,
-            max_time_s=max_time_s,
+            max_time_s=max_time_s, results=results,
         )  # fmt: skip
     except asyncio.CancelledError:
-        _report(_cancelled(registry, targets, list(seen.values()), update), as_json, out)
+        for result in results:
+            if not result.finished:  # cancelled before its stream began
+                result.status = "cancelled"
+                update(result)
+        _report(results, as_json, out)
         raise
     _report(results, as_json, out)
     return 0 if all(r.status == "done" for r in results) else 1
-
-
-def _cancelled(
-    registry: Registry,
-    targets: Sequence[Target],
-    seen: list[TargetResult],
-    update: Callable[[TargetResult], None],
-) -> list[TargetResult]:
-    """A result per target, in target order, after the fan-out was cancelled.
-
-    fanout's own list is lost with the cancellation; its results are the ones `update` saw.
-    A target cancelled before it started was never seen: it gets an empty result.
-    """
-    results = []
-    unclaimed = list(seen)
-    for target in targets:
-        result = next((r for r in unclaimed if r.target == target.spec), None)
-        if result is None:
-            result = new_result(target, registry)
-        else:
-            unclaimed.remove(result)
-        if not result.finished:
-            result.status = "cancelled"
-            update(result)
-        results.append(result)
-    return results
 
 
 def _report(results: Sequence[TargetResult], as_json: bool, out: TextIO) -> None:

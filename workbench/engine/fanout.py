@@ -211,13 +211,16 @@ async def fanout(
     on_update: OnUpdate | None = None,
     live_estimates: bool = True,
     max_time_s: float | None = MAX_TIME_S,
+    results: list[TargetResult] | None = None,
 ) -> list[TargetResult]:
     """Send the messages to every target concurrently; one failing never stops the others.
 
     The results come back in target order. If the fan-out itself is cancelled, every
-    unfinished target is marked cancelled with what it had produced so far.
+    target under way is marked cancelled with what it had produced so far; a caller that
+    wants the results then passes `results`, filled before anything is awaited.
     """
-    results = [new_result(t, registry) for t in targets]
+    results = [] if results is None else results
+    results[:] = [new_result(t, registry) for t in targets]
     await prepare_all(registry, targets)
 
     async def one(target: Target, result: TargetResult) -> None:

@@ -3,6 +3,7 @@ matrix, open a cell for the whole answer and why it failed, compare with the las
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -168,14 +170,20 @@ class SuitesScreen(Screen[None]):
             await self.engine.run(go())
         finally:
             self.running = False
-        self._render_matrix()
+        self._show()
         passed = sum(r.passed for r in self.results)
         self.notify(f"{suite.name}: {passed}/{len(self.results)} passed")
 
     def _arrived(self, result: CaseResult) -> None:
         self.results.append(result)
-        self.query_one(ProgressBar).advance(1)
-        self._render_matrix()
+        self._show(advance=1)
+
+    def _show(self, advance: int = 0) -> None:
+        # A result can arrive after the screen was left, its widgets gone: it is in the
+        # store, and the screen has nothing left to show it in.
+        with contextlib.suppress(NoMatches):
+            self.query_one(ProgressBar).advance(advance)
+            self._render_matrix()
 
     def _render_matrix(self) -> None:
         table = self.query_one("#matrix", DataTable)

@@ -84,9 +84,9 @@ async def test_auto_summarize_replaces_turns_with_the_models_summary() -> None:
         assert pane.result is not None and pane.result.status == "done"
 
 
-async def test_a_conversation_past_a_small_window_is_summarized_from_its_newest_turns() -> None:
+async def test_a_conversation_past_a_small_window_is_summarized_whole() -> None:
     # The conversation alone is past the window, so the whole of it, plus the instruction,
-    # could never be sent: the summary is asked of the newest turns that fit.
+    # could never be sent: it is summarized in pieces (see tests/test_summarize_chunks.py).
     registry = make_registry(Settings(embedded_context=512), ENV)
     target = parse_target("embedded:smollm2@max_tokens=24,temperature=0")
     c = Conversation(system="Be brief.")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from providers.base import GenParams, Message, ProviderError
+from providers.base import ChatRequest, GenParams, Message, Provider, ProviderError
 from providers.embedded import EmbeddedProvider
 from providers.ollama import OllamaProvider
 from providers.registry import Registry, Target, TargetError
 from workbench.engine import pricing, tokens
+from workbench.engine.conversation import with_summary
 from workbench.engine.fanout import price_source
 
 REPLY_RESERVE = 512
@@ -59,24 +60,38 @@ a model's own tokenizer and chat template (SmolLM2's by up to ~10 %)."""
 
 
 async def summarize(registry: Registry, target: Target, messages: Sequence[Message]) -> str:
-    """The target's own summary of the conversation; raises ProviderError if it cannot.
+    """The target's own summary of the whole conversation; raises ProviderError if it cannot.
 
-    The conversation is already too long for the window, so the request leaves out the
-    oldest turns until it fits with room for the summary: the summary covers the newest
-    turns that fit (and the system prompt, which carries any earlier summary).
+    A conversation too long for one request with room for the summary is summarized in
+    pieces, oldest first (see `plan_summary`): each request after the first carries the
+    summary so far in its system prompt, and the last one's answer is the summary of all.
     """
-    from workbench.engine.fanout import new_result, request_for, stream_target
+    from workbench.engine.fanout import request_for
 
     provider = registry.get(target.provider)
-    params = target.params
     window = await window_of(registry, target)
-    if window is not None:
-        params, messages = await asyncio.to_thread(_fitted, target, messages, window)
-    request = request_for(target, [*messages, Message("user", SUMMARY_PROMPT)])
+    if window is None:
+        request = request_for(target, [*messages, Message("user", SUMMARY_PROMPT)])
+        return await _summary(registry, target, provider, request)
+    summary: str | None = None
+    while True:
+        # Planned again after each piece: the summary so far may be longer than foreseen.
+        plan = await asyncio.to_thread(plan_summary, target, messages, window, summary)
+        piece = plan.pieces[0]
+        request = plan.request(target, piece, summary)
+        summary = await _summary(registry, target, provider, request)
+        if len(plan.pieces) == 1:
+            return summary
+        messages = [*plan.head, *plan.turns[piece.stop :]]
+
+
+async def _summary(
+    registry: Registry, target: Target, provider: Provider, request: ChatRequest
+) -> str:
+    from workbench.engine.fanout import new_result, stream_target
+
     result = new_result(target, registry)
-    await stream_target(
-        target, provider, replace(request, params=params), result, live_estimates=False
-    )
+    await stream_target(target, provider, request, result, live_estimates=False)
     if result.status != "done" or not result.text.strip():
         raise ProviderError(
             "server", f"{target.name} could not summarize: {result.error or result.status}"
@@ -84,35 +99,77 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
     return result.text.strip()
 
 
-def _fitted(
-    target: Target, messages: Sequence[Message], window: int
-) -> tuple[GenParams, list[Message]]:
-    """The target's settings (max_tokens capped to the room for the summary) and the newest
-    turns that fit `window` with that room; ProviderError if not even the last turn does."""
-    from workbench.engine.fanout import request_for
+@dataclass(frozen=True)
+class SummaryPlan:
+    """Which turns each summary request covers, for a conversation and a window."""
 
+    params: GenParams
+    """The target's settings, max_tokens capped to the room for the summary."""
+    head: tuple[Message, ...]
+    """The system prompt (carrying any earlier summary), sent with every piece."""
+    turns: tuple[Message, ...]
+    pieces: tuple[range, ...]
+    """Indices into `turns`, oldest first: every turn in exactly one, in whole exchanges."""
+
+    def request(self, target: Target, piece: range, summary: str | None = None) -> ChatRequest:
+        """The request that summarizes `piece`, with the summary so far in its system prompt."""
+        from workbench.engine.fanout import request_for
+
+        turns = self.turns[piece.start : piece.stop]
+        asked = request_for(target, [*self.head, *turns, Message("user", SUMMARY_PROMPT)])
+        messages = _carrying(asked.messages, summary) if summary else asked.messages
+        return replace(asked, messages=tuple(messages), params=self.params)
+
+
+def plan_summary(
+    target: Target, messages: Sequence[Message], window: int, summary: str | None = None
+) -> SummaryPlan:
+    """Split the turns, oldest first, into runs of whole exchanges (a request never opens
+    with an answer), each as long as fits `window` with room for the summary and
+    1/ESTIMATE_SLACK to spare. The first run carries `summary` (the summary so far, if
+    any), each later one room for a summary as long as the one asked for. ProviderError
+    if an exchange does not fit even alone."""
     params = target.params
     room = min(params.max_tokens or SUMMARY_TOKENS, window // 4)
     if params.max_tokens is not None:  # unset stays unset: the provider's default
         params = replace(params, max_tokens=room)
-    head = [m for m in messages if m.role == "system"]
-    turns = [m for m in messages if m.role != "system"]
+    head = tuple(m for m in messages if m.role == "system")
+    turns = tuple(m for m in messages if m.role != "system")
     estimator = tokens.estimator_for(target.provider, target.model)
     framing = estimator.count_messages([])
-    fixed = request_for(target, [*head, Message("user", SUMMARY_PROMPT)]).messages
-    total = estimator.count_messages(fixed) + room + window // ESTIMATE_SLACK
     costs = [estimator.count_messages([m]) - framing for m in turns]
-    total += sum(costs)
+    plan = SummaryPlan(params, head, turns, ())
+    spare = room + window // ESTIMATE_SLACK
+    fixed = plan.request(target, range(0), summary).messages
+    budget = window - spare - estimator.count_messages(fixed)
+    # Later pieces carry a summary of up to `room` tokens: a one-token stand-in, and room.
+    carrying = plan.request(target, range(0), ".").messages
+    later = window - spare - room - estimator.count_messages(carrying)
+    pieces: list[range] = []
     start = 0
-    # Oldest first, and whole exchanges: an answer without its question would open the request.
-    while start < len(turns) - 1 and (total > window or (start and turns[start].role != "user")):
-        total -= costs[start]
-        start += 1
-    if total > window:
-        raise ProviderError(
-            "bad_request",
-            f"{target.name} could not summarize: even the latest turn does not fit its "
-            f"{window:,}-token context window with room for a summary — drop the earlier "
-            "turns instead, or start a new conversation",
-        )
-    return params, [*head, *turns[start:]]
+    while start < len(turns) or not pieces:
+        end, used = start, 0
+        while end < len(turns) and used + costs[end] <= budget:
+            used, end = used + costs[end], end + 1
+        while start < end < len(turns) and turns[end].role != "user":
+            end -= 1  # whole exchanges: the next piece opens with a question
+        if budget < 0 or (end == start < len(turns)):
+            latest = not any(m.role == "user" for m in turns[start + 1 :])
+            raise ProviderError(
+                "bad_request",
+                f"{target.name} could not summarize: even "
+                f"{'the latest' if latest else 'an earlier'} turn does not fit its "
+                f"{window:,}-token context window with room for a summary — drop the earlier "
+                "turns instead, or start a new conversation",
+            )
+        pieces.append(range(start, end))
+        start, budget = end, later
+    return replace(plan, pieces=tuple(pieces))
+
+
+def _carrying(messages: Sequence[Message], summary: str) -> list[Message]:
+    """The messages with `summary` at the end of their system prompt (made if there is none)."""
+    if messages and messages[0].role == "system":
+        first = replace(messages[0], content=with_summary(messages[0].content, summary))
+        return [first, *messages[1:]]
+    return [Message("system", with_summary("", summary)), *messages]

@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 
 from providers.base import Message
 
+SUMMARY_NOTE = "Summary of the earlier conversation: "
+
+
+def with_summary(system: str, summary: str | None) -> str:
+    """The system prompt with a summary of earlier turns at its end: there, and not as a
+    turn, so the turns that follow keep their strict alternation."""
+    if not summary:
+        return system
+    note = f"{SUMMARY_NOTE}{summary}"
+    return f"{system}\n\n{note}" if system else note
+
 
 @dataclass
 class Conversation:
@@ -17,11 +28,7 @@ class Conversation:
     """What summarized turns said, in place of the turns themselves."""
 
     def messages(self) -> list[Message]:
-        system = self.system or ""
-        if self.summary:
-            # In the system prompt, so the turns that follow keep their strict alternation.
-            note = f"Summary of the earlier conversation: {self.summary}"
-            system = f"{system}\n\n{note}" if system else note
+        system = with_summary(self.system or "", self.summary)
         head = [Message("system", system)] if system else []
         return [*head, *self.turns]
 

@@ -1,0 +1,112 @@
+"""A conversation several windows long is summarized whole: in window-sized pieces, oldest
+first, each request carrying the summary so far, so no turn is left out unsaid."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from providers.base import ChatRequest, Message, ProviderError, StreamEvent, TextDelta
+from providers.registry import parse_target
+from workbench.config import Settings
+from workbench.engine import context, tokens
+from workbench.engine.conversation import SUMMARY_NOTE, Conversation
+from workbench.wiring import make_registry
+
+ENV = {"OLLAMA_HOST": "127.0.0.1:9"}
+TARGET = "embedded:smollm2@max_tokens=24,temperature=0"
+FACT = "The vault in Lisbon opens with the word PELICAN."
+
+
+def lockers(exchanges: int) -> Conversation:
+    """Short questions, long answers: a piece cut by size alone would end on a question.
+    The oldest question carries a fact no later turn repeats. Words, not digits: SmolLM2
+    spends a token on each digit, past what ESTIMATE_SLACK allows for."""
+    c = Conversation(system="Be brief.")
+    for i in range(exchanges):
+        c.ask(FACT if i == 0 else f"Note {i}: what does locker {i} keep?")
+        c.answered(f"Locker {i} keeps the blue coat, the brass key and the old map. " * 6)
+    return c
+
+
+def test_pieces_cover_every_turn_oldest_first_in_whole_exchanges_that_fill_the_window() -> None:
+    target, window = parse_target(TARGET), 512
+    c = lockers(12)
+    plan = context.plan_summary(target, c.messages(), window)
+    assert len(plan.pieces) > 2
+    # Every turn once, in order: the oldest ones (and their fact) are summarized, not lost.
+    assert [i for piece in plan.pieces for i in piece] == list(range(len(c.turns)))
+    assert plan.turns[plan.pieces[0][0]].content == FACT
+    estimator = tokens.estimator_for(target.provider, target.model)
+    room = 24
+    carried = "fact " * room  # as long as the plan allows for a summary carried
+    spare = room + window // context.ESTIMATE_SLACK
+
+    def cost(piece: range, summary: str | None) -> int:
+        return estimator.count_messages(plan.request(target, piece, summary).messages) + spare
+
+    for n, piece in enumerate(plan.pieces):
+        summary = carried if n else None
+        request = plan.request(target, piece, summary)
+        assert request.params.max_tokens == room
+        assert request.messages[1].role == "user"  # never an answer without its question
+        assert request.messages[-1] == Message("user", context.SUMMARY_PROMPT)
+        assert (SUMMARY_NOTE in request.messages[0].content) == bool(n)
+        assert cost(piece, summary) <= window
+        if n < len(plan.pieces) - 1:  # it is as long as fits: one more exchange would not
+            assert cost(range(piece.start, piece.stop + 2), summary) > window
+
+
+def test_a_conversation_that_fits_is_summarized_in_one_request() -> None:
+    plan = context.plan_summary(parse_target(TARGET), lockers(2).messages(), 512)
+    assert plan.pieces == (range(4),)
+
+
+async def test_an_earlier_turn_too_long_to_summarize_is_not_left_out_silently() -> None:
+    registry = make_registry(Settings(embedded_context=512), ENV)
+    c = Conversation()
+    c.ask("Remember this. " + "The quick brown fox jumps over the lazy dog. " * 40)
+    c.answered("I will.")
+    c.ask("Thanks.")
+    c.answered("You are welcome.")
+    with pytest.raises(ProviderError, match="even an earlier turn does not fit") as caught:
+        await context.summarize(registry, parse_target(TARGET), c.messages())
+    assert "drop the earlier turns instead" in caught.value.message
+
+
+async def test_a_conversation_several_windows_long_is_summarized_piece_by_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window = 768
+    registry = make_registry(Settings(embedded_context=window), ENV)
+    target = parse_target(TARGET)
+    c = lockers(20)
+    estimator = tokens.estimator_for(target.provider, target.model)
+    assert estimator.count_messages(c.messages()) > 3 * window
+    # What the real model was sent, and what it answered: its own stream, passed through.
+    provider = registry.get(target.provider)
+    real_stream = provider.stream
+    sent: list[ChatRequest] = []
+    answers: list[str] = []
+
+    async def stream(request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        sent.append(request)
+        answers.append("")
+        async for event in real_stream(request):
+            if isinstance(event, TextDelta):
+                answers[-1] += event.text
+            yield event
+
+    monkeypatch.setattr(provider, "stream", stream)
+    summary = await context.summarize(registry, target, c.messages())
+    assert summary and summary == answers[-1].strip()
+    assert len(sent) > 2
+    turns = [list(r.messages[1:-1]) for r in sent]
+    assert [m for piece in turns for m in piece] == c.turns  # every turn, oldest first
+    assert turns[0][0].content == FACT
+    for before, request in zip(answers, sent[1:], strict=False):
+        assert request.messages[0].content.endswith(f"{SUMMARY_NOTE}{before.strip()}")
+        assert request.messages[1].role == "user"
+    # Planned again after each piece, with the summary it got: never more than foreseen.
+    assert len(sent) <= len(context.plan_summary(target, c.messages(), window).pieces)

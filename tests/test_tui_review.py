@@ -19,6 +19,7 @@ from workbench.config import Endpoint, Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
+from workbench.tui.screens.vote import VoteScreen
 from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.prompt import PromptBox
 from workbench.tui.widgets.streamed import Transcript
@@ -179,6 +180,26 @@ async def test_blind_mode_names_no_model_in_a_pane_old_or_new(loop: Loop) -> Non
             assert "model switched" in text
             assert "loop:" not in text and "smollm2" not in text
         assert shown(switched, "header").startswith("Model ")
+
+
+async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on(
+    loop: Loop,
+) -> None:
+    app = _app(loop, "loop:y", "loop:z")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        await _pick_typed(pilot, "ctrl+n", "loop:w")
+        await wait_until(pilot, lambda: len(app.panes) == 3)
+        (added,) = [p for p in app.panes if p.target.model == "w"]
+        assert added.blind_name == "C"
+        for text in (shown(added, "header"), _on_screen(added)):
+            assert "loop:" not in text
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        assert isinstance(app.screen, VoteScreen)
+        assert sorted(app.screen.names) == ["A", "B"]
 
 
 async def test_private_mode_is_in_the_command_palette() -> None:

@@ -120,6 +120,8 @@ class WorkbenchApp(App[None]):
         self.registry = registry
         self.store = store
         self.blind = False
+        self._round = ""
+        """The batch of the last prompt sent to every pane: what a blind vote is about."""
         self.engine = EngineThread()
         self.initial_targets = list(targets)
         self.system_prompt: str | None = None
@@ -269,6 +271,8 @@ class WorkbenchApp(App[None]):
             pane.conversation.turns = list(history.turns if local else history.without_private())
             kept_out = len(history.turns) - len(pane.conversation.turns)
         await self.query_one("#panes", Grid).mount(pane)
+        if self.blind and any(p.blind_name for p in self.panes if p is not pane):
+            self._hide_name(pane)
         if kept_out:
             await pane.note(f"{kept_out} private turns kept from this cloud model")
         self.relayout()
@@ -334,7 +338,7 @@ class WorkbenchApp(App[None]):
         self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
             await self._hide_names()
-        batch = uuid.uuid4().hex
+        batch = self._round = uuid.uuid4().hex
         if private and not any(p.is_local for p in self.panes):
             self.notify(
                 "A private prompt goes only to local models, and no pane has one: "
@@ -524,6 +528,19 @@ class WorkbenchApp(App[None]):
             pane.render_metrics()
         self._set_summary(Text())
 
+    def _hide_name(self, pane: Pane) -> None:
+        """A pane added to a blind round: the next letter, at a random place in the grid, so
+        the model just picked is not the one at the end."""
+        taken = {p.blind_name for p in self.panes}
+        pane.blind_name = next(c for c in string.ascii_uppercase if c not in taken)
+        grid = self.query_one("#panes", Grid)
+        others = [p for p in self.panes if p is not pane]
+        place = random.randrange(len(others) + 1)
+        if place < len(others):
+            grid.move_child(pane, before=others[place])
+        pane.render_header()
+        pane.render_metrics()
+
     def _reveal(self) -> None:
         for pane in self.panes:
             pane.blind_name = None
@@ -532,7 +549,8 @@ class WorkbenchApp(App[None]):
 
     @work
     async def action_vote(self) -> None:
-        panes = [p for p in self.panes if p.blind_name]
+        # A pane added since the prompt has nothing to vote on.
+        panes = [p for p in self.panes if p.blind_name and p.result is not None]
         if not self.blind or not panes:
             self.notify("Votes are for blind mode: F2, then ask", severity="warning")
             return
@@ -543,7 +561,7 @@ class WorkbenchApp(App[None]):
         if choice is None:
             return
         winner = next((p for p in panes if p.blind_name == choice), None)
-        batch = panes[0].batch_id
+        batch = self._round
         targets = [p.target.spec for p in panes]
         self.store.add_vote(batch, targets, winner.target.spec if winner else None)
         reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)

@@ -116,7 +116,9 @@ class AnthropicProvider(KeyedAPI):
             )
         except Exception as exc:
             raise self._translate(exc, request.model) from None
-        input_tokens = cached = output_tokens = 0
+        input_tokens: int | None = None  # None: the server did not say (the engine estimates)
+        output_tokens: int | None = None
+        cached = 0
         stop_reason: str | None = None
         saw_start = saw_stop = False
         try:
@@ -127,13 +129,14 @@ class AnthropicProvider(KeyedAPI):
                         saw_start = True
                         message = json_object(event.get("message"), "`message`")
                         u = json_object(message.get("usage"), "`usage`")
-                        cache_read = json_field(u, "cache_read_input_tokens", int) or 0
-                        cache_write = json_field(u, "cache_creation_input_tokens", int) or 0
+                        read = json_field(u, "cache_read_input_tokens", int)
+                        write = json_field(u, "cache_creation_input_tokens", int)
                         # input_tokens counts only the uncached part of the prompt.
-                        uncached = json_field(u, "input_tokens", int) or 0
-                        input_tokens = uncached + cache_read + cache_write
-                        cached = cache_read
-                        output_tokens = json_field(u, "output_tokens", int) or 0
+                        uncached = json_field(u, "input_tokens", int)
+                        if uncached is not None:
+                            input_tokens = uncached + (read or 0) + (write or 0)
+                        cached = read or 0
+                        output_tokens = json_field(u, "output_tokens", int)
                     case "content_block_delta":
                         delta = json_object(event.get("delta"), "`delta`")
                         match json_field(delta, "type", str):

@@ -110,12 +110,15 @@ class Usage:
     """Token counts as reported by the server, or counted by the model's tokenizer.
 
     `input_tokens` includes cached input tokens; `cached_input_tokens` says how many of them.
+    A count the server did not send is None, not 0: the engine estimates that one alone, and
+    the other stays the server's exact figure.
     """
 
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
     cached_input_tokens: int = 0
     exact: bool = True
+    """False when the counts given are the provider's own estimates."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,17 +240,17 @@ def _context_of(info: dict[str, Any]) -> int | None:
 
 
 def _usage(final: Any) -> Usage | None:
-    """The final chunk's counts, or None when it lacks one: the engine then estimates both.
+    """The final chunk's counts, each None where the chunk lacks it; None when it has neither.
 
     Ollama's Go server omits a zero count (omitempty), and leaves `prompt_eval_count` out
     when the prompt came from its cache (ollama/ollama#2068, #3427); a count it did not send
     is unknown, and an exact 0 would show a prompt as free and the answer as never measured.
-    Both are estimated, not just the missing one, since a result is either exact or not.
+    The engine estimates only the missing count: `eval_count` is still the server's, exact.
     """
     prompt, answer = final.prompt_eval_count, final.eval_count
-    if not prompt or not answer:
+    if not prompt and not answer:
         return None
-    return Usage(int(prompt), int(answer))
+    return Usage(int(prompt) if prompt else None, int(answer) if answer else None)
 
 
 def _seconds(ns: int | None) -> float | None:

@@ -188,10 +188,12 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
+    """A count the server left out is None (the engine estimates it), not an exact 0: some
+    OpenAI-compatible servers send `usage` with only one of the two."""
     details = json_field(usage, "prompt_tokens_details", dict) or {}
     return Usage(
-        input_tokens=json_field(usage, "prompt_tokens", int) or 0,
-        output_tokens=json_field(usage, "completion_tokens", int) or 0,
+        input_tokens=json_field(usage, "prompt_tokens", int),
+        output_tokens=json_field(usage, "completion_tokens", int),
         cached_input_tokens=json_field(details, "cached_tokens", int) or 0,
     )
 

@@ -107,6 +107,10 @@ class OllamaServer:
         self.reject_chat: tuple[int, str] | None = None
         """Answer every chat with this HTTP status and `{"error": message}`."""
         self.reject_headers: dict[str, str] = {}
+        self.prompt_cached = False
+        """Answer as if the whole prompt came from the runner's cache: nothing of it was
+        evaluated, so Go's omitempty leaves `prompt_eval_count` and `prompt_eval_duration` out
+        of the final chunk (ollama/ollama#2068); `eval_count` is still sent, and real."""
         # What happened, for assertions.
         self.chat_requests: list[ChatRequest] = []
         """Each request handed to the embedded model, with the options mapped to GenParams."""
@@ -168,6 +172,7 @@ class OllamaServer:
         self.stall_s = 30.0
         self.reject_chat = None
         self.reject_headers = {}
+        self.prompt_cached = False
 
     @property
     def stopping(self) -> bool:
@@ -615,6 +620,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ProviderError as exc:
             self._fail({"bad_request": 400, "not_found": 404}.get(exc.kind, 500), exc.message)
             return
+        if self.app.prompt_cached:
+            metrics["prompt_eval_count"] = metrics["prompt_eval_duration"] = 0
         # As Ollama measures them: load_duration until a runner was ready, total from arrival.
         load = generation_started - chat.started + (loaded_in or 0.0)
         final: dict[str, Any] = {

@@ -54,7 +54,8 @@ def test_ask_embedded_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["status"] == "done"
     assert isinstance(result["text"], str) and result["text"].strip()
     assert result["tokens"] == {"input": result["tokens"]["input"], "output": 8,  # type: ignore[index]
-                                "cached_input": 0, "exact": True}  # fmt: skip
+                                "cached_input": 0, "exact": True, "input_exact": True,
+                                "output_exact": True}  # fmt: skip
     assert result["cost"] == {"kind": "local", "usd": 0.0, "estimated": False}
     metrics = result["metrics"]
     assert isinstance(metrics, dict)

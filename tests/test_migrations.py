@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.history import load_comparison
 from workbench.store import MIGRATIONS, SchemaTooNewError, Store, usage_by_target
 from workbench.suites.runs import list_runs
 
@@ -66,6 +67,8 @@ def test_a_version_1_database_upgrades_and_keeps_every_row(tmp_path: Path) -> No
     assert _rows(path, "responses", ", ".join(v1_columns)) == responses_before
     assert _rows(path, "votes") == votes_before
     assert _rows(path, "responses", "request_key") == [(None,)] * 6
+    exactness = "input_tokens_exact, output_tokens_exact"
+    assert _rows(path, "responses", exactness) == [(None, None)] * 6
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -83,6 +86,15 @@ def test_an_upgraded_database_answers_every_query(tmp_path: Path) -> None:
             "Pages in a B-tree,\nwrite-ahead log",
         )
         assert failed["error_kind"] == "auth" and failed["text"] == ""
+
+        # Rows from before each count had its own flag: `tokens_exact` says it for both.
+        chat_panes = load_comparison(store, "b-chat-1")
+        ask_panes = load_comparison(store, "b-ask-2")
+        assert chat_panes is not None and ask_panes is not None
+        exact = [(p.result.input_exact, p.result.output_exact) for p in chat_panes.panes]
+        assert exact == [(True, True)] * 2
+        exact = [(p.result.input_exact, p.result.output_exact) for p in ask_panes.panes]
+        assert exact == [(False, False)] * 2
 
         board = {s.target: (s.battles, s.wins, s.ties) for s in store.leaderboard()}
         assert board == {

@@ -1,5 +1,5 @@
 """What the Ollama and OpenAI adapters put on the wire and take from it, at the edges where
-servers differ: counts Ollama leaves out, and how OpenAI names the output limit.
+servers differ: counts a server leaves out, and how OpenAI names the output limit.
 
 Served by pytest-httpserver in each API's own format; each request goes through the
 registry and the fan-out, as a `-t` target would.
@@ -24,6 +24,8 @@ from workbench.engine.fanout import fanout
 ANSWER = ("The sky looks blue ", "because air scatters ", "short wavelengths most.")
 PROMPT = [Message("user", "Why is the sky blue? Answer in one sentence, please.")]
 COUNTS = {"prompt_eval_count": 26, "eval_count": 9}
+# Estimated (tiktoken) from the prompt and the answer, for a count the server left out.
+ESTIMATES = {"input": range(10, 41), "output": range(8, 21)}
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +55,13 @@ async def ask_ollama(
         lambda _request: ollama_chat(counts)
     )
     registry = Registry(env={"OLLAMA_HOST": httpserver.url_for("").rstrip("/")})
+    return await ask(registry, "ollama:llama3.2:1b", live_estimates=live_estimates)
+
+
+async def ask(registry: Registry, target: str, *, live_estimates: bool) -> dict[str, Any]:
     try:
         (result,) = await fanout(
-            registry, [parse_target("ollama:llama3.2:1b")], PROMPT, live_estimates=live_estimates
+            registry, [parse_target(target)], PROMPT, live_estimates=live_estimates
         )
     finally:
         await registry.aclose()
@@ -73,22 +79,65 @@ async def ask_ollama(
     [("prompt_eval_count",), ("eval_count",), ("prompt_eval_count", "eval_count")],
     ids=["cached-prompt", "no-eval-count", "neither"],
 )
-async def test_a_count_ollama_left_out_is_estimated_not_an_exact_zero(
+async def test_only_the_count_ollama_left_out_is_estimated(
     httpserver: HTTPServer, left_out: tuple[str, ...], live_estimates: bool
 ) -> None:
-    """Ollama omits `prompt_eval_count` when the prompt came from its cache (ollama#2068)."""
+    """Ollama omits `prompt_eval_count` when the prompt came from its cache (ollama#2068):
+    that count is estimated, never an exact 0, and the one it sent is kept, exact."""
     counts = {key: value for key, value in COUNTS.items() if key not in left_out}
     tokens = await ask_ollama(httpserver, counts, live_estimates=live_estimates)
-    assert tokens["exact"] is False
-    # Estimated from the prompt and the answer (tiktoken), whichever count was missing.
-    assert 10 <= tokens["input"] <= 40
-    assert 8 <= tokens["output"] <= 20
+    assert tokens["exact"] is False  # not both: a cost priced from them is an estimate
+    sent = {"input": counts.get("prompt_eval_count"), "output": counts.get("eval_count")}
+    assert_counts(tokens, sent)
+
+
+def assert_counts(tokens: dict[str, Any], sent: dict[str, int | None]) -> None:
+    """Each count the server's where it `sent` one, and marked so; an estimate elsewhere."""
+    for side, count in sent.items():
+        if count is None:
+            assert tokens[f"{side}_exact"] is False
+            assert tokens[side] in ESTIMATES[side]
+        else:
+            assert (tokens[side], tokens[f"{side}_exact"]) == (count, True)
 
 
 async def test_both_counts_from_ollama_are_exact(httpserver: HTTPServer) -> None:
     tokens = await ask_ollama(httpserver, COUNTS, live_estimates=True)
     assert tokens["exact"] is True
     assert (tokens["input"], tokens["output"]) == (26, 9)
+    assert tokens["input_exact"] is tokens["output_exact"] is True
+
+
+# --- OpenAI-compatible: usage that lacks one of its counts -------------------------
+
+
+@pytest.mark.parametrize("live_estimates", [True, False], ids=["live", "at-end"])
+@pytest.mark.parametrize(
+    "usage",
+    [{"completion_tokens": 9}, {"prompt_tokens": 26}],
+    ids=["no-prompt-tokens", "no-completion-tokens"],
+)
+async def test_only_the_count_an_openai_compatible_server_left_out_is_estimated(
+    httpserver: HTTPServer, usage: dict[str, int], live_estimates: bool
+) -> None:
+    wire = WIRES["openai"]
+    finish, usage_chunk, done = wire.end()
+    ending = [finish, with_usage(usage_chunk, usage), done]
+    httpserver.expect_request(wire.path, method="POST").respond_with_response(
+        wire.stream(*ANSWER, then=ending)
+    )
+    endpoint = EndpointSpec("local", "openai", httpserver.url_for("/v1"))
+    registry = Registry(endpoints=[endpoint], env={})
+    tokens = await ask(registry, "local:m", live_estimates=live_estimates)
+    assert tokens["exact"] is False
+    sent = {"input": usage.get("prompt_tokens"), "output": usage.get("completion_tokens")}
+    assert_counts(tokens, sent)
+
+
+def with_usage(event: bytes, usage: dict[str, int]) -> bytes:
+    """The `data: ...` server-sent event with `usage` in place of the one it carried."""
+    chunk = json.loads(event.decode().removeprefix("data: "))
+    return f"data: {json.dumps({**chunk, 'usage': usage})}\n\n".encode()
 
 
 # --- OpenAI: max_completion_tokens for the official API, max_tokens elsewhere --------

@@ -29,7 +29,8 @@ def answer(text: str = PARIS, **changes: Any) -> TargetResult:
         text=text,
         input_tokens=24,
         output_tokens=17,
-        tokens_exact=True,
+        input_exact=True,
+        output_exact=True,
         ttft_s=0.41,
         e2e_s=1.27,
         stop_reason="stop",
@@ -170,9 +171,17 @@ def test_cost_unknown_fails_and_local_costs_nothing() -> None:
 
 
 def test_estimated_token_counts_are_marked() -> None:
-    estimated = answer(output_tokens=40, tokens_exact=False)
+    estimated = answer(output_tokens=40, output_exact=False)
     assert outcome({"max_output_tokens": 32}, estimated).reason == (
         "40 output tokens (estimated); at most 32 allowed"
+    )
+
+
+def test_an_exact_output_count_is_not_marked_for_an_estimated_input() -> None:
+    """Ollama left the prompt's count out (a cached prompt): the answer's is still its own."""
+    counted = answer(output_tokens=40, input_exact=False)
+    assert outcome({"max_output_tokens": 32}, counted).reason == (
+        "40 output tokens; at most 32 allowed"
     )
 
 

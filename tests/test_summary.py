@@ -9,7 +9,7 @@ from workbench.engine.summary import winners
 
 def _done(name: str, ttft: float, e2e: float, tokens: int, usd: float | None) -> TargetResult:
     r = TargetResult(name, name, "p", "m", usd == 0, status="done", output_tokens=tokens,
-                     tokens_exact=True, ttft_s=ttft, e2e_s=e2e)  # fmt: skip
+                     input_exact=True, output_exact=True, ttft_s=ttft, e2e_s=e2e)  # fmt: skip
     r.cost = Cost("local", 0.0) if usd == 0 else Cost("priced", usd) if usd else Cost("unknown")
     return r
 

@@ -47,8 +47,8 @@ def comparison_markdown(panes: Sequence[PaneRecord], when: datetime | None = Non
         lines.append(
             f"| {_cell(pane.name)} | {r.status} | {fmt.seconds(r.ttft_s)} | "
             f"{fmt.seconds(r.e2e_s)} | {fmt.rate(r.output_tps)} | "
-            f"{fmt.tokens(r.input_tokens, r.tokens_exact)} | "
-            f"{fmt.tokens(r.output_tokens, r.tokens_exact)} | {fmt.cost(r)} |"
+            f"{fmt.tokens(r.input_tokens, r.input_exact)} | "
+            f"{fmt.tokens(r.output_tokens, r.output_exact)} | {fmt.cost(r)} |"
         )
     for pane in panes:
         lines += ["", f"## {clean_line(pane.name)}", ""]
@@ -80,7 +80,10 @@ CSV_COLUMNS = (
     "batch", "created_at", "origin", "turn", "target", "provider", "model", "status",
     "prompt", "answer", "ttft_s", "e2e_s", "output_tokens_per_s", "input_tokens",
     "output_tokens", "tokens_exact", "cost_usd", "cost_kind", "error_kind", "error",
+    "input_tokens_exact", "output_tokens_exact",
 )  # fmt: skip
+"""`tokens_exact` says both counts are exact, as it did before each count had its own flag;
+the per-count flags come last, so a reader that takes columns by position still can."""
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t")
 
 
@@ -125,7 +128,7 @@ def stored_csv(comparison: Comparison) -> str:
             comparison.batch, _iso(comparison.created_at), comparison.origin, turn, r.target,
             r.provider, r.model, r.status, p.prompt, r.text, r.ttft_s, r.e2e_s, r.output_tps,
             r.input_tokens, r.output_tokens, r.tokens_exact, cost_usd, cost_kind,
-            r.error_kind, r.error,
+            r.error_kind, r.error, r.input_exact, r.output_exact,
         ]  # fmt: skip
         writer.writerow([csv_cell(value) for value in row])
     return out.getvalue()

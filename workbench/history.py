@@ -21,7 +21,7 @@ from providers.registry import TargetError, parse_target
 from workbench.engine.conversation import Conversation
 from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
-from workbench.store import Store
+from workbench.store import Store, exactness
 
 INTERACTIVE = ("ask", "chat")
 """Origins that are comparisons; `suite` and `cached` are suite runs."""
@@ -186,7 +186,9 @@ def _pane(row: dict[str, Any]) -> StoredPane:
     result.text, result.reasoning = row["text"], row["reasoning"]
     result.input_tokens, result.output_tokens = row["input_tokens"], row["output_tokens"]
     result.cached_input_tokens = row["cached_input_tokens"]
-    result.tokens_exact = bool(row["tokens_exact"])
+    result.input_exact, result.output_exact = exactness(
+        row["tokens_exact"], row["input_tokens_exact"], row["output_tokens_exact"]
+    )
     result.ttft_s, result.e2e_s, result.load_s = row["ttft_s"], row["e2e_s"], row["load_s"]
     result.stop_reason, result.error_kind, result.error = (
         row["stop_reason"],
@@ -194,7 +196,8 @@ def _pane(row: dict[str, Any]) -> StoredPane:
         row["error"],
     )
     if row["cost_kind"] is not None:
-        result.cost = Cost(row["cost_kind"], row["cost_usd"])
+        # Not stored, but it follows from the counts it was priced from (`pricing.cost_of`).
+        result.cost = Cost(row["cost_kind"], row["cost_usd"], estimated=not result.tokens_exact)
     return StoredPane(tuple(_messages(row["messages"])), result, float(row["created_at"]))
 
 

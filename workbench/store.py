@@ -86,6 +86,13 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (run_id, case_id, target, attempt)
     );
     """,
+    # 3: each token count exact or estimated on its own (a server may send one and not the
+    # other). NULL in rows written before, where `tokens_exact` says it for both; it is
+    # still written (both counts exact), so it keeps meaning what it meant.
+    """
+    ALTER TABLE responses ADD COLUMN input_tokens_exact INTEGER;
+    ALTER TABLE responses ADD COLUMN output_tokens_exact INTEGER;
+    """,
 )
 
 # How long a write waits for another process's write to end before it gives up.
@@ -202,8 +209,9 @@ class Store:
             """INSERT INTO responses (created_at, origin, batch, target, provider, model,
                is_local, status, messages, text, reasoning, input_tokens, output_tokens,
                cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
-               cost_kind, stop_reason, error_kind, error, request_key)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               cost_kind, stop_reason, error_kind, error, request_key, input_tokens_exact,
+               output_tokens_exact)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 time.time(), origin, batch, result.target, result.provider, result.model,
                 int(result.is_local), result.status,
@@ -213,6 +221,7 @@ class Store:
                 result.e2e_s, result.load_s, cost.usd if cost else None,
                 cost.kind if cost else None, result.stop_reason, result.error_kind,
                 encodable(result.error) if result.error else None, request_key,
+                int(result.input_exact), int(result.output_exact),
             ),
         )  # fmt: skip
         return int(cursor.lastrowid or 0)
@@ -250,6 +259,15 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+def exactness(both: object, input_exact: object, output_exact: object) -> tuple[bool, bool]:
+    """Whether a stored row's input and output counts are exact. Rows written before each
+    count had its own flag (schema 2 and older) have NULL there, and `tokens_exact` for both."""
+    return (
+        bool(both if input_exact is None else input_exact),
+        bool(both if output_exact is None else output_exact),
+    )
 
 
 def _message_json(message: Message) -> dict[str, object]:

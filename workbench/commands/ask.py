@@ -132,8 +132,8 @@ def print_metrics(results: Sequence[TargetResult], out: TextIO) -> None:
             fmt.seconds(r.e2e_s),
             fmt.seconds(r.tpot_s),
             fmt.rate(r.output_tps),
-            fmt.tokens(r.input_tokens, r.tokens_exact),
-            fmt.tokens(r.output_tokens, r.tokens_exact),
+            fmt.tokens(r.input_tokens, r.input_exact),
+            fmt.tokens(r.output_tokens, r.output_exact),
             fmt.cost(r),
         )
     console.print(table)

@@ -61,6 +61,7 @@ async def stream_target(
         if on_update is not None:
             on_update(result)
 
+    answered = False  # Done came; the result is "done" once its counts and cost are final
     try:
         refuse_private(target, request, result)
         await provider.prepare()  # an SDK's import and set-up are not the model's latency
@@ -82,17 +83,20 @@ async def stream_target(
                         result.ttft_s = elapsed
                     result.status = "streaming"
                     result.add_text(text)
-                    if counter is not None and not result.tokens_exact:
+                    if counter is not None and not result.output_exact:
                         result.output_tokens += counter.count(text)
                 case ReasoningDelta(text):
                     result.status = "streaming"
                     result.reasoning += text
                 case Usage():
+                    # A count the server left out keeps our estimate; the other is its own.
                     ended = True
-                    result.input_tokens = event.input_tokens
-                    result.output_tokens = event.output_tokens
+                    if event.input_tokens is not None:
+                        result.input_tokens, result.input_exact = event.input_tokens, event.exact
+                    if event.output_tokens is not None:
+                        result.output_tokens = event.output_tokens
+                        result.output_exact = event.exact
                     result.cached_input_tokens = event.cached_input_tokens
-                    result.tokens_exact = event.exact
                 case ServerTimings(queue_s=float(waited)):
                     if result.ttft_s is None:
                         # Another request had the model: its answer is not this one's latency.
@@ -116,15 +120,14 @@ async def stream_target(
                 case Done(reason):
                     result.e2e_s = elapsed
                     result.stop_reason = reason
-                    result.status = "done"
+                    answered = True
             notify()
-        if result.status != "done":
+        if not answered:
             raise ProviderError(
                 "connection", f"{target.provider} closed the stream before the answer was finished"
             )
     except asyncio.CancelledError:
         _end(result, clock() - started, "cancelled")
-        notify()
         raise
     except ProviderError as exc:
         _end(result, clock() - started, "failed", exc.kind, exc.message)
@@ -136,10 +139,16 @@ async def stream_target(
     finally:
         if counter is None and not result.tokens_exact:
             late = tokens.estimator_for(target.provider, target.model)
-            result.input_tokens = late.count_messages(request.messages)
-            result.output_tokens = late.count(result.text)
+            if not result.input_exact:
+                result.input_tokens = late.count_messages(request.messages)
+            if not result.output_exact:
+                result.output_tokens = late.count(result.text)
         result.cost = pricing.cost_of(result)
-    notify()
+        # Finished only now: whoever keeps a result when it finishes (`ask` stores it then)
+        # gets its estimated counts and its cost, not the zeros and None before them.
+        if answered and not result.finished:
+            result.status = "done"
+        notify()
     return result
 
 

@@ -83,8 +83,12 @@ def cost_for(
 
 
 def cost_of(result: TargetResult) -> Cost | None:
-    """The result's cost; None for a request that failed before the model produced anything."""
-    if result.status == "failed" and not result.text and not result.tokens_exact:
+    """The result's cost; None for a request that failed before the model produced anything.
+
+    Estimated (`~`) unless both counts are the provider's: one estimated count is enough to
+    make the sum an estimate."""
+    reported = result.input_exact or result.output_exact
+    if result.status == "failed" and not result.text and not reported:
         return None
     return cost_for(
         result.model,

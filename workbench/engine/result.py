@@ -56,8 +56,12 @@ class TargetResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
-    tokens_exact: bool = False
-    """False while the counts are our estimates; True once the provider reported usage."""
+    input_exact: bool = False
+    """False while `input_tokens` is our estimate; True once the provider reported it."""
+    output_exact: bool = False
+    """False while `output_tokens` is our estimate; True once the provider reported it.
+    Each count is exact or not on its own: a server may report one and leave out the other
+    (Ollama omits `prompt_eval_count` for a cached prompt)."""
     ttft_s: float | None = None
     e2e_s: float | None = None
     load_s: float | None = None
@@ -92,6 +96,16 @@ class TargetResult:
         parts = self.parts
         now = len(parts)  # read once: the engine thread may append meanwhile
         return "".join(parts[count:now]), now
+
+    @property
+    def tokens_exact(self) -> bool:
+        """Both counts are the provider's: what anything priced from both of them (the cost)
+        may claim, and the one flag older stored rows and exports carry."""
+        return self.input_exact and self.output_exact
+
+    @tokens_exact.setter
+    def tokens_exact(self, exact: bool) -> None:
+        self.input_exact = self.output_exact = exact
 
     @property
     def finished(self) -> bool:
@@ -151,6 +165,8 @@ class TargetResult:
                 "output": self.output_tokens,
                 "cached_input": self.cached_input_tokens,
                 "exact": self.tokens_exact,
+                "input_exact": self.input_exact,
+                "output_exact": self.output_exact,
             },
             "cost": self.cost.to_json() if self.cost else None,
             "error": {"kind": self.error_kind, "message": self.error} if self.error else None,

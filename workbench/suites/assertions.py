@@ -99,7 +99,7 @@ def _failure(assertion: Assertion, result: TargetResult) -> str | None:
         case MaxCost(value=limit):
             return _cost_failure(result, limit)
         case MaxOutputTokens(value=limit) if result.output_tokens > limit:
-            estimate = "" if result.tokens_exact else " (estimated)"
+            estimate = "" if result.output_exact else " (estimated)"
             return f"{result.output_tokens} output tokens{estimate}; at most {limit} allowed"
         case MinLength(value=limit) if len(text) < limit:
             return f"answer is {len(text)} characters; at least {limit} required"

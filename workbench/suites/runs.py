@@ -16,7 +16,7 @@ from typing import Any
 from providers.base import Message
 from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
-from workbench.store import Store
+from workbench.store import Store, exactness
 from workbench.suites.assertions import Outcome
 
 
@@ -159,8 +159,8 @@ def case_results(store: Store, run_id: str) -> list[CaseResult]:
     rows = store.db.execute(
         """SELECT c.case_id, c.target, c.attempt, c.outcomes, c.cached, r.provider, r.model,
                   r.is_local, r.status, r.text, r.input_tokens, r.output_tokens,
-                  r.tokens_exact, r.ttft_s, r.e2e_s, r.cost_usd, r.cost_kind, r.error_kind,
-                  r.error
+                  r.tokens_exact, r.input_tokens_exact, r.output_tokens_exact, r.ttft_s, r.e2e_s,
+                  r.cost_usd, r.cost_kind, r.error_kind, r.error
            FROM case_results c JOIN responses r ON r.id = c.response_id
            WHERE c.run_id = ? ORDER BY c.id""",
         (run_id,),
@@ -172,7 +172,8 @@ def cached_response(store: Store, request_key: str) -> TargetResult | None:
     """The latest successful answer to exactly this request, if one is stored."""
     row = store.db.execute(
         """SELECT target, provider, model, is_local, status, text, input_tokens, output_tokens,
-                  tokens_exact, ttft_s, e2e_s, cost_usd, cost_kind, error_kind, error
+                  tokens_exact, input_tokens_exact, output_tokens_exact, ttft_s, e2e_s,
+                  cost_usd, cost_kind, error_kind, error
            FROM responses WHERE request_key = ? AND status = 'done'
            ORDER BY id DESC LIMIT 1""",
         (request_key,),
@@ -196,16 +197,20 @@ def _case(row: tuple[Any, ...]) -> CaseResult:
 
 def _result(
     target: str, provider: str, model: str, is_local: int, status: str, text: str,
-    input_tokens: int, output_tokens: int, exact: int, ttft: float | None, e2e: float | None,
-    usd: float | None, cost_kind: str | None, error_kind: str | None, error: str | None,
+    input_tokens: int, output_tokens: int, exact: int, input_exact: int | None,
+    output_exact: int | None, ttft: float | None, e2e: float | None, usd: float | None,
+    cost_kind: str | None, error_kind: str | None, error: str | None,
 ) -> TargetResult:  # fmt: skip
     result = TargetResult(target, target, provider, model, bool(is_local))
     result.status = status  # type: ignore[assignment]
     result.text, result.input_tokens, result.output_tokens = text, input_tokens, output_tokens
-    result.tokens_exact, result.ttft_s, result.e2e_s = bool(exact), ttft, e2e
+    result.input_exact, result.output_exact = exactness(exact, input_exact, output_exact)
+    result.ttft_s, result.e2e_s = ttft, e2e
     result.error_kind, result.error = error_kind, error
     if cost_kind is not None:
-        result.cost = Cost(cost_kind, usd)  # type: ignore[arg-type]
+        # Not stored, but it follows from the counts it was priced from (`pricing.cost_of`).
+        estimated = not result.tokens_exact
+        result.cost = Cost(cost_kind, usd, estimated=estimated)  # type: ignore[arg-type]
     return result
 
 

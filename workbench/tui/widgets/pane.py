@@ -256,11 +256,10 @@ def metrics_line(
         near = used >= window * WARN_AT
         ctx = f"ctx {fmt.count_short(used)}/{fmt.count(window)}"
         parts.append((ctx, "bold yellow" if near else style))
-    mark = "" if result.tokens_exact else "~"
-    if compact:
-        tokens = f"{mark}{result.input_tokens}→{mark}{result.output_tokens}"
-    else:
-        tokens = f"in {mark}{result.input_tokens} / out {mark}{result.output_tokens}"
+    # Each count is marked on its own: a server may report one and leave out the other.
+    sent = fmt.tokens(result.input_tokens, result.input_exact)
+    answered = fmt.tokens(result.output_tokens, result.output_exact)
+    tokens = f"{sent}→{answered}" if compact else f"in {sent} / out {answered}"
     parts.append((tokens, style))
     if blind:
         pass  # cost and memory would say local or cloud, and so give the model away

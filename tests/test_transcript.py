@@ -444,10 +444,10 @@ async def test_the_scrollbar_is_there_from_the_start_and_its_track_once_it_can_s
         view.begin_turn()
         view.write("one line\n\n")
         await pilot.pause()
-        assert view.show_vertical_scrollbar and not view.has_class("-scrollable")
+        assert view.show_vertical_scrollbar and view.styles.scrollbar_background.a == 0
         await answer(pilot, view, "line", 40, "\n\n")
         await pilot.pause(2 * SCROLL_PERIOD)
-        assert view.show_vertical_scrollbar and view.has_class("-scrollable")
+        assert view.show_vertical_scrollbar and view.styles.scrollbar_background.a > 0
 
 
 class TwoViews(App[None]):

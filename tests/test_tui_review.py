@@ -3,16 +3,18 @@ embedded model and loopback servers, and failed before its fix."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Input, TextArea
 from werkzeug import Request, Response
 
-from tests.fault_servers import WIRES
+from tests.fault_servers import WIRES, Stall
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench import locations
 from workbench.config import Endpoint, Settings
@@ -200,6 +202,45 @@ async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on
         await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
         assert isinstance(app.screen, VoteScreen)
         assert sorted(app.screen.names) == ["A", "B"]
+
+
+async def test_an_answer_that_outgrows_its_pane_lays_out_nothing(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layout repaints every pane: in the middle of four streams, a frame of ~20 ms that
+    keys wait behind. The scrollbar's track showing once the text overflows used to cause
+    one per pane (a CSS class restyled the scrollbar widget)."""
+    wire = WIRES["openai"]
+    lines = [f"line {i}\n\n" for i in range(80)]
+    more = threading.Event()  # the answers overflow, then wait: still streaming
+
+    def answer(request: Request) -> Response:
+        return wire.stream(*lines, then=[Stall(more, 10), *map(wire.text, "end"), *wire.end()])
+
+    httpserver.expect_request(wire.path).respond_with_handler(answer)
+    app = _app(Loop(httpserver.url_for("/v1")), "loop:a")
+    layouts = 0
+    refresh_layout = Screen._refresh_layout
+
+    def counted(screen: Screen[object], *args: object, **kwargs: object) -> None:
+        nonlocal layouts
+        layouts += any(pane.busy for pane in app.panes)  # the summary may lay out at the end
+        refresh_layout(screen, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.pause(0.5)
+        box = app.query_one(PromptBox)
+        box.focus()
+        await pilot.press(*"go")
+        await pilot.pause(0.2)
+        monkeypatch.setattr(Screen, "_refresh_layout", counted)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: all("line 79" in _on_screen(p) for p in app.panes))
+        await pilot.pause(0.5)  # the scrollbars catch up
+        more.set()
+        await wait_finished(pilot)
+        assert layouts == 0
+        assert all(p.query_one(Transcript).scrollable for p in app.panes)  # the track shows
 
 
 async def test_private_mode_is_in_the_command_palette() -> None:

@@ -228,6 +228,13 @@ class _Turn:
         self.tail += _render(console, Text(text), width)
 
 
+_TRACK_STYLES = (
+    "scrollbar_background",
+    "scrollbar_background_hover",
+    "scrollbar_background_active",
+)
+
+
 class Transcript(ScrollView, can_focus=True):
     """A pane's turns as one scrolling view of rendered lines.
 
@@ -246,14 +253,6 @@ class Transcript(ScrollView, can_focus=True):
         height: 1fr;
         overflow-x: hidden;
         overflow-y: scroll;
-        scrollbar-background: transparent;
-        scrollbar-background-hover: transparent;
-        scrollbar-background-active: transparent;
-    }
-    Transcript.-scrollable {
-        scrollbar-background: $scrollbar-background;
-        scrollbar-background-hover: $scrollbar-background-hover;
-        scrollbar-background-active: $scrollbar-background-active;
     }
     """
 
@@ -284,6 +283,9 @@ class Transcript(ScrollView, can_focus=True):
         self._catching_up = False
         self._scrollbar_at = 0.0
         self._lines_shown = 0
+        self.scrollable = False
+        """The text is taller than the view: the scrollbar's track shows."""
+        self._show_track(False)
 
     # --- writing -------------------------------------------------------------------
 
@@ -401,7 +403,7 @@ class Transcript(ScrollView, can_focus=True):
             if (
                 settle
                 or now - self._scrollbar_at >= SCROLLBAR_PERIOD
-                or overflowing != self.has_class("-scrollable")  # the reader can scroll now
+                or overflowing != self.scrollable  # the reader can scroll now
             ):
                 self._sync_scrollbar()
         elif settle or (not self.follow and height != lines) or height < min(lines, view):
@@ -412,7 +414,7 @@ class Transcript(ScrollView, can_focus=True):
             self.set_reactive(Transcript.virtual_size, Size(self._width, keep))
             # While the text fits the view its bar shows nothing, and a sync would repaint
             # all of it: every row of the screen it crosses, four times a second.
-            if settle or keep > view or self.has_class("-scrollable"):
+            if settle or keep > view or self.scrollable:
                 self._sync_scrollbar()
 
     def _catch_up(self) -> None:
@@ -430,8 +432,17 @@ class Transcript(ScrollView, can_focus=True):
         self._scrollbar_at = time.monotonic()
         self._scroll_update(self.virtual_size)
         scrollable = self.virtual_size.height > self.scrollable_content_region.height
-        self.set_class(scrollable, "-scrollable")
+        if scrollable != self.scrollable:
+            self.scrollable = scrollable
+            self._show_track(scrollable)
         self.vertical_scrollbar.position = self.scroll_y
+
+    def _show_track(self, show: bool) -> None:
+        # Inline styles, not a CSS class: a class restyles the scrollbar widget, and that
+        # lays out the whole screen (a repaint of every pane, in the middle of a stream).
+        # Cleared, the stylesheet's colours (the theme's) apply again.
+        for name in _TRACK_STYLES:
+            setattr(self.styles, name, None if show else "transparent")
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         if not self._following:

@@ -325,11 +325,24 @@ class Transcript(ScrollView, can_focus=True):
         self._relayout(self._starts[-1] + changed)
 
     def finish(self) -> None:
-        """The turn is over: render the block still open as Markdown, and give back the
-        room left below the last line."""
-        if self._turns:
-            changed = self._turns[-1].write(self.app.console, self._width, "", final=True)
-            self._relayout(self._starts[-1] + changed, settle=True)
+        """The turn is over: render the block still open as Markdown, and bring the
+        scrollbar up to date. A last line out of view is brought into it, with no room
+        below (as is a view left mostly past the end); one in view stays where it is, and
+        so does the room below it. Taking the room back would move the view, a repaint of
+        every row of the pane (the panes' answers often end within a few milliseconds, and
+        their moves made the longest frame of a round), and the text would jump once it
+        had stopped."""
+        if not self._turns:
+            return
+        changed = self._turns[-1].write(self.app.console, self._width, "", final=True)
+        if not self.is_mounted:
+            self._relayout(self._starts[-1] + changed)
+            return
+        view = self.scrollable_content_region.height
+        move = self.follow and self._behind(self.line_count, round(self.scroll_y), view)
+        self._relayout(self._starts[-1] + changed, settle=move)
+        if not move and (self.scrollable or self.virtual_size.height > view):
+            self._sync_scrollbar()
 
     def clear(self) -> None:
         self._turns, self._hidden, self._note = [], 0, None
@@ -385,10 +398,7 @@ class Transcript(ScrollView, can_focus=True):
             return
         view = self.scrollable_content_region.height
         top, height = round(self.scroll_y), self.virtual_size.height
-        # Following, a move is due when the last line is below the view, or when turns left
-        # the screen and the view is mostly past the end.
-        behind = lines > top + view or (top > 0 and lines < top + view - max(1, view // 3))
-        if self.follow and (settle or behind):
+        if self.follow and (settle or self._behind(lines, top, view)):
             then, lines_then = self._last_move
             rate = (lines - lines_then) / (now - then) if now > then else 0.0
             room = 0 if settle else max(0, min(round(rate * SCROLL_PERIOD), view // 3))
@@ -416,6 +426,12 @@ class Transcript(ScrollView, can_focus=True):
             # all of it: every row of the screen it crosses, four times a second.
             if settle or keep > view or self.scrollable:
                 self._sync_scrollbar()
+
+    @staticmethod
+    def _behind(lines: int, top: int, view: int) -> bool:
+        """Following, a move is due: the last line is below the view, or the view is mostly
+        past the end (turns left the screen, or the finished text took fewer lines)."""
+        return lines > top + view or (top > 0 and lines < top + view - max(1, view // 3))
 
     def _catch_up(self) -> None:
         self._catching_up = False

@@ -417,6 +417,19 @@ async def test_after_a_clear_the_next_answer_is_followed() -> None:
         assert view.max_scroll_y < 60  # the old answer's height is gone with it
 
 
+async def stream_until_room(pilot: Pilot[None], view: Transcript, end: str) -> str:
+    """Lines written fast, past a screenful, until the view has left room below the last
+    one and shows it; that line."""
+    view.begin_turn()
+    for i in range(300):
+        view.write(f"line {i}{end}")
+        await pilot.pause(0.01)
+        room = view.virtual_size.height - view.line_count
+        if i > 30 and room > 0 and f"line {i}" in shown(view):
+            return f"line {i}"
+    pytest.fail("the view never left room below the last line")
+
+
 async def test_an_answer_that_ends_in_view_leaves_the_view_where_it_is() -> None:
     """A move repaints every row of a pane, and the panes' answers often end together: an
     answer whose last line is in view when it ends leaves the view, and the room below the
@@ -425,20 +438,12 @@ async def test_an_answer_that_ends_in_view_leaves_the_view_where_it_is() -> None
     app = TranscriptApp()
     async with app.run_test(size=(40, 12)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        for i in range(300):  # fast enough to leave room below the last line
-            view.write(f"line {i}\n\n")
-            await pilot.pause(0.01)
-            room = view.virtual_size.height - view.line_count
-            if i > 30 and room > 0 and f"line {i}" in shown(view):
-                break
-        else:
-            pytest.fail("the view never left room below the last line")
+        last = await stream_until_room(pilot, view, "\n\n")
         top = view.scroll_y
         view.finish()
         await pilot.pause(2 * SCROLL_PERIOD)
         assert view.scroll_y == top
-        assert f"line {i}" in shown(view)
+        assert last in shown(view)
         assert view.vertical_scrollbar.window_virtual_size == view.virtual_size.height
 
 
@@ -448,17 +453,11 @@ async def test_an_answer_that_takes_fewer_lines_once_finished_is_in_view_at_once
     app = TranscriptApp()
     async with app.run_test(size=(40, 12)) as pilot:
         view = app.transcript
-        view.begin_turn()
-        for i in range(300):  # until the view has moved past a screenful, room below
-            view.write(f"line {i}\n")
-            await pilot.pause(0.01)
-            room = view.virtual_size.height - view.line_count
-            if i > 30 and room > 0 and f"line {i}" in shown(view):
-                break
+        last = await stream_until_room(pilot, view, "\n")
         view.finish()
         await pilot.pause()
         assert view.line_count < 20
-        assert f"line {i}" in " ".join(shown(view))
+        assert last in " ".join(shown(view))
 
 
 async def test_scrolling_up_a_line_while_it_follows_is_not_undone() -> None:

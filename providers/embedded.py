@@ -13,7 +13,7 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from providers.base import (
     ChatRequest,
     Done,
+    Message,
     ModelInfo,
     ProviderError,
     ResourceUsage,
@@ -236,9 +237,7 @@ class EmbeddedProvider:
         import llama_cpp
 
         llama = loaded.llama
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        formatted = loaded.formatter(messages=messages)
-        prompt = llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
+        prompt = _prompt_tokens(loaded, request.messages)
         p = request.params
         room = loaded.context_length - len(prompt)
         if room <= 0:
@@ -285,6 +284,20 @@ class EmbeddedProvider:
             paths += [(p.stem, p) for p in sorted(self._models_dir.glob("*.gguf"))]
         return [await asyncio.to_thread(_describe, name, path) for name, path in paths]
 
+    def prompt_counter(self, model: str) -> Callable[[Sequence[Message]], int] | None:
+        """Counts the prompt of a request with these messages exactly as `stream` will send
+        it (chat template, reply's opening and all); None while the model is not loaded, as
+        loading ~1 s of model is not worth a count that an estimate can stand in for.
+
+        Safe to call while the model generates on another thread (see `_prompt_tokens`)."""
+        try:
+            loaded = self._loaded.get(self.model_path(model))
+        except ProviderError:
+            return None
+        if loaded is None:
+            return None
+        return lambda messages: len(_prompt_tokens(loaded, messages))
+
     def context_length(self, model: str) -> int | None:
         loaded = self._loaded.get(self.model_path(model))
         return loaded.context_length if loaded else None
@@ -298,6 +311,22 @@ class EmbeddedProvider:
     async def aclose(self) -> None:
         # Loaded models stay: reloading costs more than they hold, and closing is at exit.
         return None
+
+
+def _prompt_tokens(loaded: _Loaded, messages: Sequence[Message]) -> list[int]:
+    """The prompt as it is sent: the GGUF's chat template with the assistant's opening
+    (`add_generation_prompt`), tokenized by the model's own tokenizer.
+
+    Needs no lock beside a generation on another thread: llama.cpp's `llama_tokenize` takes
+    the vocab as const and keeps its working state in a session local to the call (the
+    generation's state lives in the llama_context, which it does not touch); ctypes releases
+    the GIL around the call, llama-cpp-python holds no lock of its own, and `Llama.tokenize`
+    reads none of the Llama's mutable state. Rendering a compiled Jinja template is stateless.
+    """
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    formatted = loaded.formatter(messages=chat)
+    # No BOS added: a template that wants one writes `bos_token`, read as a token by special=True.
+    return loaded.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
 
 
 def _describe(name: str, path: Path) -> ModelInfo:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from providers.base import ChatRequest, GenParams, Message, Provider, ProviderError
@@ -37,14 +37,28 @@ async def window_of(registry: Registry, target: Target) -> int | None:
     return pricing.context_window(target.model, price_source(registry, target.provider))
 
 
-def needed(target: Target, messages: Sequence[Message]) -> int:
-    """Tokens the request will take: the messages (estimated) and room for the reply."""
-    estimate = tokens.estimator_for(target.provider, target.model).count_messages(messages)
-    return estimate + (target.params.max_tokens or REPLY_RESERVE)
+def needed(target: Target, messages: Sequence[Message], *, registry: Registry | None = None) -> int:
+    """Tokens the request will take: its prompt and room for the reply. The prompt is counted
+    exactly where the model can (an embedded model loaded in `registry`), else estimated.
+
+    An exact count needs no margin: it includes the chat template's opening of the reply, and
+    the embedded provider stops at max_tokens before the last token sampled is evaluated, so a
+    prompt and max_tokens that add up to the window fill it to the last token and no further."""
+    from workbench.engine.fanout import request_for
+
+    prompt = request_for(target, messages).messages  # with the target's own system prompt
+    counted = tokens.counter_for(target, registry).count_messages(prompt)
+    return counted + (target.params.max_tokens or REPLY_RESERVE)
 
 
-def fits(target: Target, messages: Sequence[Message], window: int | None) -> bool:
-    return window is None or needed(target, messages) <= window
+def fits(
+    target: Target,
+    messages: Sequence[Message],
+    window: int | None,
+    *,
+    registry: Registry | None = None,
+) -> bool:
+    return window is None or needed(target, messages, registry=registry) <= window
 
 
 SUMMARY_PROMPT = (
@@ -55,8 +69,9 @@ SUMMARY_TOKENS = 256
 """Room kept for the summary when the target sets no smaller max_tokens (at most a quarter
 of the window)."""
 ESTIMATE_SLACK = 8
-"""A summary request fills the window to all but 1/this: the estimate runs a little short of
-a model's own tokenizer and chat template (SmolLM2's by up to ~10 %)."""
+"""An estimated summary request fills the window to all but 1/this: the estimate runs a
+little short of a model's own tokenizer and chat template (SmolLM2's by ~10 % on words, ~30 %
+and more on digits, one token each). A request counted exactly by the model needs none."""
 
 
 async def summarize(registry: Registry, target: Target, messages: Sequence[Message]) -> str:
@@ -76,7 +91,9 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
     summary: str | None = None
     while True:
         # Planned again after each piece: the summary so far may be longer than foreseen.
-        plan = await asyncio.to_thread(plan_summary, target, messages, window, summary)
+        plan = await asyncio.to_thread(
+            plan_summary, target, messages, window, summary, registry=registry
+        )
         piece = plan.pieces[0]
         request = plan.request(target, piece, summary)
         summary = await _summary(registry, target, provider, request)
@@ -122,38 +139,48 @@ class SummaryPlan:
 
 
 def plan_summary(
-    target: Target, messages: Sequence[Message], window: int, summary: str | None = None
+    target: Target,
+    messages: Sequence[Message],
+    window: int,
+    summary: str | None = None,
+    *,
+    registry: Registry | None = None,
 ) -> SummaryPlan:
     """Split the turns, oldest first, into runs of whole exchanges (a request never opens
-    with an answer), each as long as fits `window` with room for the summary and
-    1/ESTIMATE_SLACK to spare. The first run carries `summary` (the summary so far, if
-    any), each later one room for a summary as long as the one asked for. ProviderError
-    if an exchange does not fit even alone."""
+    with an answer), each as long as fits `window` with room for the summary (and, where
+    its size is estimated rather than counted by the model, 1/ESTIMATE_SLACK to spare). The
+    first run carries `summary` (the summary so far, if any), each later one room for a
+    summary as long as the one asked for. ProviderError if an exchange does not fit even
+    alone."""
     params = target.params
     room = min(params.max_tokens or SUMMARY_TOKENS, window // 4)
     if params.max_tokens is not None:  # unset stays unset: the provider's default
         params = replace(params, max_tokens=room)
     head = tuple(m for m in messages if m.role == "system")
     turns = tuple(m for m in messages if m.role != "system")
-    estimator = tokens.estimator_for(target.provider, target.model)
-    framing = estimator.count_messages([])
-    costs = [estimator.count_messages([m]) - framing for m in turns]
     plan = SummaryPlan(params, head, turns, ())
-    spare = room + window // ESTIMATE_SLACK
-    fixed = plan.request(target, range(0), summary).messages
-    budget = window - spare - estimator.count_messages(fixed)
-    # Later pieces carry a summary of up to `room` tokens: a one-token stand-in, and room.
-    carrying = plan.request(target, range(0), ".").messages
-    later = window - spare - room - estimator.count_messages(carrying)
+    counter = tokens.counter_for(target, registry)
+    limit = window - room - (0 if counter.exact else window // ESTIMATE_SLACK)
+
+    def fitting(start: int, carried: str | None, reserve: int) -> int | None:
+        # Whole requests counted as sent, not a sum of per-turn costs: a chat template need
+        # not cost the same for a turn wherever it stands (SmolLM2's adds a system prompt to
+        # a request that has none).
+        def fits(end: int) -> bool:
+            sent = plan.request(target, range(start, end), carried).messages
+            return counter.count_messages(sent) + reserve <= limit
+
+        return _longest(start, len(turns), fits)
+
     pieces: list[range] = []
     start = 0
     while start < len(turns) or not pieces:
-        end, used = start, 0
-        while end < len(turns) and used + costs[end] <= budget:
-            used, end = used + costs[end], end + 1
+        # Later pieces carry a summary of up to `room` tokens: a one-token stand-in, and room.
+        found = fitting(start, ".", room) if pieces else fitting(start, summary, 0)
+        end = start if found is None else found
         while start < end < len(turns) and turns[end].role != "user":
             end -= 1  # whole exchanges: the next piece opens with a question
-        if budget < 0 or (end == start < len(turns)):
+        if found is None or end == start < len(turns):
             latest = not any(m.role == "user" for m in turns[start + 1 :])
             raise ProviderError(
                 "bad_request",
@@ -163,8 +190,25 @@ def plan_summary(
                 "turns instead, or start a new conversation",
             )
         pieces.append(range(start, end))
-        start, budget = end, later
+        start = end
     return replace(plan, pieces=tuple(pieces))
+
+
+def _longest(start: int, stop: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest end in [start, stop] for which `fits(end)` holds, None if not even `start`
+    does; `fits` holds up to some end and not past it (a longer request is never shorter).
+    A binary search: each probe counts a whole request, so a long conversation costs
+    O(log n) counts per piece, not one per turn."""
+    if not fits(start):
+        return None
+    low, high = start, stop  # fits(low) holds; the answer is in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _carrying(messages: Sequence[Message], summary: str) -> list[Message]:

@@ -1,4 +1,5 @@
-"""Token estimates for live figures, before (or without) the provider's own count.
+"""Token counts: estimates for live figures, before (or without) the provider's own count,
+and a prompt's exact count where the model's own tokenizer is at hand (a loaded embedded one).
 
 OpenAI's gpt-4o / 4.1 / 5 / o-series use o200k_base; everything else is estimated with
 cl100k_base, which is close enough for a live `~` figure and never shown as exact.
@@ -7,10 +8,12 @@ cl100k_base, which is close enough for a live `~` figure and never shown as exac
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from providers.base import Message
+from providers.base import Message, ProviderError
+from providers.embedded import EmbeddedProvider
+from providers.registry import Registry, Target, TargetError
 from workbench import locations
 
 if TYPE_CHECKING:  # tiktoken costs ~0.2 s to import: paid at the first count, not at start-up
@@ -27,8 +30,21 @@ def encoding_name(model: str) -> str:
     return "o200k_base" if _O200K_MODELS.match(model.lower()) else "cl100k_base"
 
 
+class PromptCounter(Protocol):
+    """Counts the tokens of a request's prompt: its messages, their framing, the reply's start."""
+
+    @property
+    def exact(self) -> bool:
+        """True when this is the model's own count, which needs no margin for error."""
+        ...
+
+    def count_messages(self, messages: Iterable[Message]) -> int: ...
+
+
 class TokenEstimator:
     """Counts tokens of text pieces; O(len(piece)) per call, never re-reading the whole answer."""
+
+    exact = False
 
     def __init__(self, encoding: tiktoken.Encoding) -> None:
         self._encoding = encoding
@@ -45,6 +61,33 @@ class TokenEstimator:
         for message in messages:
             total += _PER_MESSAGE + self.count(message.role) + self.count(message.content)
         return total
+
+
+class ExactCounter:
+    """A model's own count of a whole prompt, chat template included."""
+
+    exact = True
+
+    def __init__(self, count: Callable[[Sequence[Message]], int]) -> None:
+        self._count = count
+
+    def count_messages(self, messages: Iterable[Message]) -> int:
+        return self._count(list(messages))
+
+
+def counter_for(target: Target, registry: Registry | None = None) -> PromptCounter:
+    """The exact count where the target's model can give it (an embedded model already loaded
+    in `registry`), else the estimate. Never loads a model for a count."""
+    if registry is not None and target.provider == EmbeddedProvider.name:
+        try:
+            provider = registry.get(target.provider)
+        except (TargetError, ProviderError):
+            provider = None
+        if isinstance(provider, EmbeddedProvider):
+            count = provider.prompt_counter(target.model)
+            if count is not None:
+                return ExactCounter(count)
+    return estimator_for(target.provider, target.model)
 
 
 def estimator_for(provider: str, model: str) -> TokenEstimator:

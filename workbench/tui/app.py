@@ -366,7 +366,7 @@ class WorkbenchApp(App[None]):
 
         def demand() -> int:
             asked = [*pane.conversation.messages(), Message("user", prompt)]
-            return context.needed(target, asked)
+            return context.needed(target, asked, registry=self.registry)
 
         need = await asyncio.to_thread(demand)
         if need <= window:

@@ -7,11 +7,12 @@ import pytest
 from textual.widgets import OptionList
 
 from providers.base import Message, ProviderError
-from providers.registry import parse_target
+from providers.registry import Target, parse_target
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench.config import Settings
 from workbench.engine import context
 from workbench.engine.conversation import Conversation
+from workbench.engine.fanout import request_for
 from workbench.tui.app import make_app
 from workbench.tui.screens.overflow import OverflowScreen
 from workbench.wiring import make_registry
@@ -106,3 +107,29 @@ async def test_a_turn_too_long_to_summarize_says_to_drop_it_instead() -> None:
     messages = [Message("user", LONG), Message("assistant", LONGER)]
     with pytest.raises(ProviderError, match="drop the earlier turns instead"):
         await context.summarize(registry, target, messages)
+
+
+def test_a_target_with_its_own_system_prompt_still_gets_the_summary() -> None:
+    """The summary stands for turns no longer sent: a target's own system prompt replaces
+    the conversation's, but not the summary it carries."""
+    c = Conversation(system="Be kind.")
+    c.ask("What is the code word?")
+    c.answered("The code word is heron.")
+    c.summarized("The user asked for the code word; it is heron.")
+    c.ask("What was the code word?")
+    target = Target("embedded", "smollm2", system="Be terse.")
+    (system, *turns) = request_for(target, c.messages()).messages
+    assert system.role == "system" and system.content.startswith("Be terse.")
+    assert "it is heron" in system.content and "Be kind." not in system.content
+    assert [m.content for m in turns] == ["What was the code word?"]
+
+
+async def test_a_conversation_with_no_turns_is_not_summarized() -> None:
+    """Only the new prompt is too long: there is nothing earlier to summarize, and a
+    made-up summary would only lengthen the request."""
+    registry = make_registry(Settings(embedded_context=512), ENV)
+    target = parse_target("embedded:smollm2@max_tokens=16")
+    with pytest.raises(ProviderError, match="no earlier turns to summarize"):
+        await context.summarize(registry, target, [Message("system", "Be brief.")])
+    with pytest.raises(ProviderError, match="no earlier turns to summarize"):
+        await context.summarize(registry, target, [])

@@ -194,3 +194,37 @@ async def test_the_tui_asks_before_sending_what_only_the_exact_count_finds_too_l
         await send(pilot, "What is due in all?")
         await wait_until(pilot, lambda: isinstance(app.screen, OverflowScreen), timeout_s=30)
         assert pane.result is None  # nothing was sent
+
+
+class _RefusesSystemPrompts:
+    """A chat template that refuses a system prompt on purpose, as Gemma-2's does
+    (`raise_exception('System role not supported')`), around SmolLM2's own."""
+
+    def __init__(self, template: Any) -> None:
+        self.template = template
+
+    def __call__(self, *, messages: list[dict[str, str]], **options: Any) -> Any:
+        if any(m["role"] == "system" for m in messages):
+            raise ValueError("System role not supported")
+        return self.template(messages=messages, **options)
+
+
+async def test_a_template_that_refuses_the_messages_fails_the_pane_not_the_app() -> None:
+    """The count before a send renders the chat template too: its refusal is the request's
+    to report, in its pane, as it was before prompts were counted exactly."""
+    from tests.tui_helpers import send, wait_until
+    from workbench.tui.app import make_app
+
+    app = make_app(Settings(embedded_context=WINDOW), [TARGET.spec], env=ENV)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window == WINDOW, timeout_s=30)
+        provider = await loaded(app.registry)
+        for model in provider._loaded.values():
+            model.formatter = _RefusesSystemPrompts(model.formatter)
+        pane.conversation.system = "Be brief."
+        await send(pilot, "hi")
+        await wait_until(pilot, lambda: pane.result is not None and pane.result.finished, 30)
+        assert app.is_running
+        assert pane.result is not None and pane.result.status == "failed"
+        assert "System role not supported" in (pane.result.error or "")

@@ -190,8 +190,10 @@ async def test_the_view_follows_the_text_to_its_end() -> None:
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y > 0
         assert "line 59" in shown(view)
-        # The scrollbar knows the whole height once the answer is done.
-        assert view.vertical_scrollbar.window_virtual_size == view.line_count
+        # The scrollbar knows the whole height once the answer is done (with any room kept
+        # below the last line: see the next tests).
+        bar = view.vertical_scrollbar
+        assert bar.window_virtual_size == view.virtual_size.height >= view.line_count
 
 
 async def test_scrolling_up_stops_following_and_the_end_resumes_it() -> None:
@@ -458,6 +460,24 @@ async def test_an_answer_that_takes_fewer_lines_once_finished_is_in_view_at_once
         await pilot.pause()
         assert view.line_count < 20
         assert last in " ".join(shown(view))
+
+
+async def test_an_answer_that_fits_once_finished_is_shown_from_its_first_line() -> None:
+    """Its last lines, one paragraph once rendered as Markdown, take fewer rows than they
+    did streaming: a text that now fits the view is shown whole, not scrolled past its
+    first lines."""
+    app = TranscriptApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        for piece in [f"para {i}\n\n" for i in range(5)] + ["alpha\n", "bravo\n", "charlie\n"]:
+            view.write(piece)
+            await pilot.pause(0.3)
+        assert view.scroll_y > 0  # streaming, the view had moved
+        view.finish()
+        await pilot.pause(2 * SCROLL_PERIOD)
+        assert view.line_count <= view.scrollable_content_region.height
+        assert view.scroll_y == 0 and "para 0" in shown(view)
 
 
 async def test_scrolling_up_a_line_while_it_follows_is_not_undone() -> None:

@@ -204,6 +204,27 @@ async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on
         assert sorted(app.screen.names) == ["A", "B"]
 
 
+async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to() -> None:
+    """A cloud pane kept out of a private prompt still shows the round before: it is not
+    voted on as if it had answered this one."""
+    app = _app(None, LOCAL, "openai:gpt-4o-mini")
+    async with app.run_test(size=(160, 40)) as pilot:
+        local, cloud = app.panes
+        await pilot.press("f2")
+        await send(pilot, "first, to both")
+        await wait_finished(pilot)
+        assert cloud.result is not None  # it answered (with its missing key) the first
+        app.query_one(PromptBox).focus()
+        await pilot.press("f5")  # private: local models only
+        await send(pilot, "second, private")
+        await wait_until(pilot, lambda: len(local.conversation.turns) == 4, 30)
+        await wait_finished(pilot)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        assert isinstance(app.screen, VoteScreen)
+        assert app.screen.names == [local.blind_name]
+
+
 async def test_an_answer_that_outgrows_its_pane_lays_out_nothing(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,6 +83,13 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
     """
     from workbench.engine.fanout import request_for
 
+    if not any(m.role != "system" for m in messages):
+        # The prompt alone is too long: a summary of nothing would only lengthen the request.
+        raise ProviderError(
+            "bad_request",
+            f"{target.name} has no earlier turns to summarize: the prompt alone does not fit "
+            "its context window — shorten it",
+        )
     provider = registry.get(target.provider)
     window = await window_of(registry, target)
     if window is None:

@@ -21,6 +21,7 @@ from providers.base import (
 )
 from providers.registry import Registry, Target, TargetError
 from workbench.engine import pricing, tokens
+from workbench.engine.conversation import SUMMARY_NOTE
 from workbench.engine.guards import MAX_TIME_S, Guarded
 from workbench.engine.result import TargetResult
 
@@ -28,9 +29,16 @@ OnUpdate = Callable[[TargetResult], None]
 
 
 def request_for(target: Target, messages: Sequence[Message]) -> ChatRequest:
-    """The messages with the target's own system prompt, if it has one, in front."""
+    """The messages with the target's own system prompt, if it has one, in front of them in
+    place of the conversation's. The summary of earlier turns that the conversation's
+    carries stays: it stands for turns no longer sent."""
     if target.system is not None:
-        messages = [Message("system", target.system), *(m for m in messages if m.role != "system")]
+        system = target.system
+        for m in messages:
+            if m.role == "system" and (at := m.content.find(SUMMARY_NOTE)) >= 0:
+                note = m.content[at:]
+                system = f"{system}\n\n{note}" if system else note
+        messages = [Message("system", system), *(m for m in messages if m.role != "system")]
     return ChatRequest(model=target.model, messages=tuple(messages), params=target.params)
 
 

@@ -68,11 +68,19 @@ class ExactCounter:
 
     exact = True
 
-    def __init__(self, count: Callable[[Sequence[Message]], int]) -> None:
+    def __init__(self, count: Callable[[Sequence[Message]], int], fallback: TokenEstimator) -> None:
         self._count = count
+        self._fallback = fallback
 
     def count_messages(self, messages: Iterable[Message]) -> int:
-        return self._count(list(messages))
+        listed = list(messages)
+        try:
+            return self._count(listed)
+        except Exception:
+            # A chat template may refuse messages on purpose (Gemma's raises on a system
+            # prompt): that is for the request itself to report, in its pane, not for a
+            # count taken before it to crash the app. The estimate stands in.
+            return self._fallback.count_messages(listed)
 
 
 def counter_for(target: Target, registry: Registry | None = None) -> PromptCounter:
@@ -86,7 +94,7 @@ def counter_for(target: Target, registry: Registry | None = None) -> PromptCount
         if isinstance(provider, EmbeddedProvider):
             count = provider.prompt_counter(target.model)
             if count is not None:
-                return ExactCounter(count)
+                return ExactCounter(count, estimator_for(target.provider, target.model))
     return estimator_for(target.provider, target.model)
 
 

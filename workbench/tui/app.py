@@ -121,7 +121,9 @@ class WorkbenchApp(App[None]):
         self.store = store
         self.blind = False
         self._round = ""
-        """The batch of the last prompt sent to every pane: what a blind vote is about."""
+        """The batch of the last prompt sent: what a blind vote is about."""
+        self._in_round: set[Pane] = set()
+        """The panes that prompt went to (a retry stays in it)."""
         self.engine = EngineThread()
         self.initial_targets = list(targets)
         self.system_prompt: str | None = None
@@ -338,7 +340,7 @@ class WorkbenchApp(App[None]):
         self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
             await self._hide_names()
-        batch = self._round = uuid.uuid4().hex
+        batch = uuid.uuid4().hex
         if private and not any(p.is_local for p in self.panes):
             self.notify(
                 "A private prompt goes only to local models, and no pane has one: "
@@ -357,6 +359,9 @@ class WorkbenchApp(App[None]):
                 continue
             if await self._make_room(pane, prompt):
                 await self.start_turn(pane, prompt, batch, private=private)
+                if self._round != batch:  # the first pane the prompt went to
+                    self._round, self._in_round = batch, set()
+                self._in_round.add(pane)
 
     async def _make_room(self, pane: Pane, prompt: str) -> bool:
         """Fit the conversation into the pane's window, as the user chooses; False to skip."""
@@ -549,12 +554,15 @@ class WorkbenchApp(App[None]):
 
     @work
     async def action_vote(self) -> None:
-        # A pane added since the prompt has nothing to vote on.
-        panes = [p for p in self.panes if p.blind_name and p.result is not None]
+        # Only the panes the last prompt went to: one added since, or skipped (busy, cloud
+        # for a private prompt, its overflow choice), has no answer to this prompt.
+        panes = [
+            p for p in self.panes if p.blind_name and p in self._in_round and p.result is not None
+        ]
         if not self.blind or not panes:
             self.notify("Votes are for blind mode: F2, then ask", severity="warning")
             return
-        if any(p.busy for p in panes) or any(p.result is None for p in panes):
+        if any(p.busy for p in panes):
             self.notify("Wait for every answer before voting", severity="warning")
             return
         choice = await self.push_screen_wait(VoteScreen([p.blind_name or "" for p in panes]))
@@ -709,6 +717,7 @@ class WorkbenchApp(App[None]):
             pane.conversation.turns = pane.conversation.without_private()
             await pane.note(f"{kept_out} private turns kept from this cloud model")
         pane.forget_result()  # the status and figures were the old model's
+        self._in_round.discard(pane)  # the new model did not answer the last prompt
         self._set_summary(Text())
         if pane.target.provider == "embedded":
             self._warm_embedded(pane)

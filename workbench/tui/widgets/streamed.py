@@ -339,7 +339,9 @@ class Transcript(ScrollView, can_focus=True):
             self._relayout(self._starts[-1] + changed)
             return
         view = self.scrollable_content_region.height
-        move = self.follow and self._behind(self.line_count, round(self.scroll_y), view)
+        lines, top = self.line_count, round(self.scroll_y)
+        # A text that fits once finished is shown whole, from its first line.
+        move = self.follow and (self._behind(lines, top, view) or (lines <= view and top > 0))
         self._relayout(self._starts[-1] + changed, settle=move)
         if not move and (self.scrollable or self.virtual_size.height > view):
             self._sync_scrollbar()

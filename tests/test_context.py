@@ -133,3 +133,16 @@ async def test_a_conversation_with_no_turns_is_not_summarized() -> None:
         await context.summarize(registry, target, [Message("system", "Be brief.")])
     with pytest.raises(ProviderError, match="no earlier turns to summarize"):
         await context.summarize(registry, target, [])
+
+
+def test_a_second_summary_replaces_the_first_it_was_made_with() -> None:
+    c = Conversation()
+    c.ask("a")
+    c.answered("b")
+    c.summarized("The user said a.")
+    assert "The user said a." in c.messages()[0].content  # the next summary is asked with it
+    c.ask("c")
+    c.answered("d")
+    c.summarized("The user said a, then c.")
+    assert c.summary == "The user said a, then c."
+    assert c.messages()[0].content.count("The user said a") == 1

@@ -33,11 +33,13 @@ class Conversation:
         return [*head, *self.turns]
 
     def summarized(self, summary: str, keep: int = 0) -> int:
-        """Replace all but the last `keep` exchanges with a summary; how many turns went."""
+        """Replace all but the last `keep` exchanges, and any earlier summary, with `summary`;
+        how many turns went. The summary replaces the earlier one rather than adding to it: it
+        was asked for with the earlier one in view (`messages` carries it), so it covers it,
+        and one added to the other would repeat it and grow with every summary."""
         cut = self._exchange_start(keep)
         gone, self.turns = self.turns[:cut], self.turns[cut:]
-        joined = f"{self.summary} {summary}" if self.summary else summary
-        self.summary = joined.strip()
+        self.summary = summary.strip()
         return len(gone)
 
     def drop_oldest(self) -> int:

@@ -49,11 +49,8 @@ def _suite(folder: Path, name: str, case: str = "capital") -> Path:
 
 def _runs() -> list[RunInfo]:
     """Newest first."""
-    store = Store(locations.database_path())
-    try:
+    with Store(locations.database_path()) as store:
         return list_runs(store)
-    finally:
-        store.close()
 
 
 def _run(*args: str) -> tuple[int, RunInfo]:

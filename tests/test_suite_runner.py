@@ -58,11 +58,8 @@ def _suite(tmp_path: Path, marker: str = "XYZZY") -> Path:
 
 
 def _runs() -> list[RunInfo]:
-    store = Store(locations.database_path())
-    try:
+    with Store(locations.database_path()) as store:
         return list_runs(store)
-    finally:
-        store.close()
 
 
 def test_run_asserts_stores_and_exits_non_zero_on_a_failure(

@@ -97,11 +97,8 @@ async def test_quitting_mid_stream_stores_every_pane_cancelled_with_its_partial_
         started = time.monotonic()
         await pilot.press("ctrl+q")
     assert time.monotonic() - started < 5  # quitting stays quick
-    store = Store(locations.database_path())
-    try:
+    with Store(locations.database_path()) as store:
         rows = store.responses(batch)
-    finally:
-        store.close()
     assert sorted(str(r["target"]) for r in rows) == ["loop:a", "loop:b"]
     for row in rows:
         assert row["status"] == "cancelled"
@@ -159,12 +156,17 @@ async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> S
     return screen
 
 
+def _held(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> tuple[WorkbenchApp, list[str]]:
+    """An app on a loop server that holds its answers, and the notes the app will show."""
+    loop.hold = True
+    app = _app(loop, "loop:a")
+    return app, _notes(app, monkeypatch)
+
+
 async def test_suites_compare_waits_for_the_run_to_finish(
     loop: Loop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loop.hold = True
-    app = _app(loop, "loop:a")
-    notes = _notes(app, monkeypatch)
+    app, notes = _held(loop, monkeypatch)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _suite_running(pilot, app, loop)
         await pilot.press("f9")
@@ -177,9 +179,7 @@ async def test_suites_compare_waits_for_the_run_to_finish(
 async def test_escape_during_a_suite_run_says_how_to_finish_it(
     loop: Loop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loop.hold = True
-    app = _app(loop, "loop:a")
-    notes = _notes(app, monkeypatch)
+    app, notes = _held(loop, monkeypatch)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _suite_running(pilot, app, loop)
         await pilot.press("escape")

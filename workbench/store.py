@@ -260,6 +260,12 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 def exactness(both: object, input_exact: object, output_exact: object) -> tuple[bool, bool]:
     """Whether a stored row's input and output counts are exact. Rows written before each

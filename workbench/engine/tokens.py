@@ -68,7 +68,9 @@ class ExactCounter:
 
     exact = True
 
-    def __init__(self, count: Callable[[Sequence[Message]], int], fallback: TokenEstimator) -> None:
+    def __init__(
+        self, count: Callable[[Sequence[Message]], int], fallback: Callable[[], TokenEstimator]
+    ) -> None:
         self._count = count
         self._fallback = fallback
 
@@ -80,7 +82,7 @@ class ExactCounter:
             # A chat template may refuse messages on purpose (Gemma's raises on a system
             # prompt): that is for the request itself to report, in its pane, not for a
             # count taken before it to crash the app. The estimate stands in.
-            return self._fallback.count_messages(listed)
+            return self._fallback().count_messages(listed)
 
 
 def counter_for(target: Target, registry: Registry | None = None) -> PromptCounter:
@@ -94,7 +96,7 @@ def counter_for(target: Target, registry: Registry | None = None) -> PromptCount
         if isinstance(provider, EmbeddedProvider):
             count = provider.prompt_counter(target.model)
             if count is not None:
-                return ExactCounter(count, estimator_for(target.provider, target.model))
+                return ExactCounter(count, lambda: estimator_for(target.provider, target.model))
     return estimator_for(target.provider, target.model)
 
 

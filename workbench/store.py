@@ -1,8 +1,10 @@
 """SQLite history: every response when it ends, and arena votes.
 
 WAL mode, one transaction per record, so a crash never leaves half a record. The schema is
-versioned with `PRAGMA user_version` and upgraded by the migrations below, in order. API
-keys never reach it: nothing here stores a request's headers or the environment.
+versioned with `PRAGMA user_version` and upgraded by the migrations below, in order; each
+says which older code can still use the database after it (`Migration.readable_from`), so
+an upgrade that only adds to the schema does not lock out an older install sharing the data
+dir. API keys never reach it: nothing here stores a request's headers or the environment.
 """
 
 from __future__ import annotations
@@ -21,9 +23,31 @@ from providers.base import Message
 from workbench.engine.result import TargetResult
 from workbench.sanitize import encodable
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: responses and votes
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema, and which older code can still use a database it has reached.
+
+    `readable_from` is the oldest schema version whose code can still read and write a
+    database at this migration's version. It is the migration's own number when older code
+    would go wrong on the result: a table or column it relies on changed or gone, a NOT NULL
+    column without a default (its INSERTs would fail), something it would have to keep up to
+    date that it has never heard of. It may be lower when the migration only adds what older
+    code can ignore: nullable columns or columns with a default (every INSERT here names its
+    columns, so older code leaves them out), new tables, indexes. Newer code must then read
+    NULL in a new column as "written by code that did not know it", not only "written before".
+    It is never lower than the migration before's: what locked out older code stays in.
     """
+
+    sql: str
+    readable_from: int
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    # 1: responses and votes
+    Migration(
+        readable_from=1,
+        sql="""
     CREATE TABLE responses (
         id INTEGER PRIMARY KEY,
         created_at REAL NOT NULL,
@@ -60,8 +84,11 @@ MIGRATIONS: tuple[str, ...] = (
         winner TEXT                      -- NULL for a tie
     );
     """,
+    ),
     # 2: suite runs, their case results, and a request key for --cache
-    """
+    Migration(
+        readable_from=2,
+        sql="""
     ALTER TABLE responses ADD COLUMN request_key TEXT;
     CREATE INDEX responses_request_key ON responses(request_key);
     CREATE TABLE runs (
@@ -86,14 +113,33 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (run_id, case_id, target, attempt)
     );
     """,
+    ),
     # 3: each token count exact or estimated on its own (a server may send one and not the
     # other). NULL in rows written before, where `tokens_exact` says it for both; it is
-    # still written (both counts exact), so it keeps meaning what it meant.
-    """
+    # still written (both counts exact), so it keeps meaning what it meant. Nullable columns
+    # only: schema-2 code could use the result (had it known to look; see COMPAT_TABLE).
+    Migration(
+        readable_from=2,
+        sql="""
     ALTER TABLE responses ADD COLUMN input_tokens_exact INTEGER;
     ALTER TABLE responses ADD COLUMN output_tokens_exact INTEGER;
     """,
+    ),
 )
+
+# Where a database records the `readable_from` of the last migration it has had, written in
+# the same transaction as that migration (and added on open to databases migrated before the
+# record existed). A contract with every later and earlier release, so never altered: code
+# that opens a database newer than itself reads it to decide whether it may use it. Releases
+# from before the record (the first ones to know schema 3 included) refuse every newer
+# database whatever it says; nothing can be done for them.
+COMPAT_TABLE = "schema_compat"
+_CREATE_COMPAT = f"""
+    CREATE TABLE IF NOT EXISTS {COMPAT_TABLE} (
+        id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row
+        readable_from INTEGER NOT NULL
+    )
+"""
 
 # How long a write waits for another process's write to end before it gives up.
 BUSY_TIMEOUT_S = 30.0
@@ -128,18 +174,42 @@ class Store:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        if self.version > len(MIGRATIONS):
-            found = self.version
+        try:
+            # Before anything writes (switching to WAL rewrites the header), so that a
+            # database refused is left as it was; again in `_migrate`, under the write lock.
+            self._refuse_if_too_new()
+            self._enter_wal(deadline=time.monotonic() + BUSY_TIMEOUT_S)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
             self._db.close()
+            raise
+
+    def _refuse_if_too_new(self) -> None:
+        """A database newer than this code is used only if its record says this code can."""
+        found = self.version
+        if found <= len(MIGRATIONS):
+            return
+        # Read after the version: a process migrating it meanwhile writes both at once and
+        # never lowers the version, so the record read is that of a version past ours too.
+        readable_from = self._recorded_readable_from()
+        if readable_from is None or readable_from > len(MIGRATIONS):
             raise SchemaTooNewError(
-                f"{path} was written by a newer llm-workbench (schema version {found}; this "
-                f"one knows up to {len(MIGRATIONS)}). Upgrade llm-workbench, or set "
+                f"{self.path} was written by a newer llm-workbench (schema version {found}; "
+                f"this one knows up to {len(MIGRATIONS)}). Upgrade llm-workbench, or set "
                 "WORKBENCH_HOME to another directory."
             )
-        self._enter_wal(deadline=time.monotonic() + BUSY_TIMEOUT_S)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+
+    def _recorded_readable_from(self) -> int | None:
+        """The database's compatibility record; None when it has none (or none we can read)."""
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (COMPAT_TABLE,)
+        ).fetchone()
+        if exists is None:
+            return None
+        row = self._db.execute(f"SELECT readable_from FROM {COMPAT_TABLE}").fetchone()
+        return row[0] if row is not None and isinstance(row[0], int) else None
 
     def _enter_wal(self, deadline: float) -> None:
         # Two processes opening a new database at once both read it, then both need it
@@ -162,15 +232,33 @@ class Store:
 
     @property
     def version(self) -> int:
+        """The database's schema version: above `len(MIGRATIONS)` when a newer workbench
+        upgraded it and recorded that this one can still use it."""
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
         with self.transaction():
+            # Another process may have taken it past us since the check on open (a newer
+            # workbench opening the same new database at the same moment).
+            self._refuse_if_too_new()
+            if self.version > len(MIGRATIONS):
+                # Newer, and usable by us: its schema, its version and its record belong to
+                # the code that wrote them. Lowering either would let older code in still.
+                return
             for number in range(self.version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
+                for statement in MIGRATIONS[number].sql.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
+            # Also for a database at our version without the record (migrated before it
+            # existed), so that later older code can use it too.
+            readable_from = MIGRATIONS[-1].readable_from
+            if self._recorded_readable_from() != readable_from:
+                self._db.execute(_CREATE_COMPAT)
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO {COMPAT_TABLE} (id, readable_from) VALUES (1, ?)",
+                    (readable_from,),
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

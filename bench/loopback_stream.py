@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -261,6 +263,19 @@ async def _reply(writer: asyncio.StreamWriter, status: int, body: dict[str, obje
         + data
     )
     await writer.drain()
+
+
+def start_in_own_process(tokens: int, *, rate: float) -> tuple[subprocess.Popen[str], str]:
+    """The instrument in a process of its own (its work not counted in the caller's), and
+    its OpenAI base URL. Stop it with `terminate()`."""
+    command = [sys.executable, __file__, "--rate", str(rate), "--tokens", str(tokens)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()  # "listening on http://127.0.0.1:PORT/v1 (...)"
+    if not line.startswith("listening on "):
+        process.kill()
+        raise RuntimeError(f"the loopback instrument did not start: {line!r}")
+    return process, line.split()[2]
 
 
 def main() -> None:

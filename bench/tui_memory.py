@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import gc
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,23 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loopback_stream import start_in_own_process
+
 PANES = 4
 RSS_GOAL = 150 * 2**20
 KEEP_FACTOR = 4.0
 """Growth per turn allowed per byte of text kept: the conversation, the transcript, the
 Markdown widget's source, and the rendered blocks' own text."""
-
-
-def start_instrument(tokens: int) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, str(Path(__file__).with_name("loopback_stream.py")),
-               "--rate", "0", "--tokens", str(tokens)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "listening on http://127.0.0.1:PORT/v1 (...)"
-    if not line.startswith("listening on "):
-        process.kill()
-        raise RuntimeError(f"the loopback instrument did not start: {line!r}")
-    return process, line.split()[2]
 
 
 def rss() -> int:
@@ -108,7 +97,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--tokens", type=int, default=200, help="answer length, tokens")
     args = parser.parse_args()
-    process, url = start_instrument(args.tokens)
+    process, url = start_in_own_process(args.tokens, rate=0)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.base import ChatRequest, Message, ProviderError, StreamEvent, TextDelta
+from providers.base import ChatRequest, Message, ProviderError, StreamEvent, TextDelta, Usage
 from providers.registry import parse_target
 from workbench.config import Settings
 from workbench.engine import context, tokens
@@ -112,3 +112,70 @@ async def test_a_conversation_several_windows_long_is_summarized_piece_by_piece(
     # Planned again after each piece, with the summary it got: never more than foreseen.
     plan = context.plan_summary(target, c.messages(), window, registry=registry)
     assert len(sent) <= len(plan.pieces)
+
+
+UNCAPPED = "embedded:smollm2@temperature=0"
+"""A target that sets no max_tokens: the provider's default would let a summary run on."""
+FRUIT = ["red apple", "green pear", "yellow lemon", "blue plum", "brown nut", "white egg"]
+
+
+@pytest.mark.parametrize(("window", "room"), [(512, 512 // 4), (4096, context.SUMMARY_TOKENS)])
+def test_a_summary_is_asked_for_in_no_more_than_its_room_when_max_tokens_is_unset(
+    window: int, room: int
+) -> None:
+    target = parse_target(UNCAPPED)
+    assert target.params.max_tokens is None
+    c = lockers(12)
+    plan = context.plan_summary(target, c.messages(), window)
+    for n, piece in enumerate(plan.pieces):
+        request = plan.request(target, piece, "fact" if n else None)
+        assert request.params.max_tokens == room
+        assert request.params.temperature == 0  # the target's other settings stay
+
+
+def crates(big: int) -> Conversation:
+    """Five short lists, which SmolLM2 summarizes by listing on until it is stopped, then one
+    long one, which fits beside a summary as long as planned but not beside a longer one."""
+    c = Conversation(system="List every item of every crate, one per line, in full.")
+    for i, lines in enumerate([6] * 5 + [big]):
+        c.ask(f"List the items in crate {i}, one per line.")
+        c.answered("\n".join(f"{j + 1}. a {FRUIT[j % 6]} from crate {i}" for j in range(lines)))
+    return c
+
+
+async def test_a_rambling_summary_is_cut_at_its_room_and_the_next_piece_still_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Uncapped, the first summary ran on to the end of the window (263 tokens where 192
+    were planned), and the last crate no longer fit beside it: "even the latest turn does
+    not fit", which blamed the turn. Cut at its room, it is still a summary, and carried."""
+    window = 768
+    room = window // 4
+    registry = make_registry(Settings(embedded_context=window), ENV)
+    target = parse_target(UNCAPPED)
+    provider = registry.get(target.provider)
+    real_stream = provider.stream
+    sent: list[tuple[ChatRequest, Usage]] = []
+    answers: list[str] = []
+
+    async def stream(request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        answers.append("")
+        async for event in real_stream(request):
+            if isinstance(event, TextDelta):
+                answers[-1] += event.text
+            if isinstance(event, Usage):
+                sent.append((request, event))
+            yield event
+
+    monkeypatch.setattr(provider, "stream", stream)
+    c = crates(22)
+    summary = await context.summarize(registry, target, c.messages())
+    assert summary == answers[-1].strip()
+    assert len(sent) == 2  # the five short crates, then the long one
+    for request, usage in sent:
+        assert request.params.max_tokens == room
+        assert usage.output_tokens is not None and usage.output_tokens <= room
+        assert usage.input_tokens is not None and usage.input_tokens + room <= window
+    first = sent[0][1]
+    assert first.output_tokens == room  # cut at the cap, and kept: the next piece carries it
+    assert sent[1][0].messages[0].content.endswith(answers[0].strip())

@@ -15,13 +15,18 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 from werkzeug import Request, Response
 
+from providers.base import Message
 from tests.fault_servers import WIRES, Endless, threaded_server
 from tests.tui_helpers import send, shown, wait_finished, wait_until
 from workbench import locations
 from workbench.config import Endpoint, Settings
+from workbench.engine import context
+from workbench.engine.conversation import Conversation
 from workbench.store import Store
 from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.overflow import OverflowScreen
 from workbench.tui.screens.suites import SuitesScreen, TextScreen
+from workbench.tui.widgets.pane import Pane
 
 NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
 
@@ -69,13 +74,16 @@ def _on_screen(app: WorkbenchApp) -> str:
     return app.export_screenshot().replace("&#160;", " ")
 
 
-def _notes(app: WorkbenchApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The messages of the toasts `app` shows from now on."""
+def _notes(
+    app: WorkbenchApp, monkeypatch: pytest.MonkeyPatch, severity: str | None = None
+) -> list[str]:
+    """The messages of the toasts `app` shows from now on (only those of `severity`, if set)."""
     notes: list[str] = []
     real = app.notify
 
     def notify(message: str, **kwargs: Any) -> None:
-        notes.append(message)
+        if severity is None or kwargs.get("severity") == severity:
+            notes.append(message)
         real(message, **kwargs)
 
     monkeypatch.setattr(app, "notify", notify)
@@ -206,3 +214,93 @@ async def test_the_palette_has_one_leaderboard_and_one_screenshot_that_works(
         await wait_until(pilot, lambda: saved.is_dir() and set(saved.glob("*.svg")) > before, 5)
         await pilot.pause(0.3)
         assert "Failed to save screenshot" not in _on_screen(app)
+
+
+# --- a prompt too long for its pane's window, even once the conversation is made to fit ---
+
+WINDOW = 768
+SMOLLM2 = "embedded:smollm2@max_tokens=16,temperature=0"
+
+
+async def _embedded(pilot: Pilot[None], app: WorkbenchApp) -> Pane:
+    """The app's one pane, once its SmolLM2 is loaded with a window of WINDOW tokens (from
+    then on its prompts are counted exactly), a few turns into a conversation."""
+    (pane,) = app.panes
+    await wait_until(pilot, lambda: pane.window == WINDOW, timeout_s=30)
+    pane.conversation.system = "Be brief."
+    for i, fact in enumerate(["The vault opens with PELICAN.", "The boat is called Heron."]):
+        pane.conversation.ask(f"Remember fact {i + 1}: {fact}")
+        pane.conversation.answered(f"Noted: {fact}")
+    return pane
+
+
+def _needed(app: WorkbenchApp, pane: Pane, conversation: Conversation, prompt: str) -> int:
+    asked = [*conversation.messages(), Message("user", prompt)]
+    return context.needed(pane.target, asked, registry=app.registry)
+
+
+async def _choose(pilot: Pilot[None], app: WorkbenchApp, choice: str) -> None:
+    await wait_until(pilot, lambda: isinstance(app.screen, OverflowScreen), timeout_s=30)
+    options = app.screen.query_one(OptionList)
+    options.highlighted = options.get_option_index(choice)
+    await pilot.press("enter")
+
+
+async def _settled(pilot: Pilot[None], pane: Pane) -> None:
+    """Until the pane says it was not sent the prompt, or has the model's answer to it."""
+
+    def settled() -> bool:
+        answered = pane.result is not None and pane.result.finished
+        return answered or "not sent" in pane._document
+
+    await wait_until(pilot, settled, timeout_s=60)
+    await pilot.pause(0.2)
+
+
+async def test_a_prompt_still_too_long_after_summarizing_is_not_sent_but_the_summary_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = make_app(Settings(embedded_context=WINDOW), [SMOLLM2], env=NO_KEYS)
+    errors = _notes(app, monkeypatch, severity="error")
+    async with app.run_test(size=(140, 40)) as pilot:
+        pane = await _embedded(pilot, app)
+        # The prompt fits beside a one-token summary to the last token, and so beside no
+        # real one: one token a word, it grows until it needs the whole window.
+        floor = Conversation(pane.conversation.system, summary=".")
+        prompt = "Read both facts back to me"
+        while _needed(app, pane, floor, prompt + " now") <= WINDOW:
+            prompt += " now"
+        assert _needed(app, pane, floor, prompt) == WINDOW
+        await send(pilot, prompt)
+        await _choose(pilot, app, "summarize")
+        await _settled(pilot, pane)
+        assert pane.result is None  # nothing went to the model, which would refuse it
+        summary = pane.conversation.summary
+        assert summary and pane.conversation.turns == []  # summarized, and that is kept
+        assert _needed(app, pane, pane.conversation, prompt) > WINDOW
+        assert "summarized to fit" not in pane._document
+        (note,) = errors
+        assert "even with 4 earlier turns summarized" in note and "shorten the prompt" in note
+        assert f"the context window is {WINDOW:,}" in note
+
+
+@pytest.mark.parametrize("choice", ["drop", "summarize"])
+async def test_a_prompt_too_long_alone_loses_no_turns_and_is_not_sent(
+    choice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping every turn, or summarizing them, cannot make room for a prompt that is past
+    the window on its own: the conversation is left as it was and the user told why."""
+    app = make_app(Settings(embedded_context=WINDOW), [SMOLLM2], env=NO_KEYS)
+    errors = _notes(app, monkeypatch, severity="error")
+    async with app.run_test(size=(140, 40)) as pilot:
+        pane = await _embedded(pilot, app)
+        turns = list(pane.conversation.turns)
+        prompt = "Read this back to me. " + "The quick brown fox jumps over the lazy dog. " * 80
+        assert _needed(app, pane, Conversation(), prompt) > WINDOW
+        await send(pilot, prompt)
+        await _choose(pilot, app, choice)
+        await _settled(pilot, pane)
+        assert pane.result is None
+        assert pane.conversation.turns == turns and pane.conversation.summary is None
+        (note,) = errors
+        assert "even with no earlier turns" in note and "shorten the prompt" in note

@@ -66,8 +66,8 @@ SUMMARY_PROMPT = (
     "Keep names, numbers, facts and decisions; leave out pleasantries."
 )
 SUMMARY_TOKENS = 256
-"""Room kept for the summary when the target sets no smaller max_tokens (at most a quarter
-of the window)."""
+"""Room kept for the summary, and the most asked of it, when the target sets no smaller
+max_tokens (at most a quarter of the window)."""
 ESTIMATE_SLACK = 8
 """An estimated summary request fills the window to all but 1/this: the estimate runs a
 little short of a model's own tokenizer and chat template (SmolLM2's by ~10 % on words, ~30 %
@@ -112,6 +112,9 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
 async def _summary(
     registry: Registry, target: Target, provider: Provider, request: ChatRequest
 ) -> str:
+    """The answer to one summary request. One cut at its max_tokens (stop reason "length") is
+    kept whole: the room was paid for, and the words past the last full stop are as likely
+    as any to be the names and numbers a summary is for, so trimming them is no gain."""
     from workbench.engine.fanout import new_result, stream_target
 
     result = new_result(target, registry)
@@ -159,10 +162,11 @@ def plan_summary(
     first run carries `summary` (the summary so far, if any), each later one room for a
     summary as long as the one asked for. ProviderError if an exchange does not fit even
     alone."""
-    params = target.params
-    room = min(params.max_tokens or SUMMARY_TOKENS, window // 4)
-    if params.max_tokens is not None:  # unset stays unset: the provider's default
-        params = replace(params, max_tokens=room)
+    room = min(target.params.max_tokens or SUMMARY_TOKENS, window // 4)
+    # Capped whether the target sets max_tokens or not: the pieces after the first are planned
+    # for a summary of `room` tokens, and a longer one (the provider's default lets a model
+    # ramble on) would crowd the next piece's turns out, or push it past the window.
+    params = replace(target.params, max_tokens=room)
     head = tuple(m for m in messages if m.role == "system")
     turns = tuple(m for m in messages if m.role != "system")
     plan = SummaryPlan(params, head, turns, ())

@@ -35,6 +35,7 @@ from workbench.commands import format as fmt
 from workbench.commands.models import list_everything
 from workbench.config import Settings
 from workbench.engine import context, fit, summary, tokens
+from workbench.engine.conversation import Conversation
 from workbench.engine.fanout import new_result, prepare_all, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
@@ -364,16 +365,21 @@ class WorkbenchApp(App[None]):
                 self._in_round.add(pane)
 
     async def _make_room(self, pane: Pane, prompt: str) -> bool:
-        """Fit the conversation into the pane's window, as the user chooses; False to skip."""
+        """Fit the conversation into the pane's window, as the user chooses; False to skip.
+
+        Nothing goes out that is known not to fit: where the prompt is too long even with no
+        earlier turns, nothing is dropped or summarized, and where a summary leaves it too
+        long, the summary is kept (the turns it replaced are gone) but the prompt is not sent.
+        """
         if pane.window is None:
             return True
-        window, target = pane.window, pane.target
+        window, target, conversation = pane.window, pane.target, pane.conversation
 
-        def demand() -> int:
-            asked = [*pane.conversation.messages(), Message("user", prompt)]
+        def demand(kept: Conversation) -> int:
+            asked = [*kept.messages(), Message("user", prompt)]
             return context.needed(target, asked, registry=self.registry)
 
-        need = await asyncio.to_thread(demand)
+        need = await asyncio.to_thread(demand, conversation)
         if need <= window:
             return True
         choice: Choice = "summarize"
@@ -381,23 +387,48 @@ class WorkbenchApp(App[None]):
             choice = await self.push_screen_wait(OverflowScreen(pane.display_name, need, window))
         if choice == "skip":
             return False
+        if choice in ("drop", "summarize"):
+            # What is left with every turn gone: the summary stays when turns are dropped; a
+            # new one replaces it, and is at least a token long.
+            carried = conversation.summary if choice == "drop" else "."
+            least = await asyncio.to_thread(
+                demand, Conversation(conversation.system, summary=carried)
+            )
+            if least > window:
+                await self._not_sent(pane, least, window, "even with no earlier turns")
+                return False
         if choice == "drop":
             dropped = 0
-            while pane.conversation.turns and await asyncio.to_thread(demand) > window:
-                dropped += pane.conversation.drop_oldest()
+            while conversation.turns and await asyncio.to_thread(demand, conversation) > window:
+                dropped += conversation.drop_oldest()
             await pane.note(f"{dropped} oldest turns dropped to fit the context window")
         elif choice == "summarize":
-            turns = len(pane.conversation.turns)
+            turns = len(conversation.turns)
             try:
                 summary = await self.engine.run(
-                    context.summarize(self.registry, target, pane.conversation.messages())
+                    context.summarize(self.registry, target, conversation.messages())
                 )
             except ProviderError as exc:
                 self.notify(exc.message, severity="error")
                 return False
-            pane.conversation.summarized(summary)
+            conversation.summarized(summary)
+            need = await asyncio.to_thread(demand, conversation)
+            if need > window:  # a long prompt and the summary: kept, for a shorter prompt
+                await self._not_sent(
+                    pane, need, window, f"even with {turns} earlier turns summarized"
+                )
+                return False
             await pane.note(f"{turns} earlier turns summarized to fit the context window")
         return True
+
+    async def _not_sent(self, pane: Pane, need: int, window: int, even: str) -> None:
+        """Say, in a toast and in the pane, that the prompt was too long to send to it."""
+        why = (
+            f"not sent: {even}, the prompt and room for its answer need {need:,} tokens; "
+            f"the context window is {window:,} — shorten the prompt (↑ brings it back)"
+        )
+        self.notify(f"{pane.display_name}: {why}", severity="error")
+        await pane.note(why)
 
     async def start_turn(
         self, pane: Pane, prompt: str, batch: str | None = None, *, private: bool = False

@@ -27,7 +27,8 @@ SETTING_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 one clamps, one runs without a limit, one refuses."""
 # At the end of the model, as the known settings are split off first: `m@tempreature=1`.
 _UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_NAME_TEXT = r"[A-Za-z][A-Za-z0-9_.-]*"
+_NAME = re.compile(rf"^{_NAME_TEXT}$")
 
 
 class TargetError(ValueError):
@@ -73,13 +74,21 @@ def is_provider_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name))
 
 
+def split_targets(text: str) -> list[str]:
+    """Targets written one after another, comma-separated (a form field): a comma starts
+    the next target only where `provider:` follows it, so one target's settings
+    (`@temperature=0,max_tokens=8`) stay with it."""
+    parts = re.split(rf",[\s,]*(?={_NAME_TEXT}:|$)", text)
+    return [part.strip() for part in parts if part.strip()]
+
+
 def parse_target(text: str) -> Target:
     """`provider:model[@key=value,...]`, split on the first colon only.
 
     `ollama:llama3.2:1b` is provider `ollama`, model `llama3.2:1b`.
     """
     text = text.strip()
-    base, overrides = _split_overrides(text)
+    base, overrides = split_settings(text)
     provider, sep, model = base.partition(":")
     if not sep or not provider or not model:
         raise TargetError(
@@ -113,7 +122,8 @@ def parse_target(text: str) -> Target:
     return Target(provider, model, params, values.get("system"), values.get("label"))
 
 
-def _split_overrides(text: str) -> tuple[str, list[str]]:
+def split_settings(text: str) -> tuple[str, list[str]]:
+    """A target spec's `provider:model` and its `key=value` settings, in order."""
     # The last "@" followed by key=value starts the settings; model names may contain "@".
     match = re.search(r"@(?=(?:" + "|".join(_OVERRIDE_KEYS) + r")=)", text)
     if not match:

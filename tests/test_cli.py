@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -388,3 +389,80 @@ def test_bytes_that_are_not_utf8_are_replaced(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert loopback.prompts == ["\ufffdt\ufffd hi"]
+
+
+def test_a_reader_that_goes_away_stops_the_printing_not_the_targets(
+    tmp_path: Path, loopback: Loopback
+) -> None:
+    """`workbench ask … | head -n 1`: the answer that ends after `head` has gone is still
+    stored, with no traceback, and the exit status is the targets' own."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:fast", "-t", "loop:slow"],
+        env=workbench_env(tmp_path, loopback.url), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    try:
+        first = child.stdout.readline()
+        assert first.startswith("── loop:fast (done)"), first + child.stderr.read()
+        assert loopback.stalled.wait(60)
+        child.stdout.close()  # as `head -n 1` does once it has its line
+        loopback.release.set()  # only now does the slow answer end, and get printed
+        err = child.stderr.read()
+        code = child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err, err
+    assert code == 0
+    assert _stored(tmp_path) == [
+        ("loop:fast", "done", "The whole answer."),
+        ("loop:slow", "done", PARTIAL),
+    ]
+
+
+def test_json_to_a_reader_that_is_gone_is_stored_and_exits_quietly(
+    tmp_path: Path, llama_server: LlamaServer
+) -> None:
+    """The JSON lines are written last, after every target is stored; that they cannot be
+    written, even by Python's own flush at exit, is no error of ours."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader gone before anything arrives: `… | true`
+    targets = ["-t", "embedded:smollm2@max_tokens=4", "-t", "loop:smollm2@max_tokens=4"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "ask", "hi", "--json", *targets],
+            env=workbench_env(tmp_path, llama_server.openai_url), cwd=ROOT,
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert "BrokenPipe" not in done.stderr and "Exception" not in done.stderr, done.stderr
+    assert done.returncode == 0
+    stored = _stored(tmp_path)
+    assert [(target, status) for target, status, _ in stored] == [
+        ("embedded:smollm2@max_tokens=4", "done"),
+        ("loop:smollm2@max_tokens=4", "done"),
+    ]
+    assert all(text for _, _, text in stored)
+
+
+def test_an_endpoint_that_cannot_be_reached_is_not_available(
+    endpoint_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for Ollama: a server that refuses connections is unavailable, and says why."""
+    with endpoint_config.open("a") as config:
+        config.write('[endpoints.down]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n')
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
+    assert main(["models", "--json"]) == 0
+    listings = {entry["provider"]: entry for entry in _json_lines(capsys.readouterr().out)}
+    down, ollama = listings["down"], listings["ollama"]
+    assert (down["available"], down["error"], down["models"]) == (False, None, [])
+    assert str(down["reason"]).startswith("connection refused by down at http://127.0.0.1:1/v1")
+    assert (ollama["available"], ollama["error"]) == (False, None)  # the same, for Ollama
+    assert listings["llamacpp"]["available"] is True  # one that answers still is
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (line,) = [line for line in lines if " down (" in line]
+    assert line.startswith("· down (openai, local) — connection refused by down at http://127.")
+    assert not any("cannot list models" in line for line in lines)

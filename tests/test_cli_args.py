@@ -104,3 +104,57 @@ def test_an_endpoint_named_like_a_built_in_is_a_config_error(
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.startswith("workbench: ") and "'embedded' is a built-in provider" in err
+
+
+def test_targets_before_and_after_the_command_are_all_used(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`workbench -t A ask … -t B` asks A and B, in that order: where a -t stands never
+    drops it. A target given twice is asked twice, as `ask -t A -t A` does."""
+    a, b = "embedded:smollm2@max_tokens=2,label=a", "embedded:smollm2@max_tokens=2,label=b"
+    assert main(["-t", a, "ask", "hi", "-t", b, "--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["target"] for r in results] == [a, b]
+    assert main(["-t", a, "ask", "hi", "-t", a, "--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["target"] for r in results] == [a, a]
+
+
+def test_run_takes_targets_before_and_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    a, b = "embedded:smollm2@label=before", "embedded:smollm2@label=after"
+    assert main(["-t", a, "run", str(suite), "--report", "json", "-t", b]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {r["target"] for r in report["results"]} == {
+        "embedded:smollm2@max_tokens=2,label=before",
+        "embedded:smollm2@max_tokens=2,label=after",
+    }
+
+
+@pytest.mark.parametrize("command", ["ask", "models", "costs", "leaderboard"])
+def test_json_lines_are_called_so(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """One object per line: no votes (or nothing stored) is no lines, still valid JSON Lines."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "JSON Lines" in " ".join(capsys.readouterr().out.split())
+
+
+def test_leaderboard_json_is_a_line_per_target_and_none_without_votes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.store import Store
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    assert main(["leaderboard", "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    with Store(tmp_path / "workbench.db") as store:
+        store.add_vote("b1", ["embedded:smollm2", "llamacpp:smollm2"], "llamacpp:smollm2")
+    assert main(["leaderboard", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["target"], r["wins"], r["battles"]) for r in rows] == [
+        ("llamacpp:smollm2", 1, 1),
+        ("embedded:smollm2", 0, 1),
+    ]

@@ -83,3 +83,57 @@ def test_settings_out_of_range_are_pointed_at(tmp_path: Path, setting: str, frag
     path = _config(tmp_path, f"private = false\n{setting}\n")
     with pytest.raises(ConfigError, match=f"{path}:2: {fragment}"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "fragment"),
+    [
+        (
+            "127.0.0.1:18931/v1",
+            "'127.0.0.1:18931/v1' needs its scheme: write base_url = \"http://127.0.0.1:18931/v1\"",
+        ),
+        ("ftp://h/v1", "the scheme must be http:// or https://, not ftp://"),
+        ("http:///v1", "names no host"),
+        ("http://h:99999/v1", "the port must be a number from 0 to 65535"),
+    ],
+)
+def test_a_base_url_that_cannot_work_is_refused_up_front(
+    tmp_path: Path, base_url: str, fragment: str
+) -> None:
+    """Not at the first request, with an HTTP library's words: here, naming file, line,
+    endpoint and the fix."""
+    path = _config(
+        tmp_path, f'[endpoints.x]\nkind = "openai"\nbase_url = "{base_url}"\nmodels = ["m"]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:3: endpoints.x.base_url: ") and fragment in message
+
+
+def test_an_ollama_base_url_may_leave_out_the_scheme_as_ollama_host_does(tmp_path: Path) -> None:
+    path = _config(tmp_path, '[endpoints.box]\nkind = "ollama"\nbase_url = "127.0.0.1:11434"\n')
+    assert load_settings(path).endpoints["box"].base_url == "127.0.0.1:11434"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            'target = ["embedded:smollm2"]\n',
+            "1: target: unknown key 'target' (did you mean 'targets'?); known keys: targets, ",
+        ),
+        (
+            '[endpoints.x]\nkind = "openai"\nbase_url = "http://h/v1"\nmodel = ["m"]\n',
+            "4: endpoints.x.model: unknown key 'model' (did you mean 'models'?); known keys: "
+            "kind, base_url, api_key_env, models",
+        ),
+    ],
+)
+def test_a_mistyped_key_is_pointed_at_with_the_key_meant(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    path = _config(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value).startswith(f"{path}:{said}")

@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any, TypeVar
+from xml.etree import ElementTree as ET
 
 import pytest
+from pydantic import BaseModel
 
 from providers.base import Message
 from providers.registry import BUILTIN
+from tests.llama_server import LlamaServer
+from workbench import locations
+from workbench.cli import main
+from workbench.store import Store
 from workbench.suites.loader import SuiteError, load_suite, render_messages
 from workbench.suites.promptfoo import is_promptfoo, load_promptfoo
+from workbench.suites.runs import RunInfo, list_runs
 from workbench.suites.schema import (
     Contains,
+    ContainsAll,
+    ContainsAny,
     Equals,
     IContains,
+    IContainsAll,
+    IContainsAny,
     Json,
     MaxCost,
     MaxLatency,
+    Not,
     NotContains,
     Regex,
     StartsWith,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 CONFIG = """\
 description: Capitals
@@ -89,6 +105,11 @@ evaluateOptions: {maxConcurrency: 4}
 """
 
 
+def loaded(model: type[M], **fields: Any) -> M:
+    """An assertion with fields only the loader may set (promptfoo's exact semantics)."""
+    return model.model_validate(fields, context={"internal": True})
+
+
 def write(tmp_path: Path, config: str, name: str = "promptfooconfig.yaml") -> Path:
     path = tmp_path / name
     path.write_text(config, encoding="utf-8")
@@ -113,6 +134,8 @@ def test_every_supported_assertion_converts_and_the_rest_are_listed(tmp_path: Pa
     assert suite.endpoints == {"local-8080": "http://127.0.0.1:8080/v1"}
     assert [case.id for case in suite.cases] == ["france", "test-2", "test-3 [1]", "test-3 [2]"]
     france = suite.cases[0]
+    capital_schema = {"type": "object", "required": ["capital"],
+                      "properties": {"capital": {"type": "string"}}}  # fmt: skip
     assert france.vars == {"style": "briefly", "country": "France", "capital": "Paris"}
     assert france.expect == [
         MaxLatency(value=5.0),
@@ -120,24 +143,34 @@ def test_every_supported_assertion_converts_and_the_rest_are_listed(tmp_path: Pa
         IContains(value="paris"),
         NotContains(value="London"),
         Regex(value=r"\bParis\b"),
-        Equals(value="Paris"),
-        StartsWith(value="The capital"),
-        Json(),
-        Json(required=["capital"], anywhere=True),
+        loaded(Equals, value="Paris", exact=True),
+        loaded(StartsWith, value="The capital", exact=True),
+        loaded(Json, exact=True),
+        loaded(Json, anywhere=True, json_schema=capital_schema),
         MaxCost(value=0.002),
-        Contains(value="Paris"),
-        Contains(value="France"),
+        ContainsAll(value=["Paris", "France"]),
     ]
-    assert suite.cases[1].expect == [MaxLatency(value=5.0), Json(required=["name"])]
+    assert france.unchecked == [
+        "llm-rubric 'is polite'",
+        "similar 'Paris is the capital'",
+        "javascript 'output.length < 100'",
+    ]
+    name_schema = {"type": "object", "required": ["name"], "additionalProperties": False}
+    assert suite.cases[1].expect == [
+        MaxLatency(value=5.0),
+        loaded(Json, exact=True, json_schema=name_schema),
+    ]
     assert [c.vars["country"] for c in suite.cases[2:]] == ["Peru", "Chile"]
+    assert suite.unchecked == [
+        "defaultTest.assert[1] (every test): assertion 'llm-rubric' cannot be checked here",
+        "tests[0] 'france': assertion 'similar' cannot be checked here",
+        "tests[0] 'france': assertion 'javascript' cannot be checked here",
+        "tests[1] 'test-2': assertion 'python' cannot be checked here",
+    ]
     assert suite.unsupported == [
         "prompts: 2 prompts given; only the first is run",
         "providers[5].config.response_format: not supported (ignored)",
-        "defaultTest.assert[1] (every test): assertion 'llm-rubric' is not supported (skipped)",
-        "tests[0] 'france': assertion 'similar' is not supported (skipped)",
-        "tests[0] 'france': assertion 'javascript' is not supported (skipped)",
-        "tests[1] 'test-2': assertion 'python' is not supported (skipped)",
-        "tests[1] 'test-2': is-json schema checked for required keys only",
+        *suite.unchecked,
     ]
     assert render_messages(suite, france) == [
         Message("user", "Name the capital of France, briefly.\n")
@@ -272,3 +305,177 @@ def test_endpoints_count_as_known_providers(tmp_path: Path) -> None:
         "api.example.com": "https://api.example.com/v1",
         "local-1234": "http://localhost:1234/v1",
     }
+
+
+CHECKS = """\
+prompts: ['Capital of {{country}}?']
+providers: [openai:gpt-4o-mini]
+tests:
+  - vars: {country: France}
+    assert:
+      - type: contains-any
+        value: '"Paris, France", Lyon ,, Nice'
+      - type: icontains-any
+        value: [paris, '{{country}}']
+      - type: icontains-all
+        value: paris, france
+      - type: not-icontains
+        value: Berlin
+      - type: not-contains-any
+        value: [Rome, Madrid]
+      - type: not-equals
+        value: Lyon
+      - type: not-is-json
+      - type: not-regex
+        value: '^\\d+$'
+      - type: is-json
+        value: {type: object, properties: {name: {type: string, minLength: 1}}}
+      - type: contains
+        value: Paris
+        transform: output.toUpperCase()
+      - type: not-latency
+        threshold: 100
+      - type: equals
+        value: {capital: Paris}
+      - type: contains-json
+        value: file://schema.json
+"""
+
+
+def test_promptfoo_checks_convert_as_promptfoo_reads_them(tmp_path: Path) -> None:
+    (france,) = load_suite(write(tmp_path, CHECKS)).cases
+    assert france.expect == [
+        ContainsAny(value=["Paris, France", "Lyon", "Nice"]),  # its comma-separated form
+        IContainsAny(value=["paris", "France"]),
+        IContainsAll(value=["paris", "france"]),
+        Not(value=IContains(value="Berlin")),
+        Not(value=ContainsAny(value=["Rome", "Madrid"])),
+        Not(value=loaded(Equals, value="Lyon", exact=True)),
+        Not(value=loaded(Json, exact=True)),
+        Not(value=Regex(value=r"^\d+$")),
+    ]
+    assert france.unchecked == [
+        'is-json {"type": "object", "properties": {"name": {"type": "string"…',
+        "contains 'Paris'",
+        "not-latency",
+        'equals {"capital": "Paris"}',
+        "contains-json 'file://schema.json'",
+    ]
+    assert [line.split(": ", 1)[1] for line in load_suite(write(tmp_path, CHECKS)).unchecked] == [
+        "is-json schema with minLength cannot be checked here",
+        "assertion 'contains' with a transform cannot be checked here",
+        "assertion 'not-latency' cannot be checked here",
+        "assertion 'equals' with a JSON value cannot be checked here",
+        "contains-json with a schema file cannot be checked here",
+    ]
+
+
+def test_an_unterminated_quote_in_a_comma_separated_value_is_an_error(tmp_path: Path) -> None:
+    config = HEAD + "tests:\n  - vars: {country: x}\n    assert:\n" \
+        "      - type: contains-any\n        value: '\"Paris, Lyon'\n"  # fmt: skip
+    path = write(tmp_path, config)
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    assert str(caught.value) == f"{path}:7: tests[0].assert[0].value: unterminated quoted value"
+
+
+def _runs() -> list[RunInfo]:
+    with Store(locations.database_path()) as store:
+        return list_runs(store)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    return tmp_path
+
+
+def test_failing_promptfoo_checks_fail_the_run(
+    home: Path, llama_server: LlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """contains-any and not-icontains used to be skipped, and the test passed."""
+    path = write(home, f"""\
+prompts: ["Answer briefly: {{{{question}}}}"]
+providers:
+  - id: openai:chat:smollm2
+    config: {{apiBaseUrl: "{llama_server.openai_url}", temperature: 0, max_tokens: 16}}
+tests:
+  - description: two plus two
+    vars: {{question: "What is 2+2?"}}
+    assert:
+      - type: contains-any
+        value: ["zebra-not-there", "XYZZY"]
+      - type: not-regex
+        value: "^"
+""")  # fmt: skip
+    assert main(["run", str(path), "--out", str(home / "r.xml")]) == 1
+    out = capsys.readouterr().out
+    assert "contains_any ['zebra-not-there', 'XYZZY']: answer contains none of" in out
+    assert "not regex /^/: answer passes regex /^/, and must not" in out
+    (suite,) = ET.parse(home / "r.xml").getroot()
+    assert (suite.get("failures"), suite.get("skipped")) == ("1", "0")
+
+
+RUBRIC = """\
+prompts: ["What is the capital of France?"]
+providers: [openai:gpt-4o-mini]
+tests:
+  - description: judged only
+    assert:
+      - type: llm-rubric
+        value: names Paris
+  - description: judged and checked
+    assert:
+      - type: llm-rubric
+        value: names Paris
+      - type: not-icontains
+        value: XYZZY
+"""
+
+
+def test_a_check_that_cannot_run_is_refused_before_anything_runs(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(home, RUBRIC)
+    assert main(["run", str(path), "-t", "embedded:smollm2"]) == 2
+    err = capsys.readouterr().err
+    assert "these promptfoo checks cannot be run here" in err
+    assert "tests[0] 'judged only': assertion 'llm-rubric' cannot be checked here" in err
+    assert "--skip-unsupported" in err
+    assert not _runs()
+
+
+def test_with_skip_unsupported_a_test_left_with_no_check_is_skipped_not_passed(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.cli import build_parser
+    from workbench.commands.run import run_command
+    from workbench.config import load_settings
+
+    path = write(home, RUBRIC)
+    codes = []
+    for out in ("r.xml", "r.json", "r.md", "r.csv"):
+        args = build_parser().parse_args(
+            ["run", str(path), "-t", "embedded:smollm2@temperature=0,max_tokens=8", "--cache",
+             "--out", str(home / out), "--skip-unsupported"]
+        )  # fmt: skip
+        codes.append(run_command(args, load_settings()))
+    assert codes == [0, 0, 0, 0]  # the only check that ran passed; nothing failed
+    (suite,) = ET.parse(home / "r.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "1")
+    assert "not checked (--skip-unsupported): tests[0] 'judged only'" in capsys.readouterr().err
+    skipped = suite.find("testcase[@name='judged only']/skipped")
+    assert skipped is not None
+    assert "llm-rubric 'names Paris': not checked" in (skipped.get("message") or "")
+    assert suite.find("testcase[@name='judged and checked']/skipped") is None
+    report = json.loads((home / "r.json").read_text())
+    judged = {r["case"]: (r["passed"], r["skipped"]) for r in report["results"]}
+    assert judged == {"judged only": (False, True), "judged and checked": (True, False)}
+    assert report["totals"][0]["passed"] == 1 and report["totals"][0]["skipped"] == 1
+    md = (home / "r.md").read_text()
+    assert "| 1/1 (100%), 1 not checked |" in md and "## Not checked" in md
+    rows = {r["case"]: r for r in csv.DictReader((home / "r.csv").open())}
+    assert rows["judged only"]["passed"] == "False" and rows["judged only"]["skipped"] == "True"

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
-from workbench.suites.assertions import Outcome, check, check_all
+from workbench.suites.assertions import NOT_CHECKED, Outcome, check, check_all
 from workbench.suites.schema import Assertion
 
 ASSERTION: TypeAdapter[Assertion] = TypeAdapter(Assertion)
@@ -57,6 +57,12 @@ PASSING = [
     {"max_output_tokens": 17},
     {"min_length": 10},
     {"max_length": 200},
+    {"contains_any": ["Berlin", "Paris"]},
+    {"icontains_any": ["berlin", "PARIS"]},
+    {"contains_all": ["Paris", "France"]},
+    {"icontains_all": ["paris", "FRANCE"]},
+    {"not": {"icontains": "berlin"}},
+    {"not": {"contains_all": ["Paris", "Berlin"]}},
 ]
 
 
@@ -85,6 +91,16 @@ FAILING = [
     ({"max_output_tokens": 16}, "max_output_tokens 16", "17 output tokens; at most 16 allowed"),
     ({"min_length": 100}, "min_length 100", "answer is 66 characters; at least 100 required"),
     ({"max_length": 20}, "max_length 20", "answer is 66 characters; at most 20 allowed"),
+    ({"contains_any": ["Berlin", "paris"]}, "contains_any ['Berlin', 'paris']",
+     f"answer contains none of 'Berlin', 'paris'; it begins: {PARIS[:60]!r}…"),
+    ({"icontains_any": ["berlin", "ROME"]}, "icontains_any ['berlin', 'ROME']",
+     f"answer contains none of 'berlin', 'ROME' (case-insensitive); it begins: {PARIS[:60]!r}…"),
+    ({"contains_all": ["Paris", "Rome", "Berlin"]}, "contains_all ['Paris', 'Rome', 'Berlin']",
+     f"answer lacks 'Rome', 'Berlin'; it begins: {PARIS[:60]!r}…"),
+    ({"icontains_all": ["PARIS", "rome"]}, "icontains_all ['PARIS', 'rome']",
+     f"answer lacks 'rome' (case-insensitive); it begins: {PARIS[:60]!r}…"),
+    ({"not": {"icontains": "PARIS"}}, "not icontains 'PARIS'",
+     f"answer passes icontains 'PARIS', and must not; it begins: {PARIS[:60]!r}…"),
 ]  # fmt: skip
 
 
@@ -190,3 +206,77 @@ def test_missing_timings_fail() -> None:
     assert outcome({"max_latency_s": 1}, answer(e2e_s=None)).reason == (
         "no end-to-end time was measured"
     )
+
+
+def loaded(spec: Any) -> Assertion:
+    """An assertion as the promptfoo loader makes it (fields a suite file may not set)."""
+    return ASSERTION.validate_python(spec, context={"internal": True})
+
+
+def test_promptfoos_equals_starts_with_and_is_json_are_exact() -> None:
+    """promptfoo compares the raw answer: no spaces forgiven, no ```json block unwrapped."""
+    equals = loaded({"type": "equals", "value": "Paris", "exact": True})
+    assert check(equals, answer("Paris")).passed
+    assert check(equals, answer("Paris\n")) == Outcome(
+        False, "equals 'Paris' (exactly)", "answer is not exactly 'Paris'; it is 'Paris\\n'"
+    )
+    starts = loaded({"type": "starts_with", "value": "Paris", "exact": True})
+    assert not check(starts, answer(" Paris is")).passed
+    assert check(starts, answer("Paris is")).passed
+    is_json = loaded({"type": "json", "exact": True})
+    assert check(is_json, answer('{"a": 1}')).passed
+    assert not check(is_json, answer('```json\n{"a": 1}\n```')).passed
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "age"],
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "additionalProperties": False,
+}
+SCHEMA_CASES = [
+    ('{"name": "Ada", "age": 36}', None),
+    ('{"name": "Ada", "age": 36.0}', None),  # an integer to JSON Schema
+    ('{"name": "Ada"}', "JSON does not match the schema: $: lacks 'age'"),
+    ('{"name": "Ada", "age": "36"}',
+     "JSON does not match the schema: $.age: expected integer, got string"),
+    ('{"name": "Ada", "age": true}',
+     "JSON does not match the schema: $.age: expected integer, got boolean"),
+    ('{"name": "Ada", "age": 36, "x": 1}',
+     "JSON does not match the schema: $: has 'x', which the schema does not allow"),
+    ('[{"name": "Ada", "age": 36}]',
+     "JSON does not match the schema: $: expected object, got array"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "reason"), SCHEMA_CASES)
+def test_a_json_schema_is_checked(text: str, reason: str | None) -> None:
+    outcome = check(loaded({"type": "json", "exact": True, "json_schema": SCHEMA}), answer(text))
+    assert (outcome.passed, outcome.reason or None) == (reason is None, reason)
+
+
+def test_contains_json_with_a_schema_passes_on_any_json_that_matches() -> None:
+    """promptfoo's contains-json: every JSON value in the answer is tried against the schema."""
+    spec = loaded({"type": "json", "anywhere": True, "json_schema": SCHEMA})
+    two = 'First {"name": "Bo"}, then {"name": "Ada", "age": 36}.'
+    assert check(spec, answer(two)).passed
+    nested = 'Here: {"person": {"name": "Ada", "age": 36}}'  # only the outer value counts
+    assert check(spec, answer(nested)).reason == (
+        "no JSON in the answer matches the schema: $: lacks 'name', 'age'"
+    )
+
+
+def test_an_unchecked_check_is_skipped_and_never_a_pass() -> None:
+    from workbench.suites.runs import CaseResult
+
+    label = "llm-rubric 'is polite'"
+    only = check_all([], answer(), [label])
+    assert only == [Outcome(False, label, NOT_CHECKED, skipped=True)]
+    alone = CaseResult("c", "openai:gpt-4o-mini", 0, answer(), only)
+    assert alone.skipped and not alone.passed
+    contains = ASSERTION.validate_python({"contains": "Paris"})
+    mixed = CaseResult("c", "t", 0, answer(), check_all([contains], answer(), [label]))
+    assert mixed.passed and not mixed.skipped  # the check that ran passed
+    failed = answer(status="failed", error="boom", cost=None)
+    unanswered = CaseResult("c", "t", 0, failed, check_all([], failed, [label]))
+    assert not unanswered.passed and not unanswered.skipped  # a failed request fails

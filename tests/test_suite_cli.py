@@ -8,6 +8,8 @@ import io
 import json
 import re
 import shutil
+import sys
+import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -18,8 +20,9 @@ from werkzeug import Request, Response
 from tests.fault_servers import OpenAIWire
 from workbench import locations
 from workbench.cli import main
+from workbench.commands.format import fit_target
 from workbench.store import Store
-from workbench.suites.runs import RunInfo, list_runs
+from workbench.suites.runs import RunInfo, list_runs, start_run
 
 SUITE = """\
 name: {name}
@@ -221,3 +224,168 @@ def test_a_failed_request_names_its_target_once(
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗ ")]
     assert line.startswith("✗ capital × evil:e500@"), line
     assert line.count("evil:e500") == 1 and "no answer: failed: server error (HTTP 500)" in line
+
+
+@pytest.mark.parametrize("how", ["--private", "private = true"])
+def test_private_mode_fails_cloud_targets_in_their_place_and_runs_the_local_ones(
+    home: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to crash with a traceback, leaving an empty unfinished run behind."""
+    first = ["--private"] if how == "--private" else []
+    if how != "--private":
+        (home / "config.toml").write_text(how + "\n")
+    alpha = str(_suite(home, "alpha"))
+    code = main([*first, "run", alpha, "-t", "embedded:smollm2", "-t", "openai:gpt-4o-mini",
+                 "--out", str(home / "r.json")])  # fmt: skip
+    assert code == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("✗ ")]
+    assert line.startswith("✗ capital × openai:gpt-4o-mini@temperature=0,max_tokens=8,seed=1: "
+                           "no answer: failed: private mode: openai sends prompts off this "
+                           "machine")  # fmt: skip
+    results = json.loads((home / "r.json").read_text())["results"]
+    assert {(r["target"].split("@")[0], r["passed"]) for r in results} == {
+        ("embedded:smollm2", True), ("openai:gpt-4o-mini", False)
+    }  # fmt: skip
+    (run,) = _runs()
+    assert run.finished_at is not None
+
+
+def test_a_run_with_no_results_is_never_latest_or_previous(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that stopped before its first result (a crash, a kill) has nothing to compare:
+    as the baseline it made the next run fail with "no case × target in common"."""
+    alpha = _suite(home, "alpha")
+    _, first = _run(str(alpha))
+    with Store(locations.database_path()) as store:
+        start_run(store, RunInfo("crashed0000", time.time(), None, "alpha", str(alpha),
+                                 ["embedded:smollm2"], {}))  # fmt: skip
+    code, second = _run(str(alpha), "--baseline", "latest")
+    assert code == 0
+    assert f"# alpha: {first.id[:8]} → {second.id[:8]}" in capsys.readouterr().out
+    with Store(locations.database_path()) as store:
+        start_run(store, RunInfo("crashed0001", time.time(), None, "alpha", str(alpha),
+                                 ["embedded:smollm2"], {}))  # fmt: skip
+    assert main(["compare", "--json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    assert (comparison["before"], comparison["after"]) == (first.id, second.id)
+    assert main(["history"]) == 0
+    assert "alpha (unfinished)" in capsys.readouterr().out  # still listed, and resumable
+
+
+def test_t_replaces_suite_targets_that_name_unknown_providers(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = home / "elsewhere.yaml"
+    path.write_text(SUITE.format(name="elsewhere", case="capital").replace(
+        "targets: [embedded:smollm2]", "targets: [lmstudio:qwen2.5-7b]"))  # fmt: skip
+    assert main(["run", str(path), "-t", "embedded:smollm2"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 2  # without -t the suite's own targets must exist
+    assert "unknown provider 'lmstudio'" in capsys.readouterr().err
+    assert main(["run", str(path), "-t", "nosuch:model"]) == 2
+    assert "workbench run: -t nosuch:model: unknown provider 'nosuch'" in capsys.readouterr().err
+    assert main(["run", str(path), "-t", "embedded"]) == 2
+    assert "target 'embedded' is not provider:model" in capsys.readouterr().err
+
+
+def test_comparing_a_run_with_itself_is_an_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = str(_suite(home, "alpha"))
+    _, first = _run(alpha)
+    _, second = _run(alpha)
+    capsys.readouterr()
+    assert main(["compare", "latest"]) == 2
+    assert (f"both sides are run {second.id} — did you mean `workbench compare previous "
+            "latest`?") in capsys.readouterr().err  # fmt: skip
+    assert main(["compare", first.id, first.id[:6]]) == 2
+    assert f"did you mean `workbench compare previous {first.id[:6]}`?" in capsys.readouterr().err
+    assert main(["compare", "previous", "latest"]) == 0
+    assert main(["run", "--resume", second.id, "--baseline", second.id]) == 2
+    assert "that is the run being resumed" in capsys.readouterr().err
+
+
+MANY = """\
+name: many
+targets: [embedded:smollm2]
+params: {temperature: 0, max_tokens: 8, seed: 1}
+prompt: "Say {{word}}."
+cases:
+"""
+
+
+def test_a_target_that_cannot_answer_is_named_once_not_once_per_case_and_check(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = home / "many.yaml"
+    path.write_text(MANY + "".join(
+        f"  - id: c{n}\n    vars: {{word: w{n}}}\n    expect: [{{not_contains: XYZZY}}, "
+        "{max_latency_s: 60}]\n" for n in range(4)))  # fmt: skip
+    args = ["run", str(path), "-t", "embedded:smollm2", "-t", "openai:gpt-4o-mini"]
+    assert main([*args, "--repeat", "2", "--out", str(home / "r.xml")]) == 1
+    out = capsys.readouterr().out
+    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
+    assert failures == [
+        "✗ openai:gpt-4o-mini@temperature=0,max_tokens=8,seed=1: no answer to 4 cases "
+        "(8 requests): failed: OPENAI_API_KEY is not set — export it to use openai targets"
+    ]
+    suites = {s.get("name", "").split("@")[0]: s for s in ET.parse(home / "r.xml").getroot()}
+    openai = suites["openai:gpt-4o-mini"]
+    assert (openai.get("tests"), openai.get("failures")) == ("8", "8")  # every cell marked
+    message = openai.find("testcase/failure").get("message")  # type: ignore[union-attr]
+    assert message == ("no answer: failed: OPENAI_API_KEY is not set — export it to use openai "
+                       "targets")  # fmt: skip
+
+
+LONG = [
+    "embedded:smollm2@temperature=0,max_tokens=128,seed=1",
+    "embedded:smollm2@temperature=0.5,max_tokens=256,seed=1",
+]
+
+
+class Terminal(io.StringIO):
+    """Output that says it is a terminal, so the tables take the terminal's width."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_80_columns_no_setting_value_is_cut(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`max_tokens=12…` (of 128), or a header wrapped into `max_tokens=2` / `56`, read as
+    other settings than the target has."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERM", "dumb")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert main(["run", str(_suite(home, "alpha")), "-t", LONG[0], "-t", LONG[1]]) == 0
+    out = terminal.getvalue()
+    assert set(re.findall(r"max_tokens=(\d*)", out)) == {"128", "256"}
+    assert set(re.findall(r"temperature=([\d.]*)", out)) == {"0", "0.5"}
+    assert "[1] embedded:smollm2@temperature=0,…" in out
+    legend = [f"[1] {LONG[0]}", f"[2] {LONG[1]}"]  # shortened names, spelled out
+    lines = out.splitlines()
+    assert lines[lines.index(legend[0]) + 1] == legend[1]
+    assert max(len(line) for line in lines if line not in legend) <= 80
+
+
+@pytest.mark.parametrize(("width", "shown"), [
+    (60, "embedded:smollm2@temperature=0,max_tokens=128,seed=1"),
+    (50, "embedded:smollm2@temperature=0,max_tokens=128,…"),
+    (40, "embedded:smollm2@temperature=0,…"),
+    (20, "embedded:smollm2@…"),
+    (15, "embedded:smo…@…"),
+])  # fmt: skip
+def test_fit_target_drops_whole_settings_before_cutting_the_model(width: int, shown: str) -> None:
+    assert fit_target(LONG[0], width) == shown
+    assert len(fit_target(LONG[0], width)) <= width
+
+
+def test_fit_target_keeps_commas_inside_a_system_prompt() -> None:
+    name = "openai:gpt-4o-mini@system=Be brief, be kind,label=nice"
+    assert fit_target(name, 45) == "openai:gpt-4o-mini@system=Be brief, be kind,…"
+    assert fit_target(name, 44) == "openai:gpt-4o-mini@…"
+    assert fit_target("openai:gpt-4o-mini", 12) == "openai:gpt-…"

@@ -9,18 +9,34 @@ import pytest
 from providers.base import Message
 from providers.registry import BUILTIN
 from workbench.suites.loader import SuiteError, load_suite, render_messages
-from workbench.suites.schema import IContains, Json, MaxLatency, Regex, Suite
+from workbench.suites.schema import (
+    ContainsAny,
+    IContains,
+    IContainsAll,
+    Json,
+    MaxLatency,
+    Not,
+    Regex,
+    Suite,
+)
 from workbench.suites.source import MAX_BYTES
 from workbench.suites.template import TemplateError, render, variables_in
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 KNOWN = (
-    "contains, icontains, not_contains, starts_with, equals, regex, json, max_latency_s, "
-    "max_ttft_s, max_cost_usd, max_output_tokens, min_length, max_length"
+    "contains, icontains, not_contains, starts_with, equals, regex, contains_any, icontains_any, "
+    "contains_all, icontains_all, json, not, max_latency_s, max_ttft_s, max_cost_usd, "
+    "max_output_tokens, min_length, max_length"
 )
 HEAD = 'name: demo\nprompt: "Capital of {{country}}?"\n'
 
 BAD_FILES: list[tuple[str, str | bytes, str]] = [
+    (
+        "bad assertion inside not",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+        "      - not: {contains_any: []}\n",
+        "7: cases[0].expect[0].value.value: needs at least 1 item, got 0",
+    ),
     (
         "unknown key",
         HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expct: []\n",
@@ -314,6 +330,32 @@ cases:
         Message("system", "Answer briefly."),
         Message("user", "What is the capital of France?"),
     ]
+
+
+def test_any_all_and_not_in_a_suite_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+        "      - contains_any: [Paris, 75]\n"
+        "      - icontains_all: [paris, france]\n"
+        "      - not: {icontains: berlin}\n"
+        "      - {type: not, value: {type: contains_any, value: [Rome, Madrid]}}\n"
+    )
+    expect = load_suite(path).cases[0].expect
+    assert expect == [
+        ContainsAny(value=["Paris", "75"]),
+        IContainsAll(value=["paris", "france"]),
+        Not(value=IContains(value="berlin")),
+        Not(value=ContainsAny(value=["Rome", "Madrid"])),
+    ]
+
+
+def test_promptfoos_exact_forms_are_not_for_suite_files(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+                    "      - {equals: Paris, exact: true}\n")  # fmt: skip
+    with pytest.raises(SuiteError, match="unknown key 'exact'; known keys: value, type"):
+        load_suite(path)
 
 
 def test_aliases_within_the_limit_are_fine(tmp_path: Path) -> None:

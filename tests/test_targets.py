@@ -13,6 +13,7 @@ from providers.registry import (
     TargetError,
     is_loopback_url,
     parse_target,
+    split_targets,
 )
 
 
@@ -148,3 +149,17 @@ def test_loopback_detection(url: str | None, local: bool) -> None:
 
 def test_target_spec_round_trips_without_overrides() -> None:
     assert Target("openai", "gpt-4o-mini").spec == "openai:gpt-4o-mini"
+
+
+def test_a_list_of_targets_splits_where_the_next_target_starts() -> None:
+    # A form field of targets: a comma inside one target's settings is not between targets.
+    written = (
+        "embedded:smollm2@temperature=0,max_tokens=8, ollama:llama3.2:1b,,"
+        "openai:gpt-4o@system=Hi, you,"
+    )
+    assert split_targets(written) == [
+        "embedded:smollm2@temperature=0,max_tokens=8",
+        "ollama:llama3.2:1b",
+        "openai:gpt-4o@system=Hi, you",
+    ]
+    assert split_targets(" , ") == [] and split_targets("") == []

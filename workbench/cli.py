@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from providers.base import GenParams, Message
-from providers.registry import SETTING_RANGES, Registry, Target, TargetError, parse_target
+from providers.registry import (
+    SETTING_RANGES,
+    Registry,
+    Target,
+    TargetError,
+    is_loopback_url,
+    parse_target,
+)
 from workbench.config import ConfigError, Settings, load_settings
 from workbench.wiring import make_registry
 
@@ -50,18 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-p", type=_ranged(float, *SETTING_RANGES["top_p"]))
     ask.add_argument("--max-tokens", type=_ranged(int, *SETTING_RANGES["max_tokens"]))
     ask.add_argument("--seed", type=int)
-    ask.add_argument("--json", action="store_true", help="one JSON object per target, per line")
+    ask.add_argument("--json", action="store_true", help="JSON Lines: one object per target")
 
     models = commands.add_parser("models", help="list the targets available right now")
-    models.add_argument("--json", action="store_true", help="JSON instead of a table")
+    models.add_argument("--json", action="store_true",
+                        help="JSON Lines instead of a table: one object per provider "
+                        "(with --fit, per model)")  # fmt: skip
     models.add_argument("--fit", action="store_true",
                         help="which local models fit this machine's memory")  # fmt: skip
     models.add_argument("--context", type=_at_least(1),
                         help="context to size the KV cache for; implies --fit")  # fmt: skip
 
     serve = commands.add_parser("serve", help="the TUI in a web browser (textual-serve)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (0.0.0.0: every interface; there is no login, so anyone "
+        "who can reach the port can use the app and its API keys)",
+    )  # fmt: skip
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--public-url", type=_public_url, metavar="URL",
+        help="the address browsers use to reach the server (behind a proxy, or by another "
+        "name), e.g. http://box.lan:8000; the page loads its scripts and websocket from "
+        "there (default: --host and --port; for 0.0.0.0 or ::, this machine's hostname)",
+    )  # fmt: skip
 
     _add_suite_parsers(commands)
 
@@ -77,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_ranged(float, lambda n: n > 0, "more than 0 (for all time, leave --days out)"),
         help="only the last N days (default: all time)",
     )
-    costs.add_argument("--json", action="store_true")
+    costs.add_argument("--json", action="store_true",
+                       help="JSON Lines instead of a table: one object per target "
+                       "(nothing stored yet: no lines)")  # fmt: skip
 
     prices = commands.add_parser("prices", help="where prices come from, and how old they are")
     prices.add_argument("--update", action="store_true", help="fetch the latest prices")
@@ -86,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     board = commands.add_parser("leaderboard", help="win rates per target from blind votes")
-    board.add_argument("--json", action="store_true", help="JSON instead of a table")
+    board.add_argument("--json", action="store_true",
+                       help="JSON Lines instead of a table: one object per target "
+                       "(no votes yet: no lines)")  # fmt: skip
     return parser
 
 
@@ -129,6 +152,9 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     run.add_argument("--cache", action="store_true",
                      help="answer identical temperature-0 requests from the store")  # fmt: skip
     run.add_argument("--resume", metavar="RUN_ID", help="finish a run that was interrupted")
+    run.add_argument("--skip-unsupported", action="store_true",
+                     help="run a promptfoo config even if some of its checks cannot run here; "
+                     "they are reported as not checked, never as passed")  # fmt: skip
     run.add_argument(
         "--report",
         choices=["csv", "json", "junit", "md"],
@@ -147,7 +173,7 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     cmp.add_argument("before", nargs="?", default="previous", help=which)
     cmp.add_argument("after", nargs="?", default="latest", help=which)
-    cmp.add_argument("--json", action="store_true")
+    cmp.add_argument("--json", action="store_true", help="one JSON document instead of Markdown")
 
     history = commands.add_parser("history", help="past suite runs (--chats: comparisons)")
     history.add_argument(
@@ -188,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ask":
         return _ask(args, settings)
     if args.command == "run":
-        # As with ask, targets given before the command name stand in for the command's own.
-        args.run_targets = args.run_targets or args.target
+        # As with ask: targets before the command name, then those after it.
+        args.run_targets = args.target + args.run_targets
         from workbench.commands.run import run_command
 
         return run_command(args, settings)
@@ -254,9 +280,56 @@ def _serve(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "workbench.cli"]
     for target in args.target:
         command += ["-t", target]
-    print(f"workbench: serving on http://{args.host}:{args.port}", file=sys.stderr)
-    Server(shlex.join(command), host=args.host, port=args.port, title="llm-workbench").serve()
+    public_url = args.public_url or _served_at(args.host, args.port)
+    if not is_loopback_url(f"http://{_bracketed(args.host)}"):
+        print(
+            f"workbench: warning: listening on {args.host}, beyond this machine, with no "
+            f"login: anyone who can reach port {args.port} can use the app as you, with its "
+            "targets, the API keys it was started with, and the history",
+            file=sys.stderr,
+        )
+    said = f"workbench: serving on {public_url}"
+    if args.public_url is None and args.host in _EVERYWHERE:
+        said += " (the page sends browsers here; if they know this machine by another name, "
+        said += "give --public-url)"
+    print(said, file=sys.stderr)
+    Server(
+        shlex.join(command), host=args.host, port=args.port, title="llm-workbench",
+        public_url=public_url,
+    ).serve()  # fmt: skip
     return 0
+
+
+def _public_url(text: str) -> str:
+    """An argparse type: an http(s) URL with a host, without the trailing slash that
+    textual-serve would double."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL with a host, like http://box.lan:8000"
+        )
+    return text.rstrip("/")
+
+
+_EVERYWHERE = ("0.0.0.0", "::", "")
+"""Hosts that listen on every interface: no address a browser can be sent to."""
+
+
+def _served_at(host: str, port: int) -> str:
+    """Where browsers reach `host`: an address that listens everywhere is not one they can
+    use, so the page names this machine's hostname instead."""
+    import socket
+
+    if host in _EVERYWHERE:
+        host = socket.gethostname()
+    return f"http://{_bracketed(host)}:{port}"
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 address as a URL writes it."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -272,7 +345,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print("workbench ask: the prompt is empty", file=sys.stderr)
         return 2
     try:
-        targets = _targets(args.ask_targets or args.target or settings.targets, args)
+        # `-t A ask … -t B` is `ask … -t A -t B`: where a -t stands never drops it.
+        targets = _targets(args.target + args.ask_targets or settings.targets, args)
     except TargetError as exc:
         print(f"workbench ask: {exc}", file=sys.stderr)
         return 2
@@ -365,15 +439,24 @@ def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:
 
 
 def entry() -> None:
+    from workbench.commands.format import discard
     from workbench.store import SchemaTooNewError
 
+    code: int | None = None
     try:
-        sys.exit(main())
+        code = main()
+        sys.stdout.flush()  # here, where a reader gone away is handled, not at exit
     except SchemaTooNewError as exc:  # every command opens the store; one message for all
         print(f"workbench: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # a Ctrl-C no command handles itself: no traceback
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`| head`). Its status is its own business, so the command's
+        # stands when it got to decide one; cut off before that, 1, as Python's docs say.
+        discard(sys.stdout)
+        sys.exit(1 if code is None else code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from providers.registry import BUILTIN, is_provider_name
 from workbench import locations
+from workbench.suites.validation import StrictModel, problem
 
 MIN_EMBEDDED_CONTEXT = 256
 """Below this, a system prompt and a question hardly fit."""
@@ -24,10 +28,8 @@ class ConfigError(Exception):
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class Endpoint(BaseModel):
+class Endpoint(StrictModel):
     """A named server: its targets are written `<name>:<model>`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["openai", "anthropic", "ollama"]
     """Which wire protocol the server speaks."""
@@ -52,10 +54,10 @@ class Endpoint(BaseModel):
     """Models to list when the server cannot say which it has."""
 
 
-class Settings(BaseModel):
-    """Everything the config file can set; every field has a safe default."""
+class Settings(StrictModel):
+    """Everything the config file can set; every field has a safe default.
 
-    model_config = ConfigDict(extra="forbid")
+    An unknown key is refused with the closest known one (a typo), as in suite files."""
 
     targets: list[str] = Field(default_factory=lambda: ["embedded:smollm2"])
     """Targets used when none are given on the command line."""
@@ -91,7 +93,34 @@ class Settings(BaseModel):
                     f"{name!r} cannot start a target: use letters, digits, '.', '-' and '_', "
                     "starting with a letter"
                 )
+        for name, endpoint in endpoints.items():
+            if fix := _url_problem(endpoint):
+                raise problem("base_url", fix, at=(name, "base_url"))
         return endpoints
+
+
+def _url_problem(endpoint: Endpoint) -> str | None:
+    """What is wrong with a base URL that would fail only when a request is sent.
+
+    Checked here rather than on `Endpoint` itself: `run` builds endpoints from promptfoo
+    configs, whose URLs are that file's to check. Ollama's own rules leave the scheme out
+    (`127.0.0.1:11434`, as `OLLAMA_HOST`); the other kinds' SDKs need it."""
+    url = endpoint.base_url.strip()
+    if "://" not in url:
+        if endpoint.kind == "ollama" and url:
+            return None
+        example = f"http://{url or '127.0.0.1:8080/v1'}"
+        return f"{url!r} needs its scheme: write base_url = {json.dumps(example)}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r}: the scheme must be http:// or https://, not {parts.scheme}://"
+    if not parts.hostname:
+        return f"{url!r} names no host: write it like http://127.0.0.1:8080/v1"
+    try:
+        parts.port  # noqa: B018 - reading it is the check
+    except ValueError:
+        return f"{url!r}: the port must be a number from 0 to 65535"
+    return None
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -123,13 +152,19 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(str(p) for p in err["loc"])
-        at = _key_line(text, loc)
-        where = f"{path}:{at}" if at else str(path)
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        message = err["msg"].removeprefix("Value error, ")  # pydantic's words for our own
-        raise ConfigError(f"{where}: {'.'.join(loc)}: {message}{more}") from None
+        raise ConfigError(_validation_problem(path, text, exc)) from None
+
+
+def _validation_problem(path: Path, text: str, exc: ValidationError) -> str:
+    """`file:LINE: key.path: message`, for the first problem; the line is the key's."""
+    err: ErrorDetails = exc.errors()[0]
+    # A problem raised above the key it is about says where below it (`problem(at=...)`).
+    loc = tuple(str(p) for p in (*err["loc"], *(err.get("ctx") or {}).get("at", ())))
+    at = _key_line(text, loc)
+    where = f"{path}:{at}" if at else str(path)
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    message = err["msg"].removeprefix("Value error, ")  # pydantic's words for our own
+    return f"{where}: {'.'.join(loc)}: {message}{more}"
 
 
 _TOML_AT = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")

@@ -32,8 +32,19 @@ class _Printer:
         """Parts of each target's answer already written."""
         self._held = ""
         self._finished: set[int] = set()
+        self.closed = False
+        """The reader went away (`| head`): nothing more is written."""
 
     def update(self, result: TargetResult) -> None:
+        if self.closed:
+            return
+        try:
+            self._update(result)
+        except BrokenPipeError:
+            self.closed = True
+            fmt.discard(self._out)
+
+    def _update(self, result: TargetResult) -> None:
         key = id(result)
         if self._single:
             # Only the parts that arrived since the last update: O(new text) per update.
@@ -74,6 +85,8 @@ async def run_ask(
 
     Cancelled (Ctrl-C), it prints and stores every target's result so far, the unfinished
     ones marked cancelled with their partial text, then lets the cancellation propagate.
+    If the reader of `out` goes away (`| head`), printing stops quietly; every target still
+    runs to its end and is stored, and the exit status is still the targets' own.
     """
     out = out or sys.stdout
     printer = None if as_json else _Printer(out, single=len(targets) == 1)
@@ -100,18 +113,26 @@ async def run_ask(
             if not result.finished:  # cancelled before its stream began
                 result.status = "cancelled"
                 update(result)
-        _report(results, as_json, out)
+        _report(results, as_json, out, printer)
         raise
-    _report(results, as_json, out)
+    _report(results, as_json, out, printer)
     return 0 if all(r.status == "done" for r in results) else 1
 
 
-def _report(results: Sequence[TargetResult], as_json: bool, out: TextIO) -> None:
-    if as_json:
-        for result in results:
-            out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-    else:
-        print_metrics(results, out)
+def _report(
+    results: Sequence[TargetResult], as_json: bool, out: TextIO, printer: _Printer | None
+) -> None:
+    if printer is not None and printer.closed:
+        return
+    try:
+        if as_json:
+            for result in results:
+                out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        else:
+            print_metrics(results, out)
+        out.flush()  # here, not in Python's flush at exit, which would complain
+    except BrokenPipeError:
+        fmt.discard(out)
 
 
 def _target_of(result: TargetResult, targets: Sequence[Target]) -> Target:

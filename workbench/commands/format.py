@@ -3,10 +3,13 @@ that already names their target."""
 
 from __future__ import annotations
 
-from typing import TextIO
+import os
+from typing import IO, TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 
+from providers.registry import split_settings
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean_line
 
@@ -68,9 +71,35 @@ def cost(result: TargetResult) -> str:
     return result.cost.label if result.cost else "–"
 
 
+def discard(out: IO[str]) -> None:
+    """The reader of `out` went away (`workbench … | head`): what is still written to it,
+    and what Python flushes at exit, goes to /dev/null instead of failing on every write.
+
+    The usual fix (Python's docs, "Note on SIGPIPE"), without exiting: the command goes on.
+    """
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file: nothing left to fail
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's own exits with status 1, from wherever it is printing: in `ask`, before
+        # the last answers are stored. Stop printing instead; the command decides the rest.
+        self.quiet = True
+        discard(self.file)
+
+
 def console(out: TextIO) -> Console:
-    """A Rich console that prints model text as text: no markup, no highlighting, no emoji."""
-    return Console(
+    """A Rich console that prints model text as text: no markup, no highlighting, no emoji.
+    If the reader goes away, it stops printing quietly (`discard`)."""
+    return _Console(
         file=out,
         width=console_width(out),
         markup=False,
@@ -83,3 +112,36 @@ def console(out: TextIO) -> Console:
 def error_text(result: TargetResult) -> str:
     """The result's error on one clean line, on a line that names its target already."""
     return clean_line(result.error_here)
+
+
+def fit_target(name: str, width: int) -> str:
+    """A target's name (`provider:model@key=value,…`) in at most `width` cells, never with a
+    setting's value cut short, which would change its meaning (`max_tokens=12…` of 128):
+    whole settings are dropped from the end, and `…` says so
+    (`embedded:smollm2@temperature=0,…`). Only when even `provider:model` does not fit is
+    the model name cut (`openai:gpt-4o-m…@…`)."""
+    if cell_len(name) <= width:
+        return name
+    head, settings = split_settings(name)
+    for keep in range(len(settings) - 1, 0, -1):
+        shown = f"{head}@{','.join(settings[:keep])},…"
+        if cell_len(shown) <= width:
+            return shown
+    more = "@…" if settings else ""
+    if cell_len(head + more) <= width:
+        return head + more
+    provider, colon, _ = head.partition(":")
+    room = width - cell_len(provider + colon + "…" + more)
+    if colon and room >= 1:
+        return provider + colon + _cut(head[len(provider) + 1 :], room) + "…" + more
+    return _cut(name, width - 1) + "…" if width >= 1 else ""
+
+
+def _cut(text: str, width: int) -> str:
+    """The longest start of `text` that takes at most `width` cells."""
+    used = 0
+    for index, char in enumerate(text):
+        used += cell_len(char)
+        if used > width:
+            return text[:index]
+    return text

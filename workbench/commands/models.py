@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from rich.table import Table
@@ -17,6 +17,9 @@ from workbench.commands import format as fmt
 from workbench.engine import pricing
 from workbench.engine.fanout import price_source
 from workbench.sanitize import clean_line
+
+_UNREACHABLE = ("offline", "connection", "timeout")
+"""Errors that say the server cannot be reached, rather than that it refused the list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ async def _listing(registry: Registry, a: Availability) -> ProviderListing:
     try:
         infos = await registry.list_models(a.provider)
     except ProviderError as exc:
+        if exc.kind in _UNREACHABLE:  # a server that is not there is not available
+            return ProviderListing(replace(a, available=False, reason=exc.message), [], None)
         return ProviderListing(a, [], exc.message)
     source = price_source(registry, a.provider)
     rows = [

@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -98,15 +100,27 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     registry = make_registry(registry_settings)
     for name in suite.endpoints:
         registry.kind(name)
-    suite = load_suite(path, known_providers=registry.names)
+    if not specs:  # -t replaces the suite's targets: theirs need not name known providers
+        suite = load_suite(path, known_providers=registry.names)
     targets = suite_targets(suite, specs or None)
     if not targets:
         print("workbench run: the suite names no targets; give some with -t", file=sys.stderr)
         return 2
-    for target in targets:
-        registry.kind(target.provider)
+    for spec, target in zip(specs or suite.targets, targets, strict=True):
+        try:
+            registry.kind(target.provider)
+        except TargetError as exc:
+            raise TargetError(f"-t {spec}: {exc}" if args.run_targets else str(exc)) from None
+    skip_unsupported = bool(args.skip_unsupported) or bool(
+        resumed is not None and resumed.options.get("skip_unsupported")
+    )
+    if suite.unchecked and not skip_unsupported:
+        raise UsageError(_unchecked_refusal(path, suite.unchecked))
     for line in suite.unsupported:
-        print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
+        if line in suite.unchecked:
+            print(f"workbench run: not checked (--skip-unsupported): {line}", file=sys.stderr)
+        else:
+            print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
     baseline = None
     if args.baseline:
         baseline = _baseline(store, args.baseline, suite.name, resumed)
@@ -115,6 +129,8 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     else:
         run_id = uuid.uuid4().hex[:12]
         options = {"repeat": repeat, "concurrency": args.concurrency, "cache": args.cache}
+        if skip_unsupported:
+            options["skip_unsupported"] = True
         start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(path.resolve()),
                                  [t.spec for t in targets], options))  # fmt: skip
     jobs = [
@@ -156,8 +172,20 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         print(compare.as_markdown(comparison), file=human)
     if report_failed:
         return 2
-    failed = sum(not r.passed for r in results)
+    failed = len(report.failed(results))
     return 0 if failed == 0 and regressed == 0 else 1
+
+
+def _unchecked_refusal(path: Path, lines: list[str]) -> str:
+    """Why a promptfoo config whose checks include some we cannot run does not run as it is:
+    its tests would pass on the checks that are left, where promptfoo could fail them."""
+    listed = "".join(f"\n  {clean_line(line)}" for line in lines)
+    return (
+        f"{path}: these promptfoo checks cannot be run here, so the tests that use them "
+        f"could pass where promptfoo fails them:{listed}\nRemove them, or run with "
+        "--skip-unsupported to run the rest: a test none of whose checks can run is then "
+        "reported as not checked (JUnit <skipped>), never as passed"
+    )
 
 
 def report_format(kind: str | None, out: Path | None) -> str | None:
@@ -188,6 +216,9 @@ def _baseline(store: Store, ref: str, suite: str, resumed: RunInfo | None) -> Ru
     suite before the one being made (or resumed), which is itself the latest."""
     if ref not in KEYWORDS:
         baseline = resolve_run(store, ref)
+        if resumed is not None and baseline.id == resumed.id:
+            raise UsageError(f"--baseline {ref}: that is the run being resumed; compare it "
+                             "with an earlier run, or drop --baseline")  # fmt: skip
         if baseline.suite != suite:
             print(f"workbench run: warning: the baseline {baseline.id} is a run of suite "
                   f"{baseline.suite!r}, not {suite!r}: cases are matched by id alone",
@@ -219,7 +250,7 @@ async def _run_with_progress(
 
         def on_result(result: CaseResult) -> None:
             nonlocal failed
-            failed += not result.passed
+            failed += not result.passed and not result.skipped
             progress.update(task, advance=1, failed=failed)
 
         try:
@@ -236,35 +267,95 @@ async def _run_with_progress(
 def _print_results(suite: str, run_id: str, results: list[CaseResult], out: TextIO) -> None:
     console = fmt.console(out)
     targets = list(dict.fromkeys(r.target for r in results))
+    case_ids = list(dict.fromkeys(r.case_id for r in results))
     grid = {(c.case_id, c.target): c for c in report.cells(results)}
+    totals = report.totals(results)
+    figures = [(t.pass_label, fmt.seconds(t.p50_s), fmt.seconds(t.p90_s), t.cost_label)
+               for t in totals]  # fmt: skip
+    # Each target's column of the matrix gets an equal share of the width beside the case
+    # column, and the summary's target column what its figures leave (`_fit_names`).
+    case_width = min(max((cell_len(clean_line(c)) for c in case_ids), default=4), 30)
+    share = (console.width - 1 - (case_width + 3)) // max(len(targets), 1) - 3
+    beside = sum(max(cell_len(s) for s in column) + 2 for column in zip(*figures, strict=True))
+    names, summary_names, legend = _fit_names(targets, share, console.width - beside - 2)
     table = Table(title=f"{clean_line(suite)} — run {run_id}", header_style="bold")
-    table.add_column("case")
-    for target in targets:
-        table.add_column(Text(clean_line(target)), overflow="fold")
-    for case_id in dict.fromkeys(r.case_id for r in results):
+    table.add_column("case", max_width=case_width, overflow="fold")
+    for name in names:
+        table.add_column(Text(name), overflow="fold")
+    for case_id in case_ids:
         row: list[Text | str] = [Text(clean_line(case_id))]
         for target in targets:
             cell = grid.get((case_id, target))
             text = report.cell_text(cell) if cell else "–"
-            row.append(Text(text, style="green" if cell and cell.passed else "red"))
+            row.append(Text(text, style=_style(cell)))
         table.add_row(*row)
     console.print(table)
     summary = Table(box=None, header_style="bold")
     for column in ("target", "pass rate", "p50", "p90", "cost"):
-        summary.add_column(column, justify="left" if column == "target" else "right")
-    for t in report.totals(results):
-        summary.add_row(Text(clean_line(t.target)), f"{t.passed}/{t.cases} ({t.pass_rate:.0%})",
-                        fmt.seconds(t.p50_s), fmt.seconds(t.p90_s), t.cost_label)  # fmt: skip
+        summary.add_column(column, justify="left" if column == "target" else "right",
+                           no_wrap=column == "target")  # fmt: skip
+    for name, row_figures in zip(summary_names, figures, strict=True):
+        summary.add_row(Text(name), *row_figures)
     console.print(summary)
-    for r in results:
-        if not r.passed:
-            reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
-            why = "; ".join(reasons) or f"{r.result.status}: {fmt.error_text(r.result)}"
-            console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
-                               f"{clean_line(why)}", style="red"))  # fmt: skip
+    for line in legend:
+        console.print(Text(line, style="dim"))
+    _print_failures(results, console)
     cached = sum(r.cached for r in results)
     if cached:
         console.print(f"{cached} answers came from the cache.")
+
+
+def _fit_names(
+    targets: list[str], width: int, summary_width: int
+) -> tuple[list[str], list[str], list[str]]:
+    """The targets' names for the matrix's columns and the summary's rows, and a legend.
+
+    Names that fit are shown whole. Otherwise each target is numbered and its name
+    shortened without cutting a setting's value (`fmt.fit_target`); unless the summary
+    shows every name whole, the legend spells each out, so that two targets that differ
+    only in a dropped setting stay apart."""
+    full = [clean_line(t) for t in targets]
+    if all(cell_len(n) <= min(width, summary_width) for n in full):
+        return full, full, []
+    marks = [f"[{n}] " for n in range(1, len(full) + 1)]
+    names, summary_names = (
+        [mark + fmt.fit_target(name, max(room, 12) - len(mark))
+         for mark, name in zip(marks, full, strict=True)]
+        for room in (width, summary_width)
+    )  # fmt: skip
+    legend = [mark + name for mark, name in zip(marks, full, strict=True)]
+    return names, summary_names, [] if summary_names == legend else legend
+
+
+def _print_failures(results: list[CaseResult], console: Console) -> None:
+    """One line per failed case × target; a target whose requests all failed alike (a
+    missing API key, private mode) gets one line for all of them, not one per case."""
+    unanswered: dict[tuple[str, str], list[CaseResult]] = {}
+    for r in report.failed(results):
+        if r.result.status != "done":
+            unanswered.setdefault((r.target, report.failure_reason(r)), []).append(r)
+            continue
+        console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
+                           f"{clean_line(report.failure_reason(r))}", style="red"))  # fmt: skip
+    for (target, why), group in unanswered.items():
+        cases = len({r.case_id for r in group})
+        if len(group) == 1:
+            line = f"{group[0].case_id} × {target}: {why}"
+        else:
+            times = f" ({len(group)} requests)" if len(group) != cases else ""
+            many = f"no answer to {cases} case{'s' if cases != 1 else ''}{times}"
+            line = f"{target}: {why.replace('no answer', many, 1)}"
+        console.print(Text(f"✗ {clean_line(line)}", style="red"))
+    if unchecked := report.skipped(results):
+        console.print(Text(f"– {len(unchecked)} answers not checked: every check of their "
+                           "case is a promptfoo check workbench cannot run",
+                           style="yellow"))  # fmt: skip
+
+
+def _style(cell: report.Cell | None) -> str:
+    if cell is not None and cell.passed:
+        return "green"
+    return "yellow" if cell is not None and cell.skipped else "red"
 
 
 def _write_report(
@@ -290,6 +381,11 @@ def compare_command(args: argparse.Namespace) -> int:
     store = Store(locations.database_path())
     try:
         before, after = resolve_pair(store, args.before, args.after)
+        if before.id == after.id:  # `compare latest`: an empty comparison, which passes
+            after_ref = "latest" if args.after == "previous" else args.after
+            print(f"workbench compare: both sides are run {before.id} — did you mean "
+                  f"`workbench compare previous {after_ref}`?", file=sys.stderr)  # fmt: skip
+            return 2
         if warning := compare.suite_mismatch(before, after):
             print(f"workbench compare: {warning}", file=sys.stderr)
         comparison = compare.compare_runs(store, before, after)

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.engine.pricing import format_usd
 from workbench.engine.result import TargetResult
+from workbench.suites import json_schema
 from workbench.suites.schema import (
     Assertion,
     Contains,
+    ContainsAll,
+    ContainsAny,
     Equals,
     IContains,
+    IContainsAll,
+    IContainsAny,
     Json,
     MaxCost,
     MaxLatency,
@@ -26,12 +31,14 @@ from workbench.suites.schema import (
     MaxOutputTokens,
     MaxTtft,
     MinLength,
+    Not,
     NotContains,
     Regex,
     StartsWith,
 )
 
 _EXCERPT = 60
+_JSON_START = re.compile(r"[\[{]")
 _FENCED = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
@@ -42,10 +49,20 @@ class Outcome:
     """The assertion as a person reads it, e.g. `icontains 'paris'`."""
     reason: str = ""
     """Why it failed; empty when it passed."""
+    skipped: bool = False
+    """Not checked at all (a promptfoo check workbench cannot run): neither passed nor
+    failed. `passed` is False, so that nothing counts it as a pass by mistake."""
 
 
-def check_all(assertions: Sequence[Assertion], result: TargetResult) -> list[Outcome]:
-    return [check(assertion, result) for assertion in assertions]
+NOT_CHECKED = "not checked: workbench cannot run this promptfoo check"
+
+
+def check_all(
+    assertions: Sequence[Assertion], result: TargetResult, unchecked: Sequence[str] = ()
+) -> list[Outcome]:
+    """Every assertion's outcome, then one skipped outcome per check in `unchecked`."""
+    outcomes = [check(assertion, result) for assertion in assertions]
+    return outcomes + [Outcome(False, label, NOT_CHECKED, skipped=True) for label in unchecked]
 
 
 def check(assertion: Assertion, result: TargetResult) -> Outcome:
@@ -61,9 +78,15 @@ def describe(assertion: Assertion) -> str:
     match assertion:
         case Regex(value=value, flags=flags):
             return f"regex /{value}/{flags}"
-        case Json(required=required, anywhere=anywhere):
+        case Json(required=required, anywhere=anywhere, json_schema=schema):
             keys = f" with keys {', '.join(required)}" if required else ""
+            if schema is not None:
+                keys += " matching its schema"
             return f"json{' (anywhere in the answer)' if anywhere else ''}{keys}"
+        case Not(value=inner):
+            return f"not {describe(inner)}"
+        case Equals(exact=True) | StartsWith(exact=True):
+            return f"{assertion.type} {assertion.value!r} (exactly)"
         case MaxLatency(value=v) | MaxTtft(value=v):
             return f"{assertion.type} {v:g}"
         case MaxCost(value=v):
@@ -84,10 +107,24 @@ def _failure(assertion: Assertion, result: TargetResult) -> str | None:
             return f"answer does not contain {value!r} (case-insensitive); {_begins(text)}"
         case NotContains(value=value) if value in text:
             return f"answer contains {value!r}: {_around(text, text.index(value), len(value))}"
-        case StartsWith(value=value) if not text.lstrip().startswith(value):
+        case StartsWith(value=value, exact=True) if not text.startswith(value):
+            return f"answer does not start with {value!r}; {_begins(text)}"
+        case StartsWith(value=value, exact=False) if not text.lstrip().startswith(value):
             return f"answer does not start with {value!r}; {_begins(text.lstrip())}"
-        case Equals(value=value) if text.strip() != value.strip():
+        case Equals(value=value, exact=True) if text != value:
+            return f"answer is not exactly {value!r}; it is {_short(text)}"
+        case Equals(value=value, exact=False) if text.strip() != value.strip():
             return f"answer is not {value!r} (ignoring surrounding spaces); it is {_short(text)}"
+        case ContainsAny(value=values) if not any(v in text for v in values):
+            return f"answer contains none of {_listed(values)}; {_begins(text)}"
+        case IContainsAny(value=values) if not any(_has(text, v) for v in values):
+            return f"answer contains none of {_listed(values)} (case-insensitive); {_begins(text)}"
+        case ContainsAll(value=values) if missing := [v for v in values if v not in text]:
+            return f"answer lacks {_listed(missing)}; {_begins(text)}"
+        case IContainsAll(value=values) if missing := [v for v in values if not _has(text, v)]:
+            return f"answer lacks {_listed(missing)} (case-insensitive); {_begins(text)}"
+        case Not(value=inner) if _failure(inner, result) is None:
+            return f"answer passes {describe(inner)}, and must not; {_begins(text)}"
         case Regex() if not assertion.compiled.search(text):
             return f"no match for /{assertion.value}/{assertion.flags}; {_begins(text)}"
         case Json():
@@ -109,10 +146,20 @@ def _failure(assertion: Assertion, result: TargetResult) -> str | None:
 
 
 def _json_failure(assertion: Json, text: str) -> str | None:
+    schema = assertion.json_schema
+    if assertion.anywhere and schema is not None:
+        # promptfoo's contains-json: any JSON value in the answer that matches the schema
+        found = list(_json_values(text))
+        if not found:
+            return f"answer holds no JSON; {_begins(text)}"
+        whys = [json_schema.check(schema, data) for data in found]
+        return None if None in whys else f"no JSON in the answer matches the schema: {whys[0]}"
     try:
-        data = _parse_json(text, anywhere=assertion.anywhere)
+        data = _parse_json(text, anywhere=assertion.anywhere, exact=assertion.exact)
     except ValueError as exc:
         return f"answer is not valid JSON ({exc}); {_begins(text)}"
+    if schema is not None and (why := json_schema.check(schema, data)) is not None:
+        return f"JSON does not match the schema: {why}"
     if not assertion.required:
         return None
     if not isinstance(data, dict):
@@ -123,24 +170,34 @@ def _json_failure(assertion: Json, text: str) -> str | None:
     return None
 
 
-def _parse_json(text: str, *, anywhere: bool) -> Any:
-    """The whole answer as JSON, else its first ```json block, else (anywhere) any JSON in it."""
+def _parse_json(text: str, *, anywhere: bool, exact: bool = False) -> Any:
+    """The whole answer as JSON, else (unless `exact`) its first ```json block, else
+    (anywhere) any JSON in it."""
     try:
         return json.loads(text)
     except ValueError as exc:
         first_error = exc
     block = _FENCED.search(text)
-    if block and not anywhere:
+    if block and not anywhere and not exact:
         return json.loads(block.group(1))
     if anywhere:
-        decoder = json.JSONDecoder()
-        for match in re.finditer(r"[\[{]", text):
-            try:
-                return decoder.raw_decode(text, match.start())[0]
-            except ValueError:
-                continue
+        for data in _json_values(text):
+            return data
         raise ValueError("no JSON object or array found")
     raise first_error
+
+
+def _json_values(text: str) -> Iterator[Any]:
+    """Every JSON object or array in the text, in order; not those inside one found."""
+    decoder = json.JSONDecoder()
+    start = 0
+    while (match := _JSON_START.search(text, start)) is not None:
+        try:
+            data, start = decoder.raw_decode(text, match.start())
+        except ValueError:
+            start = match.start() + 1
+            continue
+        yield data
 
 
 def _over(value: float | None, limit: float, verb: str, missing: str) -> str | None:
@@ -160,6 +217,14 @@ def _cost_failure(result: TargetResult, limit: float) -> str | None:
     if cost.usd > limit:
         return f"cost {cost.label}; at most {format_usd(limit)} allowed"
     return None
+
+
+def _has(text: str, value: str) -> bool:
+    return value.casefold() in text.casefold()
+
+
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(map(repr, values))
 
 
 def _short(text: str) -> str:

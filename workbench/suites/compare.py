@@ -48,8 +48,14 @@ class Comparison:
 
 
 def compare_runs(store: Store, before: RunInfo, after: RunInfo) -> Comparison:
-    """Raises LookupError when the runs share no case × target: such a comparison lists
-    everything as new or gone and, finding no regression, would pass a CI gate unseen."""
+    """Raises LookupError when the runs share no case × target, or are one run: such a
+    comparison lists everything as new or gone, or nothing at all, and finding no
+    regression, would pass a CI gate unseen."""
+    if before.id == after.id:
+        raise LookupError(
+            f"both sides are run {before.id} ({before.suite!r}): a run compared with itself "
+            "shows no change"
+        )
     old = {(c.case_id, c.target): c for c in cells(case_results(store, before.id))}
     new = {(c.case_id, c.target): c for c in cells(case_results(store, after.id))}
     if not old.keys() & new.keys():

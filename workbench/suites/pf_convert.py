@@ -12,13 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from providers.registry import BUILTIN, is_loopback_url
+from workbench.suites import json_schema
 from workbench.suites.template import TemplateError, render
 from workbench.suites.validation import Loc
 
-_SAME = {"contains": "contains", "icontains": "icontains", "not-contains": "not_contains",
-         "equals": "equals", "starts-with": "starts_with", "regex": "regex"}  # fmt: skip
-_EACH = {"contains-all": "contains", "icontains-all": "icontains"}
+_SAME = {"contains": "contains", "icontains": "icontains", "equals": "equals",
+         "starts-with": "starts_with", "regex": "regex"}  # fmt: skip
+_LISTS = {"contains-any": "contains_any", "icontains-any": "icontains_any",
+          "contains-all": "contains_all", "icontains-all": "icontains_all"}  # fmt: skip
+_LIMITS = ("latency", "cost")
 _PROVIDERS = ("openai", "anthropic", "ollama")
 _CHAT_APIS = {"chat", "messages", "responses"}
 _OTHER_APIS = {"completion", "embedding", "embeddings", "assistant", "image", "realtime",
@@ -118,34 +123,110 @@ def _provider_and_model(provider_id: str) -> tuple[str, str]:
     return provider, rest
 
 
-def convert_assertion(
-    item: Any, variables: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Our assertions for one promptfoo assertion (none when unsupported), and a note if any."""
+class Unsupported(Exception):
+    """A promptfoo check that cannot run here; `str()` says which and why."""
+
+
+def convert_assertion(item: Any, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Our assertion for one promptfoo assertion, checked as promptfoo checks it.
+
+    Raises Unsupported for a check that cannot run here, ConvertError for one that is wrong.
+    A `not-` prefix negates any text or JSON check, as in promptfoo.
+    """
     if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
         raise ConvertError("an assertion needs a `type`")
     kind, value = item["type"], item.get("value")
+    if "transform" in item:  # the check would see other text than promptfoo's does
+        raise Unsupported(f"assertion {kind!r} with a transform")
+    if kind == "not-contains":
+        return {"type": "not_contains", "value": _rendered(value, variables)}
+    if kind.startswith("not-") and kind not in _LIMITS:
+        base = dict(item, type=kind.removeprefix("not-"))
+        if base["type"] in _LIMITS:
+            raise Unsupported(f"assertion {kind!r}")
+        try:
+            return {"type": "not", "value": convert_assertion(base, variables)}
+        except Unsupported:
+            raise Unsupported(f"assertion {kind!r}") from None
     if kind in _SAME:
-        return [{"type": _SAME[kind], "value": _rendered(value, variables)}], None
-    if kind in _EACH:
-        values = value if isinstance(value, list) else [value]
-        return [{"type": _EACH[kind], "value": _rendered(v, variables)} for v in values], None
+        if isinstance(value, Mapping | list):
+            raise Unsupported(f"assertion {kind!r} with a JSON value")
+        exact = {"exact": True} if kind in ("equals", "starts-with") else {}
+        return {"type": _SAME[kind], "value": _rendered(value, variables), **exact}
+    if kind in _LISTS:
+        return {"type": _LISTS[kind], "value": _values(kind, value, variables)}
     if kind in ("is-json", "contains-json"):
-        schema = value if isinstance(value, Mapping) else {}
-        required = schema.get("required") if isinstance(schema.get("required"), list) else []
-        partial = value is not None and (
-            not isinstance(value, Mapping) or set(schema) - {"type", "required", "properties"}
-        )
-        note = f"{kind} schema checked for required keys only" if partial else None
-        return [{"type": "json", "required": required, "anywhere": kind == "contains-json"}], note
-    if kind in ("latency", "cost"):
+        return _json(kind, value)
+    if kind in _LIMITS:
         threshold = item.get("threshold")
         if not isinstance(threshold, int | float) or isinstance(threshold, bool):
             raise ConvertError(f"{kind} needs a numeric threshold")
         if kind == "latency":
-            return [{"type": "max_latency_s", "value": threshold / 1000}], None
-        return [{"type": "max_cost_usd", "value": threshold}], None
-    return [], f"assertion {kind!r} is not supported (skipped)"
+            return {"type": "max_latency_s", "value": threshold / 1000}
+        return {"type": "max_cost_usd", "value": threshold}
+    raise Unsupported(f"assertion {kind!r}")
+
+
+def _values(kind: str, value: Any, variables: Mapping[str, Any]) -> list[Any]:
+    """A list, or promptfoo's comma-separated string (`"a, b", "c, d"`) as one."""
+    if isinstance(value, str):
+        value = _comma_separated(_rendered(value, variables))
+    if not isinstance(value, list) or not value:
+        raise ConvertError(f"{kind} needs a list of values", at=("value",))
+    return [_rendered(v, variables) for v in value]
+
+
+def _comma_separated(text: str) -> list[str]:
+    """promptfoo's parseCommaSeparatedValues: fields split on commas, trimmed; a field in
+    double quotes may hold commas, with `\\"` or `""` for a quote."""
+    fields: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and (text[i].isspace() or text[i] == ","):
+            i += 1
+        if i >= n:
+            return fields
+        if text[i] != '"':
+            end = text.find(",", i)
+            end = n if end < 0 else end
+            fields.append(text[i:end].strip())
+            i = end
+            continue
+        i, field = i + 1, ""
+        while True:
+            if i >= n:
+                raise ConvertError("unterminated quoted value", at=("value",))
+            if text[i] == "\\" and i + 1 < n and text[i + 1] in '"\\':
+                field, i = field + text[i + 1], i + 2
+            elif text[i] == '"' and i + 1 < n and text[i + 1] == '"':
+                field, i = field + '"', i + 2
+            elif text[i] == '"':
+                i += 1
+                break
+            else:
+                field, i = field + text[i], i + 1
+        fields.append(field)
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] != ",":
+            raise ConvertError("expected a comma after a quoted value", at=("value",))
+
+
+def _json(kind: str, value: Any) -> dict[str, Any]:
+    """is-json: the whole answer is JSON; contains-json: some JSON in it. A schema given as
+    the value is checked when it uses only what `json_schema` knows."""
+    schema = value
+    if isinstance(value, str) and value.startswith("file://"):
+        raise Unsupported(f"{kind} with a schema file")
+    if isinstance(value, str):
+        try:
+            schema = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ConvertError(f"{kind}: the schema is not YAML or JSON", at=("value",)) from None
+    if schema is not None and (unknown := json_schema.unsupported(schema)):
+        raise Unsupported(f"{kind} schema with {', '.join(unknown)}")
+    where = {"anywhere": True} if kind == "contains-json" else {"exact": True}
+    return {"type": "json", **where, "json_schema": schema}
 
 
 def _rendered(value: Any, variables: Mapping[str, Any]) -> Any:

@@ -1,7 +1,9 @@
 """promptfoo configs (`prompts` / `providers` / `tests`) read as suites.
 
-The common assertion types convert; the rest (llm-rubric, similar, javascript, python, …)
-are listed in `Suite.unsupported`, with the test they belong to, never silently dropped.
+The common assertion types convert, checked as promptfoo checks them; the rest
+(llm-rubric, similar, javascript, python, …) are listed in `Suite.unchecked` (and
+`Suite.unsupported`), with the test they belong to, and each test keeps the labels of its
+own in `Case.unchecked`: reported as not checked, never silently dropped or passed.
 Errors point at the promptfoo file's own lines and fields (`tests[2].assert[1]`).
 """
 
@@ -19,6 +21,7 @@ import yaml
 from workbench.suites.pf_convert import (
     ConvertError,
     EndpointNames,
+    Unsupported,
     convert_assertion,
     convert_provider,
 )
@@ -58,15 +61,19 @@ class _Converter:
         self.locator = locator
         self.origins: dict[Loc, Loc] = {}
         self.unsupported: list[str] = []
+        self.unchecked: list[str] = []
         self.endpoints = EndpointNames()
 
     def fail(self, loc: Loc, message: str) -> SuiteError:
         field, line = self.locator.where(loc)
         return SuiteError(self.path, line, field, message)
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, *, check: bool = False) -> None:
+        """Something the config asks for that is not done; a `check` is a test's assertion."""
         if text not in self.unsupported:
             self.unsupported.append(text)
+            if check:
+                self.unchecked.append(text)
 
     def convert(self, data: Mapping[str, Any]) -> dict[str, Any]:
         for key in data:
@@ -81,6 +88,7 @@ class _Converter:
             "targets": targets,
             "cases": cases,
             "unsupported": self.unsupported,
+            "unchecked": self.unchecked,
             "endpoints": self.endpoints.urls,
         }
         if prompt is not None:
@@ -183,14 +191,16 @@ class _Converter:
                     self.origins[(*here, "messages")] = ("prompts", 0)
                 for where, item in self._asserts(default, test, loc):
                     try:
-                        converted, note = convert_assertion(item, variables)
+                        assertion = convert_assertion(item, variables)
                     except ConvertError as exc:
                         raise self.fail((*where, *exc.at), str(exc)) from None
-                    if note:
-                        self.note(f"{_where(where, case_id)}: {note}")
-                    for assertion in converted:
-                        self.origins[(*here, "expect", len(case["expect"]))] = where
-                        case["expect"].append(assertion)
+                    except Unsupported as exc:
+                        case.setdefault("unchecked", []).append(_label(item))
+                        self.note(f"{_where(where, case_id)}: {exc} cannot be checked here",
+                                  check=True)  # fmt: skip
+                        continue
+                    self.origins[(*here, "expect", len(case["expect"]))] = where
+                    case["expect"].append(assertion)
                 cases.append(case)
         return cases
 
@@ -216,6 +226,15 @@ class _Converter:
         if math.prod(len(c) for c in choices) > _MAX_VARIANTS:
             raise self.fail((*loc, "vars"), f"list vars make more than {_MAX_VARIANTS} cases")
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def _label(item: Mapping[str, Any]) -> str:
+    """How an unchecked assertion is named in reports: `llm-rubric 'is polite'`."""
+    value = item.get("value")
+    if value is None:
+        return str(item["type"])
+    shown = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"{item['type']} {shown if len(shown) <= 60 else shown[:59] + '…'}"
 
 
 def _where(loc: Loc, case_id: str) -> str:

@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 from workbench.commands import format as fmt
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean, clean_line
+from workbench.suites.assertions import NOT_CHECKED
 from workbench.suites.runs import CaseResult
 
 
@@ -31,6 +32,11 @@ class Cell:
     @property
     def passed(self) -> bool:
         return self.passes == len(self.results)
+
+    @property
+    def skipped(self) -> bool:
+        """No check of it could be run, in any attempt (see `CaseResult.skipped`)."""
+        return all(r.skipped for r in self.results)
 
     @property
     def latencies(self) -> list[float]:
@@ -59,10 +65,22 @@ class Totals:
     answered: bool = True
     """False when every request failed before the model produced anything: then there is no
     cost at all, rather than a price we do not know."""
+    skipped: int = 0
+    """Results none of whose checks could be run: counted neither as passed nor failed."""
+
+    @property
+    def checked(self) -> int:
+        return self.cases - self.skipped
 
     @property
     def pass_rate(self) -> float:
-        return self.passed / self.cases if self.cases else 0.0
+        return self.passed / self.checked if self.checked else 0.0
+
+    @property
+    def pass_label(self) -> str:
+        """`3/4 (75%)`, and how many were not checked, if any."""
+        label = f"{self.passed}/{self.checked} ({self.pass_rate:.0%})"
+        return label + (f", {self.skipped} not checked" if self.skipped else "")
 
     @property
     def cost_label(self) -> str:
@@ -110,7 +128,7 @@ def totals(results: Sequence[CaseResult]) -> list[Totals]:
         known = None if not answered or None in costs else sum(c or 0 for c in costs)
         out.append(Totals(target, len(rs), sum(r.passed for r in rs), percentile(latencies, 50),
                           percentile(latencies, 90), known, rs[0].result.is_local,
-                          answered))  # fmt: skip
+                          answered, sum(r.skipped for r in rs)))  # fmt: skip
     return out
 
 
@@ -136,33 +154,51 @@ def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target | pass rate | p50 | p90 | cost |", "|---|---|---|---|---|"]
     for t in totals(results):
-        lines.append(f"| {clean_line(t.target)} | {t.passed}/{t.cases} ({t.pass_rate:.0%}) | "
+        lines.append(f"| {clean_line(t.target)} | {t.pass_label} | "
                      f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
                      f"{t.cost_label} |")  # fmt: skip
-    failures = [r for r in results if not r.passed]
-    if failures:
-        lines += ["", "## Failures", ""]
-        for r in failures:
-            why = [o for o in r.outcomes if not o.passed]
-            reason = "; ".join(f"{o.assertion}: {o.reason}" for o in why) or (
-                f"{r.result.status}: {r.result.error or ''}"
-            )
+    for title, listed in (("Failures", failed(results)), ("Not checked", skipped(results))):
+        if listed:
+            lines += ["", f"## {title}", ""]
+        for r in listed:
             lines.append(f"- **{clean_line(r.case_id)}** × {clean_line(r.target)}: "
-                         f"{clean_line(reason)}")  # fmt: skip
+                         f"{clean_line(failure_reason(r))}")  # fmt: skip
     cached = sum(r.cached for r in results)
     if cached:
         lines += ["", f"{cached} answers came from the cache (--cache)."]
     return "\n".join(lines) + "\n"
 
 
+def failed(results: Sequence[CaseResult]) -> list[CaseResult]:
+    """The results that failed: not passed, and not merely left unchecked."""
+    return [r for r in results if not r.passed and not r.skipped]
+
+
+def skipped(results: Sequence[CaseResult]) -> list[CaseResult]:
+    return [r for r in results if r.skipped]
+
+
+def failure_reason(r: CaseResult) -> str:
+    """Why a result did not pass: its request's error, said once (not once per check), or
+    each check that failed, or why it was not checked."""
+    if r.result.status != "done":
+        error = f": {r.result.error_here}" if r.result.error else ""  # said of its target
+        return f"no answer: {r.result.status}{error}"
+    if r.skipped:
+        return "; ".join(o.assertion for o in r.outcomes) + f": {NOT_CHECKED}"
+    why = [o for o in r.outcomes if not o.passed and not o.skipped]
+    return "; ".join(f"{o.assertion}: {o.reason}" for o in why)
+
+
 def cell_text(cell: Cell) -> str:
-    mark = "✓" if cell.passed else "✗"
-    if len(cell.results) > 1:
+    mark = "✓" if cell.passed else "–" if cell.skipped else "✗"
+    if len(cell.results) > 1 and not cell.skipped:
         mark += f" {cell.passes}/{len(cell.results)}"
     latency = percentile(cell.latencies, 50)
     cached = " (cached)" if all(r.cached for r in cell.results) else ""
     tokens = "–" if cell.output_tokens is None else f"{cell.output_tokens} tok"
-    return f"{mark} {fmt.seconds(latency)} {tokens}{cached}"
+    unchecked = " not checked" if cell.skipped else ""
+    return f"{mark} {fmt.seconds(latency)} {tokens}{cached}{unchecked}"
 
 
 def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
@@ -176,6 +212,7 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
                     "target": r.target,
                     "attempt": r.attempt,
                     "passed": r.passed,
+                    "skipped": r.skipped,
                     "cached": r.cached,
                     "status": r.result.status,
                     "text": r.result.text,
@@ -185,7 +222,12 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
                     "output_tokens": output_tokens(r),
                     "cost_usd": r.result.cost.usd if r.result.cost else None,
                     "assertions": [
-                        {"assertion": o.assertion, "passed": o.passed, "reason": o.reason}
+                        {
+                            "assertion": o.assertion,
+                            "passed": o.passed,
+                            "reason": o.reason,
+                            "skipped": o.skipped,
+                        }
                         for o in r.outcomes
                     ],
                 }
@@ -196,6 +238,7 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
                     "target": t.target,
                     "cases": t.cases,
                     "passed": t.passed,
+                    "skipped": t.skipped,
                     "p50_s": t.p50_s,
                     "p90_s": t.p90_s,
                     "cost_usd": t.cost_usd,
@@ -213,32 +256,36 @@ def as_csv(results: Sequence[CaseResult]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["case", "target", "attempt", "passed", "cached", "status", "e2e_s",
-                     "ttft_s", "output_tokens", "cost_usd", "failed_assertions"])  # fmt: skip
+                     "ttft_s", "output_tokens", "cost_usd", "failed_assertions",
+                     "skipped"])  # fmt: skip
     for r in results:
-        failed = "; ".join(o.assertion for o in r.outcomes if not o.passed)
+        failing = "; ".join(o.assertion for o in r.outcomes if not o.passed and not o.skipped)
         writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
                          e2e_s(r), r.result.ttft_s, output_tokens(r),
-                         r.result.cost.usd if r.result.cost else "", failed])  # fmt: skip
+                         r.result.cost.usd if r.result.cost else "", failing,
+                         r.skipped])  # fmt: skip
     return out.getvalue()
 
 
 def as_junit(suite: str, results: Sequence[CaseResult]) -> str:
-    """One testsuite per target, one testcase per case attempt: CI systems read this."""
+    """One testsuite per target, one testcase per case attempt: CI systems read this. A
+    result none of whose checks could be run is `<skipped>`, never a pass."""
     root = ET.Element("testsuites", name=_xml(suite))
     for target in dict.fromkeys(r.target for r in results):
         mine = [r for r in results if r.target == target]
         node = ET.SubElement(root, "testsuite", name=_xml(target), tests=str(len(mine)),
-                             failures=str(sum(not r.passed for r in mine)))  # fmt: skip
+                             failures=str(len(failed(mine))),
+                             skipped=str(len(skipped(mine))))  # fmt: skip
         for r in mine:
             name = r.case_id if r.attempt == 0 else f"{r.case_id}#{r.attempt + 1}"
             case = ET.SubElement(node, "testcase", classname=_xml(target), name=_xml(name))
             # How long the test took, failed or not; left out (it is optional) when unknown.
             if r.result.e2e_s is not None:
                 case.set("time", f"{r.result.e2e_s:.3f}")
-            if not r.passed:
-                reasons = [f"{o.assertion}: {o.reason}" for o in r.outcomes if not o.passed]
-                message = "; ".join(reasons) or f"{r.result.status}: {r.result.error or ''}"
-                failure = ET.SubElement(case, "failure", message=_xml(message))
+            if r.skipped:
+                ET.SubElement(case, "skipped", message=_xml(failure_reason(r)))
+            elif not r.passed:
+                failure = ET.SubElement(case, "failure", message=_xml(failure_reason(r)))
                 failure.text = _xml(clean(r.result.text))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 

@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from providers.base import Message
-from providers.registry import Registry, Target
+from providers.base import Message, ProviderError
+from providers.registry import Registry, Target, TargetError
+from workbench.engine import pricing
 from workbench.engine.fanout import new_result, stream_target
 from workbench.engine.fanout import request_for as _request_for
 from workbench.engine.guards import MAX_TIME_S
@@ -125,13 +126,14 @@ async def run_jobs(
         if cache and job.target.params.temperature == 0:
             stored = cached_response(store, key)
             if stored is not None:
+                verdicts = check_all(job.case.expect, stored, job.case.unchecked)
                 outcome = CaseResult(job.case.id, job.target.spec, job.attempt, stored,
-                                     check_all(job.case.expect, stored), cached=True)  # fmt: skip
+                                     verdicts, cached=True)  # fmt: skip
         if outcome is None:
             async with limit(job.target.provider):
                 result = await _with_retries(job.target, registry, messages, max_time_s)
-            outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result,
-                                 check_all(job.case.expect, result))  # fmt: skip
+            verdicts = check_all(job.case.expect, result, job.case.unchecked)
+            outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result, verdicts)
         add_case_result(store, run_id, outcome, request.messages, key)
         if on_result is not None:
             on_result(outcome)
@@ -159,7 +161,16 @@ async def run_jobs(
 async def _with_retries(
     target: Target, registry: Registry, messages: list[Message], max_time_s: float
 ) -> TargetResult:
-    provider = registry.get(target.provider)
+    try:
+        provider = registry.get(target.provider)
+    except (ProviderError, TargetError) as exc:
+        # Refused before anything is sent (private mode, say): this target's case fails here,
+        # with the reason, and the others run on.
+        result = new_result(target, registry)
+        kind = exc.kind if isinstance(exc, ProviderError) else "bad_request"
+        result.status, result.error_kind, result.error = "failed", kind, str(exc)
+        result.cost = pricing.cost_of(result)
+        return result
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         result = new_result(target, registry)
         request = _request_for(target, messages)

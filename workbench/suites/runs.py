@@ -41,8 +41,18 @@ class CaseResult:
     cached: bool = False
 
     @property
+    def skipped(self) -> bool:
+        """Answered, but not one of its checks could be run (promptfoo checks workbench
+        lacks): neither passed nor failed."""
+        answered = self.result.status == "done"
+        return answered and bool(self.outcomes) and all(o.skipped for o in self.outcomes)
+
+    @property
     def passed(self) -> bool:
-        return self.result.status == "done" and all(o.passed for o in self.outcomes)
+        """Answered, and every check that ran passed; never true of a skipped result."""
+        if self.result.status != "done" or self.skipped:
+            return False
+        return all(o.passed or o.skipped for o in self.outcomes)
 
 
 def start_run(store: Store, run: RunInfo) -> None:
@@ -69,7 +79,9 @@ def add_case_result(
 ) -> None:
     """The response and its verdict, in one transaction: a crash keeps both or neither."""
     outcomes = [
-        {"assertion": o.assertion, "passed": o.passed, "reason": o.reason} for o in case.outcomes
+        {"assertion": o.assertion, "passed": o.passed, "reason": o.reason}
+        | ({"skipped": True} if o.skipped else {})
+        for o in case.outcomes
     ]
     with store.transaction():
         # A cached answer is recorded again for this run, but it cost nothing this time.
@@ -96,6 +108,7 @@ def run_info(store: Store, run_id: str) -> RunInfo | None:
 
 KEYWORDS = ("latest", "previous")
 _COLUMNS = "id, created_at, finished_at, suite, suite_path, targets, options"
+_HAS_RESULTS = "EXISTS (SELECT 1 FROM case_results c WHERE c.run_id = runs.id)"
 
 
 def resolve_run(store: Store, ref: str, suite: str | None = None) -> RunInfo:
@@ -113,14 +126,13 @@ def resolve_run(store: Store, ref: str, suite: str | None = None) -> RunInfo:
             raise LookupError(f"no run {ref!r}" if not rows else f"{ref!r} names several runs")
         return _info(rows[0])
     if suite is None:
-        newest = list_runs(store, 1)
-        if not newest:
+        suite = _last_suite(store)
+        if suite is None:
             raise LookupError("there are no suite runs yet: workbench run SUITE makes one")
-        suite = newest[0].suite
     runs = runs_of(store, suite, limit=2)
     index = KEYWORDS.index(ref)
     if len(runs) <= index:
-        so_far = "it has not run yet" if not runs else "it has run only once"
+        so_far = "it has no run with results yet" if not runs else "it has run only once"
         raise LookupError(f"there is no {ref} run of suite {suite!r}: {so_far}")
     return runs[index]
 
@@ -130,17 +142,31 @@ def resolve_pair(store: Store, before: str, after: str) -> tuple[RunInfo, RunInf
     the other side names by id, or, with no ids, of the suite that ran last."""
     named = [resolve_run(store, ref) for ref in (before, after) if ref not in KEYWORDS]
     # One suite for both sides, even if another suite's run starts meanwhile.
-    runs = named or list_runs(store, 1)
-    suite = runs[0].suite if runs else None
+    suite = named[0].suite if named else _last_suite(store)
     return resolve_run(store, before, suite), resolve_run(store, after, suite)
+
+
+def _last_suite(store: Store) -> str | None:
+    """The suite of the newest run that has results (see `runs_of`)."""
+    row = store.db.execute(
+        f"SELECT suite FROM runs WHERE {_HAS_RESULTS} ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def runs_of(
     store: Store, suite: str, *, before: float | None = None, limit: int = 50
 ) -> list[RunInfo]:
-    """Runs of the suite with this name, newest first; only those started before `before`."""
+    """Runs of the suite with this name that have results, newest first; only those started
+    before `before`.
+
+    A run with no result yet (one under way, or one that stopped before its first case
+    ended) is left out: it has nothing to compare, so as `latest`, `previous` or a
+    `--baseline` it could only make an empty comparison. It stays in `list_runs` (history)
+    and can still be named by id, and finished with `--resume`.
+    """
     rows = store.db.execute(
-        f"SELECT {_COLUMNS} FROM runs WHERE suite = ? AND created_at < ? "
+        f"SELECT {_COLUMNS} FROM runs WHERE suite = ? AND created_at < ? AND {_HAS_RESULTS} "
         "ORDER BY created_at DESC LIMIT ?",
         (suite, float("inf") if before is None else before, limit),
     ).fetchall()
@@ -191,7 +217,10 @@ def _info(row: sqlite3.Row | tuple[Any, ...]) -> RunInfo:
 def _case(row: tuple[Any, ...]) -> CaseResult:
     case_id, target, attempt, outcomes, cached, *response = row
     result = _result(target, *response)
-    verdicts = [Outcome(o["passed"], o["assertion"], o["reason"]) for o in json.loads(outcomes)]
+    verdicts = [
+        Outcome(o["passed"], o["assertion"], o["reason"], bool(o.get("skipped")))
+        for o in json.loads(outcomes)
+    ]
     return CaseResult(case_id, target, attempt, result, verdicts, bool(cached))
 
 

@@ -55,10 +55,36 @@ class NotContains(_TextAssertion):
 
 class StartsWith(_TextAssertion):
     type: Literal["starts_with"] = "starts_with"
+    exact: bool = False
+    """Spaces before the answer count too (promptfoo's starts-with; set by the loader only)."""
+    _internal: ClassVar[frozenset[str]] = frozenset({"exact"})
 
 
 class Equals(_TextAssertion):
     type: Literal["equals"] = "equals"
+    exact: bool = False
+    """Spaces around the answer count too (promptfoo's equals; set by the loader only)."""
+    _internal: ClassVar[frozenset[str]] = frozenset({"exact"})
+
+
+class _ListAssertion(StrictModel):
+    value: list[str] = Field(min_length=1)
+
+
+class ContainsAny(_ListAssertion):
+    type: Literal["contains_any"] = "contains_any"
+
+
+class IContainsAny(_ListAssertion):
+    type: Literal["icontains_any"] = "icontains_any"
+
+
+class ContainsAll(_ListAssertion):
+    type: Literal["contains_all"] = "contains_all"
+
+
+class IContainsAll(_ListAssertion):
+    type: Literal["icontains_all"] = "icontains_all"
 
 
 class Regex(_TextAssertion):
@@ -92,6 +118,12 @@ class Json(StrictModel):
     required: list[str] = Field(default_factory=list)
     anywhere: bool = False
     """Accept JSON embedded in other text (promptfoo's contains-json)."""
+    exact: bool = False
+    """The whole answer must be JSON, not a ```json block in it (promptfoo's is-json)."""
+    json_schema: dict[str, Any] | bool | None = None
+    """A JSON Schema the JSON must match (promptfoo's is-json and contains-json value), in
+    the subset `json_schema.check` knows."""
+    _internal: ClassVar[frozenset[str]] = frozenset({"exact", "json_schema"})
 
 
 class MaxLatency(StrictModel):
@@ -124,12 +156,21 @@ class MaxLength(StrictModel):
     value: int = Field(ge=0)
 
 
+class Not(StrictModel):
+    """The answer must fail the assertion it holds: `not: {icontains: paris}`."""
+
+    type: Literal["not"] = "not"
+    value: Assertion
+
+
 Assertion: TypeAlias = Annotated[
     Contains | IContains | NotContains | StartsWith | Equals | Regex | Json
+    | ContainsAny | IContainsAny | ContainsAll | IContainsAll | Not
     | MaxLatency | MaxTtft | MaxCost | MaxOutputTokens | MinLength | MaxLength,
     Field(discriminator="type"),
     BeforeValidator(long_form),
 ]  # fmt: skip
+Not.model_rebuild()
 
 
 # --- cases and suites ----------------------------------------------------------
@@ -160,6 +201,11 @@ class Case(StrictModel):
     """Overrides the suite's `repeat` for this case."""
     private: bool = False
     """Its prompt is sensitive: it goes only to local targets (cloud targets skip it)."""
+    unchecked: list[str] = Field(default_factory=list)
+    """Checks an imported (promptfoo) test asks for that workbench cannot run, as labels:
+    reported as not checked, never as passed."""
+
+    _internal: ClassVar[frozenset[str]] = frozenset({"unchecked"})
 
     @field_validator("messages")
     @classmethod
@@ -193,10 +239,14 @@ class Suite(StrictModel):
     """The file it was loaded from (set by the loader)."""
     unsupported: list[str] = Field(default_factory=list)
     """What an imported (promptfoo) config asked for that is not run, one line each."""
+    unchecked: list[str] = Field(default_factory=list)
+    """The lines of `unsupported` that are checks (see `Case.unchecked`)."""
     endpoints: dict[str, str] = Field(default_factory=dict)
     """OpenAI-compatible servers an imported config names: endpoint name -> base_url."""
 
-    _internal: ClassVar[frozenset[str]] = frozenset({"path", "unsupported", "endpoints"})
+    _internal: ClassVar[frozenset[str]] = frozenset(
+        {"path", "unsupported", "unchecked", "endpoints"}
+    )
 
     @field_validator("cases")
     @classmethod

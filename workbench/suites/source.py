@@ -146,7 +146,11 @@ def _field(loc: Loc) -> str:
     for i, part in enumerate(loc):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif i and isinstance(loc[i - 1], int) and part in ASSERTION_TYPES:
+        elif (
+            part in ASSERTION_TYPES
+            and i
+            and (isinstance(loc[i - 1], int) or loc[i - 2 : i] == ("not", "value"))
+        ):  # a union's tag: `expect[0]`, and `expect[0].value` inside a `not`
             continue
         else:
             text += f".{part}" if text else str(part)

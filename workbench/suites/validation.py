@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 
 Loc = tuple[str | int, ...]
 _TEXT_TYPES = ("contains", "icontains", "not_contains", "starts_with", "equals", "regex")
+_LIST_TYPES = ("contains_any", "icontains_any", "contains_all", "icontains_all")
 _NUMBER_TYPES = ("max_latency_s", "max_ttft_s", "max_cost_usd")
 _COUNT_TYPES = ("max_output_tokens", "min_length", "max_length")
-ASSERTION_TYPES: tuple[str, ...] = (*_TEXT_TYPES, "json", *_NUMBER_TYPES, *_COUNT_TYPES)
+ASSERTION_TYPES: tuple[str, ...] = (
+    *_TEXT_TYPES, *_LIST_TYPES, "json", "not", *_NUMBER_TYPES, *_COUNT_TYPES
+)  # fmt: skip
 """Every assertion type a suite may use, in the order error messages list them."""
 
 
@@ -64,6 +67,8 @@ def long_form(data: Any) -> Any:
     """`{icontains: paris}` -> `{type: icontains, value: paris}`; unknown types are named."""
     if data == "json":
         return {"type": "json"}
+    if isinstance(data, BaseModel):  # built in code, `Not(value=IContains(value="x"))`
+        return data
     if not isinstance(data, Mapping):
         raise problem("assertion_form", "an assertion is a mapping such as `icontains: paris`")
     if "type" in data:
@@ -77,6 +82,8 @@ def long_form(data: Any) -> Any:
         raise _unknown_assertion(next(iter(data), None))
     kind, value = kinds[0], data[kinds[0]]
     rest = {key: item for key, item in data.items() if key != kind}
+    if kind == "not":  # `not: {icontains: paris}`: the mapping is the assertion it negates
+        return {**rest, "type": kind, "value": value}
     if isinstance(value, Mapping):
         return _text_value({**value, **rest, "type": kind})
     if kind == "json":
@@ -89,14 +96,22 @@ def long_form(data: Any) -> Any:
 
 
 def _text_value(assertion: dict[str, Any]) -> dict[str, Any]:
-    """`contains: 42` means the text "42" (YAML read it as a number, or a date)."""
+    """`contains: 42` means the text "42" (YAML read it as a number, or a date); so does an
+    item of `contains_any: [42, 7]`."""
     value = assertion.get("value")
-    if assertion["type"] in _TEXT_TYPES and not isinstance(value, str | bool | None):
-        if isinstance(value, int | float):
-            assertion["value"] = str(value)
-        elif isinstance(value, date):
-            assertion["value"] = value.isoformat()
+    if assertion["type"] in _TEXT_TYPES:
+        assertion["value"] = _as_text(value)
+    elif assertion["type"] in _LIST_TYPES and isinstance(value, list):
+        assertion["value"] = [_as_text(item) for item in value]
     return assertion
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def scalar_var(value: Any) -> Any:

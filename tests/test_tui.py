@@ -280,3 +280,38 @@ async def test_the_picker_sizes_an_embedded_model_for_the_window_it_runs_with() 
         line = str(models.get_option("embedded:smollm2").prompt)
         assert "needs ~" in line and "at 512:" in line, line
         await pilot.press("escape")
+
+
+async def test_a_long_target_name_gives_way_to_the_status_without_cutting_a_value() -> None:
+    """In a narrow pane a model under several settings ran off the header's edge as
+    `…max_tokens=12…` (of 128), and the status after it was not shown at all."""
+    long = "embedded:smollm2@temperature=0,max_tokens=128,seed=42"
+    app = make_app(Settings(), [long], env=NO_KEYS)
+    async with app.run_test(size=(60, 24)) as pilot:
+        pane = app.panes[0]
+        await wait_until(pilot, lambda: not pane.has_class("loading"))
+        await pilot.pause()
+        header = shown(pane, "header")
+        room = pane.query_one("#header").content_region.width
+        assert len(header) <= room
+        assert header == "embedded:smollm2@temperature=0,… · local · ready"
+        await pilot.resize_terminal(160, 24)  # wide enough again: the whole name
+        await pilot.pause()
+        assert shown(pane, "header").startswith(long + " · local")
+
+
+async def test_a_resize_keeps_the_header_saying_the_model_loads() -> None:
+    """The header is drawn again at every resize: from the pane's state, not over it (the
+    real load takes a fraction of a second, too short to resize in reliably)."""
+    app = make_app(Settings(), ["embedded:smollm2@temperature=0,max_tokens=128"], env=NO_KEYS)
+    async with app.run_test(size=(60, 24)) as pilot:
+        pane = app.panes[0]
+        await wait_until(pilot, lambda: not pane.has_class("loading"))
+        pane.model_state = ("loading model…", "yellow")
+        pane.render_header()
+        await pilot.resize_terminal(50, 24)
+        await pilot.pause()
+        assert shown(pane, "header") == "embedded:smollm2@… · loading model…"
+        await send(pilot, "Hi")  # the turn's own status from here on
+        assert pane.model_state is None and " · local · " in shown(pane, "header")
+        await wait_finished(pilot)

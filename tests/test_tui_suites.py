@@ -1,16 +1,40 @@
-"""The suites screen: pick a shipped suite, run it on the embedded model, open a cell."""
+"""The suites screen: pick a shipped suite, run it on the embedded model, open a cell;
+a promptfoo config with checks that cannot run here is asked about before it runs."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, OptionList, ProgressBar
+from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.pilot import Pilot
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, OptionList, ProgressBar, Static
 
 from tests.tui_helpers import wait_until
-from workbench.config import Settings
-from workbench.tui.app import make_app
+from workbench.config import Settings, load_settings
+from workbench.suites.runs import list_runs
+from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.suites import CellScreen, SuitesScreen, TextScreen
+
+
+async def open_suite(pilot: Pilot[None], app: WorkbenchApp, name: str) -> SuitesScreen:
+    """F8, then pick the suite whose file is called `name`; its screen, once it is loaded."""
+    await pilot.press("f8")
+    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+    screen = app.screen
+    assert isinstance(screen, SuitesScreen)
+    suites = screen.query_one("#suite-list", OptionList)
+    index = next(i for i in range(suites.option_count)
+                 if suites.get_option_at_index(i).id.endswith(name))  # type: ignore[union-attr]  # fmt: skip
+    suites.focus()
+    suites.highlighted = index
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.suite is not None)
+    return screen
 
 
 async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
@@ -19,17 +43,7 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))  # no earlier run of the suite
     app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("f8")
-        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
-        screen = app.screen
-        assert isinstance(screen, SuitesScreen)
-        suites = screen.query_one("#suite-list", OptionList)
-        index = next(i for i in range(suites.option_count)
-                     if suites.get_option_at_index(i).id.endswith("offline-basics.yaml"))  # type: ignore[union-attr]  # fmt: skip
-        suites.focus()
-        suites.highlighted = index
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.suite is not None)
+        screen = await open_suite(pilot, app, "offline-basics.yaml")
         assert screen.suite is not None
         cases = len(screen.suite.cases)
         await pilot.press("ctrl+r")
@@ -38,7 +52,7 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         matrix = screen.query_one("#matrix", DataTable)
         assert matrix.row_count == cases
         assert screen.query_one(ProgressBar).progress == cases
-        assert "✓" in str(matrix.get_cell_at((0, 1)))
+        assert "✓" in str(matrix.get_cell_at(Coordinate(0, 1)))
         matrix.focus()
         matrix.move_cursor(row=0, column=1)
         await pilot.press("enter")
@@ -59,3 +73,102 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
         await pilot.press("escape")  # and Escape again goes back to the panes
         await wait_until(pilot, lambda: app.screen is app.screen_stack[0])
+
+
+# One test promptfoo checks with llm-rubric alone, which workbench cannot run, and one with
+# a check it can run as well.
+RUBRIC = """\
+prompts: ["What is the capital of France?"]
+providers: [openai:gpt-4o-mini]
+tests:
+  - description: judged only
+    assert:
+      - type: llm-rubric
+        value: names Paris
+  - description: judged and checked
+    assert:
+      - type: llm-rubric
+        value: names Paris
+      - type: not-icontains
+        value: XYZZY
+"""
+TARGET = "embedded:smollm2@temperature=0,max_tokens=8"  # its settings stay together in the field
+
+
+@pytest.fixture
+def rubric_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with no run yet, and the RUBRIC config among its suites; the config's path."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    path = tmp_path / "suites" / "promptfooconfig.yaml"
+    path.parent.mkdir()
+    path.write_text(RUBRIC)
+    return path
+
+
+async def ask_to_run(pilot: Pilot[None], app: WorkbenchApp) -> str:
+    """Pick the RUBRIC config, set its target, press Run; what the question put then says."""
+    screen = await open_suite(pilot, app, "promptfooconfig.yaml")
+    assert "cannot be checked here" in str(screen.query_one("#suite-info", Static).content)
+    screen.query_one("#suite-targets", Input).value = TARGET
+    await pilot.press("ctrl+r")
+    await wait_until(pilot, lambda: isinstance(app.screen, ModalScreen), timeout_s=10)
+    return " ".join(str(w.content) for w in app.screen.query(Static))
+
+
+async def test_a_check_that_cannot_run_is_asked_about_then_shown_not_checked(
+    rubric_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.cli import build_parser
+    from workbench.commands.run import run_command
+
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        question = await ask_to_run(pilot, app)
+        assert "tests[0] 'judged only': assertion 'llm-rubric' cannot be checked here" in question
+        assert "tests[1] 'judged and checked': assertion 'llm-rubric'" in question
+        assert "never as passed" in question
+        screen = app.screen_stack[-2]
+        assert isinstance(screen, SuitesScreen)
+        app.screen.query_one(OptionList).highlighted = 0  # run, with them not checked
+        await pilot.press("enter")
+        finished = "SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL"
+        await wait_until(pilot, lambda: app.store.db.execute(finished).fetchone() == (1,), 120)
+        await wait_until(pilot, lambda: not screen.running)
+        target = screen.results[0].target
+        matrix = screen.query_one("#matrix", DataTable)
+        judged = matrix.get_cell("judged only", target)
+        assert isinstance(judged, Text) and "not checked" in judged.plain
+        assert "✓" not in judged.plain and "✗" not in judged.plain
+        assert str(judged.style) not in ("red", "green")  # neither a failure nor a pass
+        checked = matrix.get_cell("judged and checked", target)
+        assert isinstance(checked, Text) and "✓" in checked.plain
+        shown = str(screen.query_one("#suite-totals", Static).content)
+        label = re.fullmatch(rf"{re.escape(target)}: (.*) · p50 .*\n", shown)
+        assert label is not None and label[1] == "1/1 (100%), 1 not checked"
+        (run,) = list_runs(app.store)
+        assert run.options.get("skip_unsupported") is True  # so `--resume` runs it alike
+    capsys.readouterr()
+    args = build_parser().parse_args(["run", str(rubric_home), "-t", TARGET,
+                                      "--skip-unsupported"])  # fmt: skip
+    assert await asyncio.to_thread(run_command, args, load_settings()) == 0  # its own loop
+    summary = capsys.readouterr().out  # the same figures as the CLI's summary shows
+    assert re.search(rf"^ *{re.escape(target)} +{re.escape(label[1])} ", summary, re.MULTILINE)
+
+
+async def test_choosing_not_to_run_runs_nothing(rubric_home: Path) -> None:
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await ask_to_run(pilot, app)
+        screen = app.screen_stack[-2]
+        assert isinstance(screen, SuitesScreen)
+        app.screen.query_one(OptionList).highlighted = 1  # don't run
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen)
+        await pilot.press("ctrl+r")  # asked again; Escape is "don't run" too
+        await wait_until(pilot, lambda: isinstance(app.screen, ModalScreen), timeout_s=10)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+        await pilot.pause(1)
+        assert not screen.running and screen.run_id is None and screen.results == []
+        assert screen.query_one("#matrix", DataTable).row_count == 0
+        assert list_runs(app.store) == []

@@ -301,13 +301,14 @@ class WorkbenchApp(App[None]):
         if not isinstance(provider, EmbeddedProvider) or provider.is_loaded(pane.target.model):
             return
         pane.add_class("loading")
-        header = pane.query_one("#header", Static)
-        header.update(Text(f"{pane.display_name} · loading model…", style="yellow"))
+        pane.model_state = ("loading model…", "yellow")
+        pane.render_header()
         try:
             await self.engine.run(provider.load(pane.target.model))
         except Exception as exc:  # shown in the pane; the first prompt will report it again
-            header.update(Text(f"{pane.display_name} · {exc}", style="red"))
-            return
+            pane.model_state = (str(exc), "red")
+        else:
+            pane.model_state = None
         finally:
             pane.remove_class("loading")
         if pane.is_attached:  # a pane removed while its model loaded has no header

@@ -28,7 +28,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from providers.registry import Registry, TargetError
+from providers.registry import Registry, TargetError, split_targets
 from workbench import locations
 from workbench.commands import format as fmt
 from workbench.config import Settings
@@ -48,6 +48,7 @@ from workbench.suites.runs import (
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
+from workbench.tui.screens.unchecked import UncheckedScreen
 
 
 def suite_files(folders: list[Path]) -> list[Path]:
@@ -115,7 +116,10 @@ class SuitesScreen(Screen[None]):
         if s.description:
             info.append(f"\n{clean_line(s.description)}")
         for line in s.unsupported:
-            info.append(f"\nnot supported, skipped: {clean_line(line)}", style="yellow")
+            if line in s.unchecked:  # "… cannot be checked here": asked about before it runs
+                info.append(f"\n{clean_line(line)}", style="yellow")
+            else:
+                info.append(f"\nnot supported, skipped: {clean_line(line)}", style="yellow")
         self.query_one("#suite-info", Static).update(info)
         self.query_one("#suite-targets", Input).value = ", ".join(s.targets)
 
@@ -129,14 +133,20 @@ class SuitesScreen(Screen[None]):
         if suite is None:
             self.notify("Pick a suite first", severity="warning")
             return
-        specs = [t.strip() for t in self.query_one("#suite-targets", Input).value.split(",")]
+        specs = split_targets(self.query_one("#suite-targets", Input).value)
         try:
-            targets = suite_targets(suite, [t for t in specs if t] or None)
+            targets = suite_targets(suite, specs or None)
             for target in targets:
                 self.registry.kind(target.provider)
         except TargetError as exc:
             self.notify(str(exc), severity="error")
             return
+        options: dict[str, object] = {}
+        if suite.unchecked:  # as `workbench run`: not run unless the user lets them go unchecked
+            if not await self.app.push_screen_wait(UncheckedScreen(suite.name, suite.unchecked)):
+                self.notify(f"{suite.name}: not run", severity="warning")
+                return
+            options["skip_unsupported"] = True
         jobs = plan(suite, targets, None, is_local=self.registry.is_local)
         if skipped := skipped_private(suite, targets, self.registry.is_local):
             self.notify(skipped)
@@ -155,7 +165,7 @@ class SuitesScreen(Screen[None]):
             store = Store(locations.database_path())  # sqlite objects stay in their thread
             try:
                 start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
-                                         [t.spec for t in targets], {}))  # fmt: skip
+                                         [t.spec for t in targets], options))  # fmt: skip
                 await run_jobs(
                     suite, jobs, self.registry, store, run_id, on_result=arrived,
                     local_concurrency=settings.local_concurrency,
@@ -171,8 +181,7 @@ class SuitesScreen(Screen[None]):
         finally:
             self.running = False
         self._show()
-        passed = sum(r.passed for r in self.results)
-        self.notify(f"{suite.name}: {passed}/{len(self.results)} passed")
+        self.notify(f"{suite.name}: {_outcome(self.results)}")
 
     def _arrived(self, result: CaseResult) -> None:
         self.results.append(result)
@@ -200,14 +209,12 @@ class SuitesScreen(Screen[None]):
                 if cell is None:
                     cells.append(Text("…", style="dim"))
                 else:
-                    style = "green" if cell.passed else "red"
-                    cells.append(Text(report.cell_text(cell), style=style))
+                    cells.append(Text(report.cell_text(cell), style=_style(cell)))
             table.add_row(*cells, key=case_id)
         totals = Text()
         for t in report.totals(self.results):
             totals.append(f"{clean_line(t.target)}: ", style="bold")
-            totals.append(f"{t.passed}/{t.cases} · p50 {fmt.seconds(t.p50_s)} · "
-                          f"{t.cost_label}\n")  # fmt: skip
+            totals.append(f"{t.pass_label} · p50 {fmt.seconds(t.p50_s)} · {t.cost_label}\n")
         self.query_one("#suite-totals", Static).update(totals)
 
     @on(DataTable.CellSelected, "#matrix")
@@ -252,6 +259,21 @@ class SuitesScreen(Screen[None]):
         self.app.push_screen(TextScreen("Compared with the previous run", text))
 
 
+def _style(cell: report.Cell) -> str:
+    """As `workbench run` shows it: a cell not checked is neither a pass nor a failure."""
+    if cell.passed:
+        return "green"
+    return "yellow" if cell.skipped else "red"
+
+
+def _outcome(results: list[CaseResult]) -> str:
+    """`3/4 passed`, over the answers that were checked, and how many were not."""
+    unchecked = len(report.skipped(results))
+    passed = sum(r.passed for r in results)
+    label = f"{passed}/{len(results) - unchecked} passed"
+    return label + (f", {unchecked} not checked" if unchecked else "")
+
+
 class CellScreen(ModalScreen[None]):
     """One case × target: the whole answer, and why each assertion passed or failed."""
 
@@ -269,7 +291,10 @@ class CellScreen(ModalScreen[None]):
             for r in self.results:
                 verdicts = Text()
                 for o in r.outcomes:
-                    verdicts.append("✓ " if o.passed else "✗ ", "green" if o.passed else "red")
+                    mark, style = ("✓ ", "green") if o.passed else ("✗ ", "red")
+                    if o.skipped:
+                        mark, style = "– ", "yellow"
+                    verdicts.append(mark, style)
                     verdicts.append(clean_line(o.assertion))
                     if not o.passed:
                         verdicts.append(f" — {clean_line(o.reason)}", style="dim")

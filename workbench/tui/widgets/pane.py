@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from providers.base import Message
-from providers.registry import Target
+from providers.registry import Target, split_settings
 from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
@@ -25,6 +26,9 @@ _STATUS_STYLE = {
     "cancelled": "magenta",
 }
 
+
+_HEADER_FRAME = 4
+"""Cells of a pane's width that are not the header's text: the border and the padding."""
 
 METRICS_EVERY_S = 0.25
 """How often a streaming pane's metrics line changes."""
@@ -59,6 +63,9 @@ class Pane(Vertical, can_focus=True):
         self._live = False
         self._document = ""
         self._metrics_at = 0.0
+        self.model_state: tuple[str, str] | None = None
+        """What the header says instead of the status while the model loads or if it could
+        not (the note, its style)."""
         self._body = Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
         """Read every frame: kept, not looked up in the DOM."""
 
@@ -73,7 +80,9 @@ class Pane(Vertical, can_focus=True):
         self.render_metrics()
 
     def on_resize(self) -> None:
-        # Compact or not follows the pane's width: a terminal resized, a pane added or gone.
+        # Compact or not follows the pane's width: a terminal resized, a pane added or gone;
+        # so does how much of a long target name the header has room for.
+        self.render_header()
         self.render_metrics()
 
     @property
@@ -111,6 +120,7 @@ class Pane(Vertical, can_focus=True):
             quoted = f"> *private prompt — local models only*\n>\n{quoted}"
         self._body.begin_turn()
         self._append(f"{quoted}\n\n", final=True)
+        self.model_state = None  # the turn's own status and notes say it from here on
         self.render_header()
 
     @property
@@ -191,14 +201,31 @@ class Pane(Vertical, can_focus=True):
 
     def render_header(self) -> None:
         status = self.result.status if self.result else "ready"
-        header = Text(clean_line(self.display_name), style="bold")
-        if not self.blind_name:
-            badge = ("local", "green") if self.is_local else ("cloud", "blue")
-            header.append(" · ", style="dim").append(*badge)
-        header.append(" · ", style="dim").append(status, style=_STATUS_STYLE.get(status, "dim"))
+        tail = self._header_tail(status)
+        # A model's settings give way to what follows its name, whole settings at a time,
+        # never part of a value (`max_tokens=12…` of 128 reads as 12). `provider:model`
+        # itself does not: where even that does not fit, the header's end is cut instead.
+        name = clean_line(self.display_name)
+        if self.size.width:  # laid out: before, its width is not known yet (on_resize)
+            room = self.size.width - _HEADER_FRAME - tail.cell_len
+            model, settings = split_settings(name)
+            name = fmt.fit_target(name, max(room, cell_len(model) + (2 if settings else 0)))
+        header = Text(name, style="bold" if self.model_state is None else self.model_state[1])
+        header.append_text(tail)
         if self.result and self.result.notes and status == "waiting":
             header.append(" · ", style="dim").append(clean_line(self.result.notes[-1]), "dim")
         _set_line(self.query_one("#header", Static), header)
+
+    def _header_tail(self, status: str) -> Text:
+        """What follows the name: local or cloud and the status, or the model's state."""
+        if self.model_state is not None:
+            note, style = self.model_state
+            return Text(f" · {clean_line(note)}", style=style)
+        tail = Text()
+        if not self.blind_name:
+            badge = ("local", "green") if self.is_local else ("cloud", "blue")
+            tail.append(" · ", style="dim").append(*badge)
+        return tail.append(" · ", style="dim").append(status, _STATUS_STYLE.get(status, "dim"))
 
     def render_metrics(self) -> None:
         compact = self.size.width < 60

@@ -69,6 +69,16 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir (`home/`) and an empty config file of the test's own, under tmp_path."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    return tmp_path
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()

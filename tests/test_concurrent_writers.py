@@ -91,26 +91,11 @@ def test_two_first_opens_at_the_same_moment_both_succeed(tmp_path: Path) -> None
     one round in four failed with "database is locked". Threads in one process contend
     through the same file locks as two processes, and start within microseconds of each other.
     """
-    failures: list[BaseException] = []
     for round_ in range(100):
         db = tmp_path / str(round_) / "workbench.db"
-        together = threading.Barrier(2)
-
-        def open_store(db: Path = db, together: threading.Barrier = together) -> None:
-            together.wait()
-            try:
-                store = Store(db)
-                assert store.version == len(MIGRATIONS)
-                store.close()
-            except BaseException as error:  # a thread cannot fail the test itself
-                failures.append(error)
-
-        threads = [threading.Thread(target=open_store) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
+        assert opened_at_once(db) == []
+        with Store(db) as store:
+            assert store.version == len(MIGRATIONS)
 
 
 @pytest.fixture
@@ -184,3 +169,23 @@ def _write(store: Store, name: str, index: int) -> None:
     result = TargetResult(f"{name}:m", name, "openai", "m", False, status="done")
     result.text = answer_text(name, index)
     store.add_response(result, [Message("user", f"q{index}")], origin="ask", batch=name)
+
+
+def opened_at_once(db: Path) -> list[BaseException]:
+    """Two threads open `db` at the same moment, then close it: what either raised."""
+    failures: list[BaseException] = []
+    together = threading.Barrier(2)
+
+    def open_store() -> None:
+        together.wait()
+        try:
+            Store(db).close()
+        except BaseException as error:  # a thread cannot fail the test itself
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from providers.base import Message
+from tests.test_concurrent_writers import opened_at_once
 from workbench.engine.result import TargetResult
 from workbench.history import load_comparison
 from workbench.store import COMPAT_TABLE, MIGRATIONS, SchemaTooNewError, Store, usage_by_target
@@ -318,21 +319,6 @@ def test_a_database_migrated_past_us_while_we_wait_to_migrate_is_refused(
 def test_two_first_opens_of_a_newer_database_both_succeed(tmp_path: Path) -> None:
     """Like tests/test_concurrent_writers.py for a new database: neither opener writes."""
     path = _ahead_of_us(tmp_path / "workbench.db", readable_from=len(MIGRATIONS))
-    failures: list[BaseException] = []
     for _ in range(20):
-        together = threading.Barrier(2)
-
-        def open_store(together: threading.Barrier = together) -> None:
-            together.wait()
-            try:
-                Store(path).close()
-            except BaseException as error:  # a thread cannot fail the test itself
-                failures.append(error)
-
-        threads = [threading.Thread(target=open_store) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
+        assert opened_at_once(path) == []
     assert _version_and_record(path) == (NEWER, [(1, len(MIGRATIONS))])

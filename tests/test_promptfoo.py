@@ -384,15 +384,6 @@ def _runs() -> list[RunInfo]:
         return list_runs(store)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
-    return tmp_path
-
-
 def test_failing_promptfoo_checks_fail_the_run(
     home: Path, llama_server: LlamaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -419,6 +410,8 @@ tests:
     assert (suite.get("failures"), suite.get("skipped")) == ("1", "0")
 
 
+# One test promptfoo checks with llm-rubric alone, which workbench cannot run, and one with
+# a check it can run as well.
 RUBRIC = """\
 prompts: ["What is the capital of France?"]
 providers: [openai:gpt-4o-mini]

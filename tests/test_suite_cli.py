@@ -35,15 +35,6 @@ cases:
 """
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
-    return tmp_path
-
-
 def _suite(folder: Path, name: str, case: str = "capital") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(SUITE.format(name=name, case=case))

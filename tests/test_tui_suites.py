@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, ProgressBar, Static
 
+from tests.test_promptfoo import RUBRIC
 from tests.tui_helpers import wait_until
 from workbench.config import Settings, load_settings
 from workbench.suites.runs import list_runs
@@ -75,23 +76,6 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         await wait_until(pilot, lambda: app.screen is app.screen_stack[0])
 
 
-# One test promptfoo checks with llm-rubric alone, which workbench cannot run, and one with
-# a check it can run as well.
-RUBRIC = """\
-prompts: ["What is the capital of France?"]
-providers: [openai:gpt-4o-mini]
-tests:
-  - description: judged only
-    assert:
-      - type: llm-rubric
-        value: names Paris
-  - description: judged and checked
-    assert:
-      - type: llm-rubric
-        value: names Paris
-      - type: not-icontains
-        value: XYZZY
-"""
 TARGET = "embedded:smollm2@temperature=0,max_tokens=8"  # its settings stay together in the field
 
 

@@ -41,11 +41,26 @@ async def test_models_fit_uses_the_gguf_header(capsys: pytest.CaptureFixture[str
     assert row["target"] == "embedded:smollm2"
     assert row["kv_bytes_per_token"] == 23_040
     assert row["estimated_bytes"] == fit.estimated_memory(row["size_bytes"], 23_040, 4096)
-    assert row["verdict"] == "fits"
+    assert row["verdict"] == "fits" and row["context_is_models_max"] is False
     registry = Registry(env={"OLLAMA_HOST": "127.0.0.1:9"})
     await run_fit(registry, as_json=True, memory=(100 * 2**20, 200 * 2**20))
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["verdict"] == "won't fit" and row["context"] == 8192
+
+
+async def test_a_context_past_the_models_window_is_sized_at_the_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SmolLM2 was trained for 8k: sized at 32k it "fitted" with a KV cache it can never use."""
+    registry = Registry(env={"OLLAMA_HOST": "127.0.0.1:9"})
+    assert await run_fit(registry, context=32_768, as_json=True, memory=(8 * GB, 16 * GB)) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["context"], row["context_is_models_max"]) == (8192, True)
+    assert row["estimated_bytes"] == fit.estimated_memory(row["size_bytes"], 23_040, 8192)
+    registry = Registry(env={"OLLAMA_HOST": "127.0.0.1:9"})
+    assert await run_fit(registry, context=32_768, memory=(8 * GB, 16 * GB)) == 0
+    shown = capsys.readouterr().out
+    assert "(its max)" in shown and "--context 32,768 is sized at its own window" in shown
 
 
 async def test_ollama_models_carry_the_same_kv_figure(ollama_server: OllamaServer) -> None:

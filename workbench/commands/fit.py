@@ -39,13 +39,19 @@ async def run_fit(
             size = row.info.size_bytes
             if not size:
                 continue
-            ctx = context or min(row.context_length or fit.DEFAULT_CONTEXT, fit.DEFAULT_CONTEXT)
+            most = row.context_length
+            ctx = context or min(most or fit.DEFAULT_CONTEXT, fit.DEFAULT_CONTEXT)
+            # A model reads no further than the window it was trained for: a larger --context
+            # is sized at that window, and the table says so.
+            capped = most is not None and ctx > most
+            ctx = most if capped and most is not None else ctx
             need = fit.estimated_memory(size, row.info.kv_bytes_per_token, ctx)
             verdict = fit.verdict(need, available_bytes=available, total_bytes=total)
-            rows.append((row.target, size, ctx, need, verdict, row.info.kv_bytes_per_token))
+            rows.append((row.target, size, ctx, capped, need, verdict, row.info.kv_bytes_per_token))
     if as_json:
-        for target, size, ctx, need, verdict, kv in rows:
+        for target, size, ctx, capped, need, verdict, kv in rows:
             out.write(json.dumps({"target": target, "size_bytes": size, "context": ctx,
+                                  "context_is_models_max": capped,
                                   "kv_bytes_per_token": kv, "estimated_bytes": need,
                                   "verdict": verdict, "available_bytes": available,
                                   "total_bytes": total}) + "\n")  # fmt: skip
@@ -56,9 +62,13 @@ async def run_fit(
     for column in ("target", "file", "context", "KV cache", "needs ~", "verdict"):
         table.add_column(column, justify="left" if column in ("target", "verdict") else "right")
     styles = {"fits": "green", "tight": "yellow", "won't fit": "red"}
-    for target, size, ctx, need, verdict, kv in rows:
+    for target, size, ctx, capped, need, verdict, kv in rows:
         kv_text = fmt.size(kv * ctx) if kv else "unknown"
-        table.add_row(Text(clean_line(target)), fmt.size(size), fmt.count(ctx), kv_text,
+        ctx_text = fmt.count(ctx) + (" (its max)" if capped else "")
+        table.add_row(Text(clean_line(target)), fmt.size(size), ctx_text, kv_text,
                       fmt.size(need), Text(verdict, style=styles[verdict]))  # fmt: skip
     console.print(table)
+    if any(capped for _, _, _, capped, *_ in rows):
+        console.print(Text(f"(its max): the model reads at most that much; --context {context:,} "
+                           "is sized at its own window instead", style="dim"))  # fmt: skip
     return 0

@@ -60,6 +60,28 @@ def test_usage_is_summed_per_target_without_cache_hits(history: None) -> None:
     assert usage["openai:gpt-4o"].cost_usd == pytest.approx(0.0125)
 
 
+def test_by_model_adds_up_a_models_settings(
+    history: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--max-tokens` or a suite's params make a target of each setting: one model's bill
+    came out on as many lines, each with its own projection."""
+    with Store(locations.database_path()) as store:
+        for spec, cost in (("openai:gpt-4o@max_tokens=5", 0.001), ("openai:gpt-4o@seed=1", 0.002)):
+            r = TargetResult(spec, spec, "openai", "gpt-4o", False, status="done", text="ok")
+            r.input_tokens, r.output_tokens, r.cost = 100, 10, Cost("priced", cost)
+            store.add_response(r, [Message("user", "hi")], origin="ask", batch=spec)
+    registry = Registry(env={})
+    assert run_costs(registry, shadow="openai:gpt-4o-mini", as_json=True) == 0
+    per_target = {r["target"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert {"openai:gpt-4o", "openai:gpt-4o@max_tokens=5", "openai:gpt-4o@seed=1"} <= per_target
+    assert run_costs(registry, shadow="openai:gpt-4o-mini", by_model=True, as_json=True) == 0
+    rows = {r["target"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == {"embedded:smollm2", "openai:gpt-4o"}
+    cloud = rows["openai:gpt-4o"]
+    assert (cloud["requests"], cloud["input_tokens"]) == (3, 1200)
+    assert cloud["cost_usd"] == pytest.approx(0.0125 + 0.001 + 0.002)
+
+
 def test_shadow_price_and_projection(history: None, capsys: pytest.CaptureFixture[str]) -> None:
     registry = Registry(env={})
     assert run_costs(registry, shadow="openai:gpt-4o-mini", per_day=10, as_json=True) == 0

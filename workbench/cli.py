@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_ranged(float, lambda n: n > 0, "more than 0 (for all time, leave --days out)"),
         help="only the last N days (default: all time)",
     )
+    costs.add_argument("--by-model", action="store_true",
+                       help="one line per provider:model, its settings' lines added up "
+                       "(default: one per target, as compared)")  # fmt: skip
     costs.add_argument("--json", action="store_true",
                        help="JSON Lines instead of a table: one object per target "
                        "(nothing stored yet: no lines)")  # fmt: skip
@@ -236,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_costs(make_registry(settings), shadow=args.shadow, per_day=args.per_day,
                          days=args.days, configured=settings.targets,
-                         as_json=args.json)  # fmt: skip
+                         by_model=args.by_model, as_json=args.json)  # fmt: skip
     if args.command == "prices":
         from workbench.commands.prices import run_prices
 

@@ -385,18 +385,22 @@ class TargetUsage:
     """None when some of its responses had no known price."""
 
 
-def usage_by_target(store: Store, since: float = 0.0) -> list[TargetUsage]:
-    """Requests, tokens and dollars per target for responses stored since `since`.
+def usage_by_target(
+    store: Store, since: float = 0.0, *, by_model: bool = False
+) -> list[TargetUsage]:
+    """Requests, tokens and dollars per target for responses stored since `since`; with
+    `by_model`, per `provider:model`, whatever its settings (a bill is per model).
 
     Only requests a model answered, whole or in part: one refused before a token came
     (no key, a server down, a bad request) is billed nothing, and counted it would be
     given a shadow price and pull the average request, and every projection, down."""
+    name, group = ("provider || ':' || model", "provider, model") if by_model else ("target",) * 2
     rows = store.db.execute(
-        """SELECT target, provider, model, is_local, COUNT(*), SUM(input_tokens),
+        f"""SELECT {name}, provider, model, MAX(is_local), COUNT(*), SUM(input_tokens),
                   SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown')
            FROM responses
            WHERE created_at >= ? AND origin != 'cached' AND (status = 'done' OR output_tokens > 0)
-           GROUP BY target ORDER BY SUM(cost_usd) DESC""",
+           GROUP BY {group} ORDER BY SUM(cost_usd) DESC""",
         (since,),
     ).fetchall()
     return [

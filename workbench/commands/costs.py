@@ -27,6 +27,7 @@ def run_costs(
     per_day: int = 100,
     days: float | None = None,
     configured: list[str] | None = None,
+    by_model: bool = False,
     as_json: bool = False,
     out: TextIO | None = None,
 ) -> int:
@@ -34,7 +35,7 @@ def run_costs(
     since = time.time() - days * 86_400 if days else 0.0
     store = Store(locations.database_path())
     try:
-        used = usage_by_target(store, since)
+        used = usage_by_target(store, since, by_model=by_model)
     finally:
         store.close()
     try:
@@ -60,9 +61,10 @@ def run_costs(
         console.print("Nothing stored yet: ask something first (workbench ask, or the TUI).")
         return 0
     table = Table(box=None, header_style="bold")
-    for column in ("target", "requests", "in", "out", "cost", f"shadow ({reference})",
+    first = "model" if by_model else "target"
+    for column in (first, "requests", "in", "out", "cost", f"shadow ({reference})",
                    f"month at {per_day}/day"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "target" else "right")
+        table.add_column(column, justify="left" if column == first else "right")
     for line in lines:
         u = line.usage
         table.add_row(Text(clean_line(u.target)), str(u.requests), str(u.input_tokens),

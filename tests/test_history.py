@@ -272,6 +272,8 @@ async def test_cli_lists_and_searches_chats(
     assert main(["history", "--chats"]) == 0
     listed = capsys.readouterr().out
     assert listed.index("Name a fruit.") < listed.index("Name a colour.")
-    assert main(["history", "--search", "fruit"]) == 0
+    assert main(["history", "--chats", "--search", "fruit"]) == 0
     found = capsys.readouterr().out
     assert "Name a fruit." in found and "Name a colour." not in found
+    assert main(["history", "--search", "fruit"]) == 0  # without --chats: suite runs
+    assert "contain 'fruit' (prompts and answers: --chats)" in capsys.readouterr().out

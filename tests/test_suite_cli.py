@@ -265,6 +265,23 @@ def test_a_run_with_no_results_is_never_latest_or_previous(
     assert "alpha (unfinished)" in capsys.readouterr().out  # still listed, and resumable
 
 
+def test_history_search_finds_runs_by_suite_and_target(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It searched chats instead, and said "No matches." beside runs of that suite."""
+    with Store(locations.database_path()) as store:
+        for run_id, suite, target in (("r1", "code-questions", "embedded:smollm2"),
+                                      ("r2", "offline-basics", "llamacpp:qwen2.5")):  # fmt: skip
+            start_run(store, RunInfo(run_id, time.time(), None, suite, f"{suite}.yaml",
+                                     [target], {}))  # fmt: skip
+    assert main(["history", "--search", "CODE"]) == 0
+    found = capsys.readouterr().out
+    assert "code-questions" in found and "offline-basics" not in found
+    assert main(["history", "--search", "qwen"]) == 0
+    found = capsys.readouterr().out
+    assert "offline-basics" in found and "code-questions" not in found
+
+
 def test_t_replaces_suite_targets_that_name_unknown_providers(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

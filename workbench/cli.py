@@ -184,7 +184,9 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     history.add_argument("--chats", action="store_true",
                          help="past comparisons and chats instead, newest first")  # fmt: skip
-    history.add_argument("--search", default="", help="with --chats: only those containing this")
+    history.add_argument("--search", default="",
+                         help="only runs whose suite or targets contain this (with --chats: "
+                         "comparisons whose prompts or answers do)")  # fmt: skip
 
 
 _TAKE_TARGETS = (None, "ask", "run", "serve")
@@ -226,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.commands.run import compare_command
 
         return compare_command(args)
-    if args.command == "history" and (args.chats or args.search):
+    if args.command == "history" and args.chats:
         from workbench.commands.chats import run_chats
 
         return run_chats(args.search, limit=args.limit)

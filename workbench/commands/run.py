@@ -403,12 +403,21 @@ def history_command(args: argparse.Namespace) -> int:
 
     store = Store(locations.database_path())
     try:
-        runs = [(info, case_results(store, info.id)) for info in list_runs(store, args.limit)]
+        found = list_runs(store, 1_000_000 if args.search else args.limit)
+        if args.search:
+            words = args.search.casefold()
+            found = [i for i in found if words in " ".join([i.suite, *i.targets]).casefold()]
+        runs = [(info, case_results(store, info.id)) for info in found[: args.limit]]
     finally:
         store.close()
     console = fmt.console(sys.stdout)
     if not runs:
-        console.print("No suite runs yet: workbench run prompts/offline-basics.yaml")
+        console.print(
+            f"No suite run's suite or targets contain {args.search!r} (prompts and answers: "
+            "--chats)"
+            if args.search
+            else "No suite runs yet: workbench run prompts/offline-basics.yaml"
+        )
         return 0
     table = Table(box=None, header_style="bold")
     for column in ("run", "date", "suite", "targets", "pass rate", "cost"):

@@ -127,7 +127,10 @@ async def test_only_the_estimated_count_is_marked_in_ask_history_and_exports(
 
     # The pane's metrics line, wide and narrow.
     assert f"in ~{prompt} / out {ANSWER_TOKENS} · local" in metrics_line(result).plain
-    assert f" · ~{prompt}→{ANSWER_TOKENS} · local" in metrics_line(result, compact=True).plain
+    # Compact: the header says local, and the memory figure gets the room.
+    assert metrics_line(result, compact=True).plain.endswith(f" · ~{prompt}→{ANSWER_TOKENS}")
+    compact = metrics_line(result, 295 * 2**20, compact=True).plain
+    assert compact.endswith(f" · ~{prompt}→{ANSWER_TOKENS} · 295 MB") and "local" not in compact
 
     # Exports: the Markdown table, JSON and CSV say it per count; `exact` is both.
     assert f"| ~{prompt} | {ANSWER_TOKENS} | local |" in stored_markdown(comparison)

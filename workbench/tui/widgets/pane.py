@@ -258,7 +258,8 @@ def metrics_line(
 ) -> Text:
     """`TTFT 0.21s · 87 tok/s · ctx 148/4,096 · in 36 / out ~112 · $0.00 local · 240 MB`
 
-    Compact, for narrow panes: `0.21s · 87 t/s · ctx 148/4,096 · 36→~112 · local`. The
+    Compact, for narrow panes: `0.21s · 87 t/s · ctx 148/4,096 · 36→~112 · 240 MB` (a local
+    target's $0 left to the header's `local`), or `… · 36→112 · $0.0012` for a cloud one. The
     context figure comes before the token counts, cost and memory: the line is cut at the
     pane's edge, and its warning (past `WARN_AT` of the `window`) must stay in sight.
     """
@@ -290,6 +291,8 @@ def metrics_line(
     parts.append((tokens, style))
     if blind:
         pass  # cost and memory would say local or cloud, and so give the model away
+    elif compact and result.is_local:
+        pass  # the header says local, and local costs nothing: room for the memory figure
     elif result.cost is not None:
         parts.append((result.cost.label, style))
     elif result.is_local:

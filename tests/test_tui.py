@@ -315,3 +315,16 @@ async def test_a_resize_keeps_the_header_saying_the_model_loads() -> None:
         await send(pilot, "Hi")  # the turn's own status from here on
         assert pane.model_state is None and " · local · " in shown(pane, "header")
         await wait_finished(pilot)
+
+
+async def test_every_printable_key_outside_a_text_box_leaves_the_app_running() -> None:
+    """`@` (Textual's key `at`, part of every target's settings) crashed the app when a pane
+    had the focus: Textual took the app's `_key_at` float for that key's handler."""
+    app = make_app(Settings(), ["embedded:smollm2"], env=NO_KEYS)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.panes[0].focus()
+        await pilot.pause()
+        for char in "@#$%&*+-=!?/:;,.~^_|":
+            await pilot.press(char)
+        await pilot.pause()
+        assert app.is_running and app.focused is app.panes[0]

@@ -273,7 +273,7 @@ def _tui(specs: list[str], settings: Settings) -> int:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
     app.run()
-    return 0
+    return app.return_code or 0  # 1 after a crash: Textual has shown the traceback
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -131,7 +131,9 @@ class WorkbenchApp(App[None]):
         self.current: Pane | None = None
         self._panes_removed = False
         self._phase = 0
-        self._key_at = 0.0
+        # Not `_key_…`: Textual calls an attribute `_key_<name>` as the handler of that key
+        # (`_key_at` is `@`'s, and a float there crashed the app at the first `@` typed).
+        self._last_key_time = 0.0
         """When a key last reached the app (see `post_message`)."""
         self._turns_put_off = 0
         self.memory_probe = fit.machine_memory
@@ -469,11 +471,12 @@ class WorkbenchApp(App[None]):
         # A key from the driver comes through here before the prompt box sees it: the
         # earliest the app can know that one waits to be drawn.
         if isinstance(message, events.Key):
-            self._key_at = time.monotonic()
+            self._last_key_time = time.monotonic()
         return super().post_message(message)
 
     async def _next_phase(self) -> None:
-        if time.monotonic() - self._key_at < KEY_FIRST_S and self._turns_put_off < KEY_FIRST_TURNS:
+        recent = time.monotonic() - self._last_key_time < KEY_FIRST_S
+        if recent and self._turns_put_off < KEY_FIRST_TURNS:
             self._turns_put_off += 1
             return
         self._turns_put_off = 0

@@ -328,3 +328,32 @@ async def test_every_printable_key_outside_a_text_box_leaves_the_app_running() -
             await pilot.press(char)
         await pilot.pause()
         assert app.is_running and app.focused is app.panes[0]
+
+
+async def test_what_is_typed_in_the_picker_is_what_is_added() -> None:
+    """The list had the focus: typed keys went nowhere, and Enter added its first model
+    (a plain `embedded:smollm2`) instead of the target typed."""
+    app = make_app(Settings(), ["embedded:smollm2"], env=NO_KEYS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press(*"embedded:smollm2@max_tokens=4", "enter")
+        await wait_until(pilot, lambda: len(app.panes) == 2)
+        assert app.panes[1].target.spec == "embedded:smollm2@max_tokens=4"
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press(*"SMOL")  # narrows the list, to the one model here
+        models = app.screen.query_one(OptionList)
+        assert [o.id for o in models.options if o.id] == ["embedded:smollm2"]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.panes) == 3)
+        assert app.panes[2].target.spec == "embedded:smollm2"
+        for key in ("ctrl+n", "ctrl+o"):  # an unknown provider typed: said, not a crash
+            await pilot.press(key)
+            await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+            await pilot.press(*"nosuch:model", "enter")
+            await wait_until(pilot, lambda: not isinstance(app.screen, ModelPicker))
+            await pilot.pause()
+            assert app.is_running
+            assert "unknown provider 'nosuch'" in list(app._notifications)[-1].message
+            assert [p.target.provider for p in app.panes] == ["embedded"] * 3

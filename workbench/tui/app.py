@@ -728,7 +728,8 @@ class WorkbenchApp(App[None]):
     async def action_add_pane(self) -> None:
         choice = await self._pick("Add a model")
         if choice:
-            await self.add_pane(parse_target(choice), history_from=self._current())
+            with contextlib.suppress(TargetError):  # an unknown provider: add_pane said so
+                await self.add_pane(parse_target(choice), history_from=self._current())
 
     @work
     async def action_switch_model(self) -> None:
@@ -738,10 +739,15 @@ class WorkbenchApp(App[None]):
         choice = await self._pick(f"Replace {pane.display_name}")
         if not choice:
             return
+        target = parse_target(choice)
+        try:  # before anything changes: a typed provider may be unknown
+            is_local = self.registry.is_local(target.provider)
+        except TargetError as exc:
+            self.notify(str(exc), severity="error")
+            return
         await self._stop(pane)
         old = pane.target.name
-        pane.target = parse_target(choice)
-        pane.is_local = self.registry.is_local(pane.target.provider)
+        pane.target, pane.is_local = target, is_local
         pane.conversation.switched(pane.target.spec)
         if pane.blind_name:
             await pane.note("model switched; names stay hidden until the vote")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -40,7 +40,8 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
             yield Label(clean_line(self.title_text), id="picker-title", markup=False)
-            yield Input(placeholder="type a target (provider:model) or pick below", id="custom")
+            yield Input(placeholder="type a target (provider:model) or pick below", id="custom",
+                        select_on_focus=False)  # fmt: skip
             yield OptionList(*self._options(), id="models")
             available, total = self.memory
             yield Label(
@@ -48,10 +49,15 @@ class ModelPicker(ModalScreen[str | None]):
                 id="picker-help",
             )
 
-    def _options(self) -> list[Option]:
+    def _options(self, typed: str = "") -> list[Option]:
+        """Every listed model, under its provider; with `typed`, only the models whose
+        target contains it (and their providers)."""
         options: list[Option] = []
         available, total = self.memory
+        wanted = typed.strip().casefold()
         for listing in self.listings:
+            if wanted and not any(wanted in r.target.casefold() for r in listing.models):
+                continue
             a = listing.availability
             where = "local" if a.is_local else "cloud"
             head = Text(f"{a.provider} · {a.kind} · {where}", style="bold")
@@ -61,6 +67,8 @@ class ModelPicker(ModalScreen[str | None]):
             if listing.error:
                 options.append(Option(Text(f"  {clean_line(listing.error)}", "red"), disabled=True))
             for row in listing.models:
+                if wanted not in row.target.casefold():
+                    continue
                 line = Text(f"  {clean_line(row.target)}")
                 details = [f"ctx {fmt.count(row.context_length)}"]
                 if row.info.size_bytes:
@@ -90,6 +98,25 @@ class ModelPicker(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
 
+    def on_key(self, event: events.Key) -> None:
+        # The list has the focus, for the arrows; what is typed goes to the box above it,
+        # which narrows the list (the placeholder invites typing, and Enter on the list
+        # would add its highlighted model, not what was typed). ↓ from the box goes back.
+        box, models = self.query_one("#custom", Input), self.query_one(OptionList)
+        if self.focused is not box and event.is_printable and event.character:
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
+        elif self.focused is box and event.key == "down":
+            models.focus()
+            event.stop()
+            event.prevent_default()
+
+    @on(Input.Changed, "#custom")
+    def narrow(self, event: Input.Changed) -> None:
+        self.query_one(OptionList).set_options(self._options(event.value))
+
     @on(OptionList.OptionSelected)
     def chosen(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
@@ -100,10 +127,14 @@ class ModelPicker(ModalScreen[str | None]):
 
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:
+        models = self.query_one(OptionList)
+        matches = [o.id for o in models.options if o.id]
+        # Narrowed down to one model (`smol`): that one. A whole target is taken as typed.
+        chosen = matches[0] if ":" not in event.value and len(matches) == 1 else event.value
         try:
-            self.dismiss(parse_target(event.value).spec)
+            self.dismiss(parse_target(chosen).spec)
         except TargetError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(f"{exc} — or ↓ to pick from the list", severity="error")
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

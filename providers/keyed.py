@@ -69,14 +69,15 @@ class KeyedAPI:
             error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
         return error
 
-    async def _model_ids(self) -> list[str]:
+    async def _listed(self) -> list[ModelInfo]:
         try:
             page = await self._sdk().models.list()
-            return sorted({m.id async for m in page})
+            found = {m.id: listed_window(getattr(m, "model_extra", None)) async for m in page}
         except ProviderError:
             raise
         except Exception as exc:
             raise self._translate(exc, "models") from None
+        return [ModelInfo(i, found[i], is_local=self.is_local) for i in sorted(found)]
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -84,8 +85,23 @@ class KeyedAPI:
             await client.close()
 
     async def list_models(self) -> list[ModelInfo]:
-        ids = list(self._configured_models) or await self._model_ids()
-        return [ModelInfo(i, is_local=self.is_local) for i in ids]
+        if self._configured_models:
+            return [ModelInfo(i, is_local=self.is_local) for i in self._configured_models]
+        return await self._listed()
 
     async def resources(self) -> ResourceUsage | None:
         return None
+
+
+def listed_window(extra: object) -> int | None:
+    """A model's context window where an OpenAI-compatible server lists it beside the id:
+    llama-server's `meta.n_ctx` (the window it runs with, per slot), vLLM's
+    `max_model_len`, OpenRouter's and LM Studio's `context_length`."""
+    if not isinstance(extra, dict):
+        return None
+    meta = extra.get("meta")
+    for value in (meta.get("n_ctx") if isinstance(meta, dict) else None,
+                  extra.get("max_model_len"), extra.get("context_length")):  # fmt: skip
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

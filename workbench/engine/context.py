@@ -15,7 +15,8 @@ from workbench.engine.conversation import with_summary
 from workbench.engine.fanout import price_source
 
 REPLY_RESERVE = 512
-"""Room kept for the answer when the target sets no max_tokens."""
+"""Room kept for the answer when the target sets no max_tokens: this, or a quarter of a
+smaller window (see `reply_room`)."""
 WARN_AT = 0.8
 """Share of the window past which a pane warns."""
 
@@ -32,14 +33,34 @@ async def window_of(registry: Registry, target: Target) -> int | None:
             return provider.context_length(target.model)
         if isinstance(provider, OllamaProvider):
             return await provider.context_length(target.model)
+        if provider.is_local:  # llama-server, vLLM, LM Studio list it with the model
+            listed = {m.id: m.context_length for m in await provider.list_models()}
+            if listed.get(target.model):
+                return listed[target.model]
     except ProviderError:
         return None
     return pricing.context_window(target.model, price_source(registry, target.provider))
 
 
-def needed(target: Target, messages: Sequence[Message], *, registry: Registry | None = None) -> int:
-    """Tokens the request will take: its prompt and room for the reply. The prompt is counted
-    exactly where the model can (an embedded model loaded in `registry`), else estimated.
+def reply_room(target: Target, window: int | None) -> int:
+    """Room kept for the answer: the target's max_tokens, else REPLY_RESERVE, but at most a
+    quarter of the window where it is known. A fixed 512 would take a whole 512-token window
+    before any prompt, and a model with no max_tokens goes on to the window's end anyway."""
+    if target.params.max_tokens:
+        return target.params.max_tokens
+    return REPLY_RESERVE if window is None else min(REPLY_RESERVE, window // 4)
+
+
+def needed(
+    target: Target,
+    messages: Sequence[Message],
+    *,
+    registry: Registry | None = None,
+    window: int | None = None,
+) -> int:
+    """Tokens the request will take: its prompt and room for the reply (`reply_room`, for
+    the target's `window` if known). The prompt is counted exactly where the model can (an
+    embedded model loaded in `registry`), else estimated.
 
     An exact count needs no margin: it includes the chat template's opening of the reply, and
     the embedded provider stops at max_tokens before the last token sampled is evaluated, so a
@@ -48,7 +69,7 @@ def needed(target: Target, messages: Sequence[Message], *, registry: Registry | 
 
     prompt = request_for(target, messages).messages  # with the target's own system prompt
     counted = tokens.counter_for(target, registry).count_messages(prompt)
-    return counted + (target.params.max_tokens or REPLY_RESERVE)
+    return counted + reply_room(target, window)
 
 
 def fits(
@@ -58,7 +79,18 @@ def fits(
     *,
     registry: Registry | None = None,
 ) -> bool:
-    return window is None or needed(target, messages, registry=registry) <= window
+    return window is None or needed(target, messages, registry=registry, window=window) <= window
+
+
+def too_long_advice(target: Target, *, blind: bool = False) -> str:
+    """What makes room for a prompt too long for its target's window even alone. In blind
+    mode only what names nothing of the model: its settings and its runtime would."""
+    ways = ["a shorter prompt"]
+    if not blind and target.params.max_tokens:
+        ways.append(f"a smaller max_tokens (it is {target.params.max_tokens:,})")
+    if not blind and target.provider == "embedded":
+        ways.append("a larger embedded_context in the config, if the model allows")
+    return ", or ".join(ways)
 
 
 SUMMARY_PROMPT = (

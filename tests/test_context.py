@@ -146,3 +146,13 @@ def test_a_second_summary_replaces_the_first_it_was_made_with() -> None:
     c.summarized("The user said a, then c.")
     assert c.summary == "The user said a, then c."
     assert c.messages()[0].content.count("The user said a") == 1
+
+
+def test_the_room_kept_for_an_answer_is_at_most_a_quarter_of_the_window() -> None:
+    """512 tokens kept for an answer took a whole 512-token window: no prompt ever fitted."""
+    asked = [Message("system", "Be brief."), Message("user", "What is the capital of France?")]
+    unset, capped = parse_target("embedded:smollm2"), parse_target("embedded:smollm2@max_tokens=16")
+    assert context.fits(unset, asked, 512)
+    assert context.needed(unset, asked, window=512) == context.needed(capped, asked) - 16 + 128
+    assert context.needed(unset, asked) == context.needed(unset, asked, window=4096)  # 512
+    assert context.needed(capped, asked, window=512) == context.needed(capped, asked)

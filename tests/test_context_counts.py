@@ -228,3 +228,17 @@ async def test_a_template_that_refuses_the_messages_fails_the_pane_not_the_app()
         assert app.is_running
         assert pane.result is not None and pane.result.status == "failed"
         assert "System role not supported" in (pane.result.error or "")
+
+
+async def test_the_smallest_embedded_context_allowed_takes_a_question() -> None:
+    """At `MIN_EMBEDDED_CONTEXT` a system prompt and a question fit, counted by the model
+    itself, with room kept for an answer that scales with the window."""
+    from workbench.config import MIN_EMBEDDED_CONTEXT
+
+    registry = make_registry(Settings(embedded_context=MIN_EMBEDDED_CONTEXT), ENV)
+    target = parse_target("embedded:smollm2")
+    assert await context.window_of(registry, target) == MIN_EMBEDDED_CONTEXT
+    asked = [Message("system", "Be brief."), Message("user", "What is the capital of France?")]
+    assert context.fits(target, asked, MIN_EMBEDDED_CONTEXT, registry=registry)
+    counted = context.needed(target, asked, registry=registry, window=MIN_EMBEDDED_CONTEXT)
+    assert counted - context.reply_room(target, MIN_EMBEDDED_CONTEXT) < MIN_EMBEDDED_CONTEXT // 2

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 from werkzeug import Request, Response
 
 from providers.base import Message
@@ -280,7 +280,7 @@ async def test_a_prompt_still_too_long_after_summarizing_is_not_sent_but_the_sum
         assert _needed(app, pane, pane.conversation, prompt) > WINDOW
         assert "summarized to fit" not in pane._document
         (note,) = errors
-        assert "even with 4 earlier turns summarized" in note and "shorten the prompt" in note
+        assert "even with 4 earlier turns summarized" in note and "a shorter prompt" in note
         assert f"the context window is {WINDOW:,}" in note
 
 
@@ -303,4 +303,117 @@ async def test_a_prompt_too_long_alone_loses_no_turns_and_is_not_sent(
         assert pane.result is None
         assert pane.conversation.turns == turns and pane.conversation.summary is None
         (note,) = errors
-        assert "even with no earlier turns" in note and "shorten the prompt" in note
+        assert "even with no earlier turns" in note and "a shorter prompt" in note
+        assert "a smaller max_tokens (it is 16)" in note and "a larger embedded_context" in note
+
+
+# --- blind mode gives nothing away: errors, the overflow dialog, notes, figures ---
+
+
+async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(
+    loop: Loop,
+) -> None:
+    """`failed: OPENAI_API_KEY is not set …` named the provider of Model A or B."""
+    app = _app(loop, "openai:gpt-4o-mini", "loop:a")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        (failed,) = [p for p in app.panes if p.result and p.result.status == "failed"]
+        assert "OPENAI_API_KEY" in (failed.result.error or "")  # type: ignore[union-attr]
+        error = shown(failed, "error")
+        assert error.startswith("failed: ") and "after the vote" in error
+        screen = _on_screen(app).lower()
+        assert "openai" not in screen and "api_key" not in screen
+        await pilot.press("f2")  # leaving blind mode reveals it
+        await wait_until(pilot, lambda: "OPENAI_API_KEY" in shown(failed, "error"), 5)
+
+
+async def test_a_blind_pane_shows_no_loading_or_provider_note_and_no_window_size(
+    loop: Loop,
+) -> None:
+    app = _app(loop, "loop:a", "loop:b")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        pane = app.panes[0]
+        assert pane.result is not None
+        # What a local model shows as it loads, a cloud one as it waits out a rate limit.
+        pane.model_state = ("loading model…", "yellow")
+        pane.result.status = "waiting"
+        pane.result.notes.append("openai rate limit: retrying in 2s")
+        pane.result.load_s, pane.window = 2.5, 8  # 7 of 8 tokens used
+        pane.render_header()
+        pane.render_metrics()
+        await pilot.pause(0.1)
+        header, metrics = shown(pane, "header"), shown(pane, "metrics")
+        assert header.startswith("Model ") and header.endswith("· waiting"), header
+        assert "load" not in metrics and "/8" not in metrics, metrics
+        assert "ctx nearly full" in metrics  # still warned, without the window's size
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "loading model" in shown(pane, "header"), 5)
+        assert "ctx 7/8" in shown(pane, "metrics") and "load 2.5" in shown(pane, "metrics")
+
+
+async def test_the_overflow_dialog_and_note_in_blind_mode_give_no_window_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = make_app(Settings(embedded_context=WINDOW), [SMOLLM2], env=NO_KEYS)
+    errors = _notes(app, monkeypatch, severity="error")
+    async with app.run_test(size=(140, 40)) as pilot:
+        pane = await _embedded(pilot, app)
+        await pilot.press("f2")
+        prompt = "Read this back to me. " + "The quick brown fox jumps over the lazy dog. " * 80
+        await send(pilot, prompt)
+        await wait_until(pilot, lambda: isinstance(app.screen, OverflowScreen), timeout_s=30)
+        said = str(app.screen.query_one(Label).content)
+        assert said == "The conversation no longer fits Model A's context window.", said
+        await _choose(pilot, app, "drop")
+        await _settled(pilot, pane)
+        (note,) = errors
+        assert "Model A" in note and "a shorter prompt" in note
+        for hint in (f"{WINDOW}", "max_tokens", "embedded", "smollm"):
+            assert hint not in note and hint not in pane._document, hint
+
+
+# --- a small window: room for the answer scales with it, and advice that can work ---
+
+
+async def test_a_short_first_prompt_fits_a_512_token_window() -> None:
+    """A fixed 512 tokens kept for the answer filled the window before any prompt: the
+    first question opened the overflow dialog, and nothing in it could help."""
+    app = make_app(Settings(embedded_context=512), ["embedded:smollm2@temperature=0"], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window == 512, timeout_s=30)
+        await send(pilot, "What is the capital of France? One word.")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, OverflowScreen) or pane.result is not None,
+            timeout_s=30,
+        )
+        assert not isinstance(app.screen, OverflowScreen)
+        await wait_finished(pilot)
+        assert pane.result is not None and pane.result.status == "done"
+
+
+async def test_a_prompt_too_long_with_no_earlier_turns_is_offered_only_what_helps() -> None:
+    """With no turns, summarizing or dropping them cannot make room: the dialog says what
+    can, and offers neither."""
+    app = make_app(Settings(embedded_context=512), [SMOLLM2], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window == 512, timeout_s=30)
+        await send(pilot, "Read this back to me. " + "The quick brown fox jumps. " * 80)
+        await wait_until(pilot, lambda: isinstance(app.screen, OverflowScreen), timeout_s=30)
+        said = str(app.screen.query_one(Label).content)
+        assert "no earlier turns to summarize or drop" in said, said
+        assert "a shorter prompt" in said and "a smaller max_tokens (it is 16)" in said
+        assert "a larger embedded_context" in said
+        options = app.screen.query_one(OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids == ["send", "skip"]
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert pane.result is None and pane.conversation.turns == []

@@ -18,7 +18,8 @@ from workbench import locations
 from workbench.suites.validation import StrictModel, problem
 
 MIN_EMBEDDED_CONTEXT = 256
-"""Below this, a system prompt and a question hardly fit."""
+"""Below this, a system prompt, a question and the room kept for an answer (a quarter of
+the window, see `context.reply_room`) hardly fit."""
 
 
 class ConfigError(Exception):

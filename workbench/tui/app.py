@@ -377,17 +377,21 @@ class WorkbenchApp(App[None]):
         if pane.window is None:
             return True
         window, target, conversation = pane.window, pane.target, pane.conversation
+        blind = bool(pane.blind_name)
 
         def demand(kept: Conversation) -> int:
             asked = [*kept.messages(), Message("user", prompt)]
-            return context.needed(target, asked, registry=self.registry)
+            return context.needed(target, asked, registry=self.registry, window=window)
 
         need = await asyncio.to_thread(demand, conversation)
         if need <= window:
             return True
         choice: Choice = "summarize"
-        if not self.settings.auto_summarize:
-            choice = await self.push_screen_wait(OverflowScreen(pane.display_name, need, window))
+        # With no earlier turns, summarizing or dropping them cannot help: only what can.
+        advice = "" if conversation.turns else context.too_long_advice(target, blind=blind)
+        if advice or not self.settings.auto_summarize:
+            overflow = OverflowScreen(pane.display_name, need, window, blind=blind, advice=advice)
+            choice = await self.push_screen_wait(overflow)
         if choice == "skip":
             return False
         if choice in ("drop", "summarize"):
@@ -412,7 +416,9 @@ class WorkbenchApp(App[None]):
                     context.summarize(self.registry, target, conversation.messages())
                 )
             except ProviderError as exc:
-                self.notify(exc.message, severity="error")
+                # Its message names the model, and may give its window's size.
+                hidden = f"{pane.display_name} could not summarize (why is not shown while blind)"
+                self.notify(hidden if blind else exc.message, severity="error")
                 return False
             conversation.summarized(summary)
             need = await asyncio.to_thread(demand, conversation)
@@ -426,9 +432,13 @@ class WorkbenchApp(App[None]):
 
     async def _not_sent(self, pane: Pane, need: int, window: int, even: str) -> None:
         """Say, in a toast and in the pane, that the prompt was too long to send to it."""
+        blind = bool(pane.blind_name)  # a window's size, and the advice, hint at the model
+        advice = context.too_long_advice(pane.target, blind=blind)
+        size = f"need {need:,} tokens; the context window is {window:,}"
+        size = "do not fit the context window" if blind else size
         why = (
-            f"not sent: {even}, the prompt and room for its answer need {need:,} tokens; "
-            f"the context window is {window:,} — shorten the prompt (↑ brings it back)"
+            f"not sent: {even}, the prompt and room for its answer {size} — what helps: "
+            f"{advice} (↑ brings the prompt back)"
         )
         self.notify(f"{pane.display_name}: {why}", severity="error")
         await pane.note(why)

@@ -20,23 +20,40 @@ Choice = Literal["summarize", "drop", "send", "skip"]
 class OverflowScreen(ModalScreen[Choice]):
     BINDINGS = [Binding("escape", "skip", "Skip this pane")]
 
-    def __init__(self, pane: str, needed: int, window: int) -> None:
+    def __init__(
+        self, pane: str, needed: int, window: int, *, blind: bool = False, advice: str = ""
+    ) -> None:
+        """`advice`, where there are no earlier turns: what would make room, in place of
+        summarizing or dropping them, which cannot. In `blind` mode no figure is given: a
+        window's size hints at the model."""
         super().__init__()
         self.pane, self.needed, self.window = pane, needed, window
+        self.blind, self.advice = blind, advice
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="overflow"):
-            yield Label(f"{clean_line(self.pane)}: the conversation needs ~{self.needed:,} tokens; "
-                        f"its window is {self.window:,}.", markup=False)  # fmt: skip
-            yield OptionList(
+        pane = clean_line(self.pane)
+        if self.blind:
+            said = f"The conversation no longer fits {pane}'s context window."
+        else:
+            said = (f"{pane}: the conversation needs ~{self.needed:,} tokens; "
+                    f"its window is {self.window:,}.")  # fmt: skip
+        if self.advice:
+            said += f"\nThere are no earlier turns to summarize or drop. What helps: {self.advice}."
+        options = [
+            Option("Send anyway (the server may refuse or cut it)", id="send"),
+            Option("Skip this pane for this prompt", id="skip"),
+        ]
+        if not self.advice:
+            options[:0] = [
                 Option(
                     "Summarize earlier turns (the model writes a summary that replaces them)",
                     id="summarize",
                 ),
                 Option("Drop the oldest turns until it fits", id="drop"),
-                Option("Send anyway (the server may refuse or cut it)", id="send"),
-                Option("Skip this pane for this prompt", id="skip"),
-            )
+            ]
+        with Vertical(id="overflow"):
+            yield Label(said, markup=False)
+            yield OptionList(*options)
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

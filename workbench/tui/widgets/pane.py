@@ -210,22 +210,29 @@ class Pane(Vertical, can_focus=True):
             room = self.size.width - _HEADER_FRAME - tail.cell_len
             model, settings = split_settings(name)
             name = fmt.fit_target(name, max(room, cell_len(model) + (2 if settings else 0)))
-        header = Text(name, style="bold" if self.model_state is None else self.model_state[1])
+        state = self._model_state
+        header = Text(name, style="bold" if state is None else state[1])
         header.append_text(tail)
-        if self.result and self.result.notes and status == "waiting":
+        # A note while waiting ("loading model…", a provider's rate limit) says which model.
+        if self.result and self.result.notes and status == "waiting" and not self.blind_name:
             header.append(" · ", style="dim").append(clean_line(self.result.notes[-1]), "dim")
         _set_line(self.query_one("#header", Static), header)
 
     def _header_tail(self, status: str) -> Text:
         """What follows the name: local or cloud and the status, or the model's state."""
-        if self.model_state is not None:
-            note, style = self.model_state
+        if (state := self._model_state) is not None:
+            note, style = state
             return Text(f" · {clean_line(note)}", style=style)
         tail = Text()
         if not self.blind_name:
             badge = ("local", "green") if self.is_local else ("cloud", "blue")
             tail.append(" · ", style="dim").append(*badge)
         return tail.append(" · ", style="dim").append(status, _STATUS_STYLE.get(status, "dim"))
+
+    @property
+    def _model_state(self) -> tuple[str, str] | None:
+        """`model_state`, but none in blind mode: loading, or why not, says which model."""
+        return None if self.blind_name else self.model_state
 
     def render_metrics(self) -> None:
         compact = self.size.width < 60
@@ -237,6 +244,8 @@ class Pane(Vertical, can_focus=True):
         message = self.result.error if self.result is not None else None
         error.display = bool(message)
         if message and self.result is not None:
+            if self.blind_name:  # an error names its provider, or hints at it: after the vote
+                message = "the reason is shown after the vote (or on leaving blind mode, F2)"
             error.update(Text(f"{self.result.status}: {clean_line(message)}", style="red"))
 
 
@@ -271,7 +280,7 @@ def metrics_line(
         return line  # the error line above says it all
     style = "" if result.finished else "dim"
     parts: list[tuple[str, str]] = []
-    if result.load_s:
+    if result.load_s and not blind:  # only a local model loads
         parts.append((f"load {fmt.seconds(result.load_s)}", style))
     if result.ttft_s is not None:
         ttft = fmt.seconds(result.ttft_s)
@@ -282,8 +291,11 @@ def metrics_line(
     if window:
         used = result.input_tokens + result.output_tokens
         near = used >= window * WARN_AT
-        ctx = f"ctx {fmt.count_short(used)}/{fmt.count(window)}"
-        parts.append((ctx, "bold yellow" if near else style))
+        if not blind:
+            ctx = f"ctx {fmt.count_short(used)}/{fmt.count(window)}"
+            parts.append((ctx, "bold yellow" if near else style))
+        elif near:  # the warning, not the window's size: that hints at the model
+            parts.append(("ctx nearly full", "bold yellow"))
     # Each count is marked on its own: a server may report one and leave out the other.
     sent = fmt.tokens(result.input_tokens, result.input_exact)
     answered = fmt.tokens(result.output_tokens, result.output_exact)

@@ -312,6 +312,8 @@ async def test_the_summary_goes_with_its_panes_and_follows_the_width(loop: Loop)
         await pilot.resize_terminal(80, 24)
         await wait_until(pilot, lambda: "fastest" not in _summary(app), 5)
         assert "TTFT:" in _summary(app)
+        # Narrow, a long name loses whole settings, not half of one (`@max_…`).
+        assert "embedded:smollm2@…" in _summary(app) and "@max_" not in _summary(app)
         await pilot.press("ctrl+d")
         await wait_until(pilot, lambda: len(app.panes) == 1, 5)
         assert _summary(app) == ""

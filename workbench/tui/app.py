@@ -706,8 +706,8 @@ class WorkbenchApp(App[None]):
             line.append(f"{figure}: ", style="dim")
             shown = [names.get(w, w) for w in win.winners]
             who = shown[0] if len(shown) == 1 else f"{len(shown)}-way tie"
-            if narrow and len(who) > 22:
-                who = who[:21] + "…"
+            if narrow:  # whole settings dropped, never a value cut (`@temp…`, `=12…` of 128)
+                who = fmt.fit_target(who, 22)
             line.append(who, style="bold")
             line.append(f" ({win.value})", style="dim")
         self._set_summary(line)

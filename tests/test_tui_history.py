@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Markdown
 
 from providers.base import Message
@@ -19,6 +20,7 @@ from workbench.history import list_comparisons, load_comparison
 from workbench.store import Store
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.history import ComparisonView, HistoryScreen
+from workbench.tui.screens.history_dialogs import ExportFormatScreen, ReplaceSessionScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.wiring import make_registry
 
@@ -40,6 +42,12 @@ def _on_main_screen(app: WorkbenchApp) -> bool:
     return len(app.screen_stack) == 1
 
 
+async def _replace_when_asked(pilot: Pilot[None]) -> None:
+    """The open conversation has turns: the re-run asks before replacing it; say yes."""
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ReplaceSessionScreen))
+    await pilot.press("down", "enter")  # past "Keep", which is offered first
+
+
 async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -57,8 +65,7 @@ async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
         table = history.query_one("#history-list", DataTable)
         assert table.row_count == 2
 
-        history.query_one("#history-search", Input).focus()
-        await pilot.press(*"zebra")  # its letters are keys on the list, not in the box
+        await pilot.press(*"zebra")  # typed on the list: it goes to the search box
         await wait_until(pilot, lambda: table.row_count == 1)
         assert isinstance(app.screen, HistoryScreen)
         await pilot.press("enter", "enter")  # to the list, then open the row
@@ -66,12 +73,17 @@ async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
         shown = " ".join(m.source or "" for m in app.screen.query(Markdown))
         assert "My name is Ada." in shown and "What is my name, zebra?" in shown
 
-        await pilot.press("m", "j", "c")
+        for key in "mjc":
+            await pilot.press("ctrl+e")
+            await wait_until(pilot, lambda: isinstance(app.screen, ExportFormatScreen))
+            await pilot.press(key)
+            await wait_until(pilot, lambda: isinstance(app.screen, ComparisonView))
         exports = home / "exports"
         await wait_until(pilot, lambda: len(list(exports.glob("comparison-*"))) == 3)
         assert sorted(p.suffix for p in exports.iterdir()) == [".csv", ".json", ".md"]
 
-        await pilot.press("r")
+        await pilot.press("ctrl+r")
+        await _replace_when_asked(pilot)
         await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 1)
         (rerun,) = app.panes
         assert rerun is not pane
@@ -97,7 +109,7 @@ async def test_rerun_with_other_targets_from_the_list(home: Path) -> None:
 
         await pilot.press("f9")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("o")
+        await pilot.press("ctrl+o")
         for spec in (OTHER, SMOL):
             await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
             picker = app.screen
@@ -106,6 +118,7 @@ async def test_rerun_with_other_targets_from_the_list(home: Path) -> None:
             await wait_until(pilot, lambda shown=picker: app.screen is not shown)
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
         await pilot.press("escape")  # done choosing
+        await _replace_when_asked(pilot)
         await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
         assert [p.target.spec for p in app.panes] == [OTHER, SMOL]
         await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
@@ -132,7 +145,7 @@ async def test_a_private_turn_rerun_with_a_cloud_model_stays_local(home: Path) -
 
         await pilot.press("f9")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("o")
+        await pilot.press("ctrl+o")
         for spec in ("openai:gpt-4o-mini", SMOL):
             await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
             picker = app.screen
@@ -141,6 +154,7 @@ async def test_a_private_turn_rerun_with_a_cloud_model_stays_local(home: Path) -
             await wait_until(pilot, lambda shown=picker: app.screen is not shown)
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
         await pilot.press("escape")
+        await _replace_when_asked(pilot)
         await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
         await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
         await wait_finished(pilot, SLOW_S)
@@ -172,7 +186,7 @@ async def test_rerun_of_an_endpoint_no_longer_configured_keeps_the_panes(
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         table = app.screen.query_one("#history-list", DataTable)
         assert table.row_count == 1
-        await pilot.press("r")
+        await pilot.press("ctrl+r")  # the open session has no turns: nothing to ask
         await app.workers.wait_for_complete()  # the re-run has decided, whatever it did
         await pilot.pause()
         assert isinstance(app.screen, HistoryScreen)  # still here, to pick other targets
@@ -195,7 +209,8 @@ async def test_rerun_gives_each_target_its_own_conversation(home: Path, closed_p
 
         await pilot.press("f9")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("r")  # the newest row: the second turn
+        await pilot.press("ctrl+r")  # the newest row: the second turn
+        await _replace_when_asked(pilot)
         await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
         await wait_until(pilot, lambda: all(p.result is not None for p in app.panes), SLOW_S)
         await wait_finished(pilot, SLOW_S)
@@ -203,3 +218,61 @@ async def test_rerun_gives_each_target_its_own_conversation(home: Path, closed_p
         assert sent["down"] == [("user", "What is my name?")]
         assert [role for role, _ in sent["embedded"]] == ["user", "assistant", "user"]
         assert sent["embedded"][0] == ("user", "My name is Ada.")
+
+
+async def test_typing_on_the_fresh_list_searches_and_runs_no_action(home: Path) -> None:
+    """Typed straight after F9, a word's letters are a search, never the re-run or export
+    they once were bound to (`Germany`: `m` exported, `r` replaced the session)."""
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "Name a colour.")
+        await wait_finished(pilot, SLOW_S)
+        await send(pilot, "Where is Germany?")
+        await wait_finished(pilot, SLOW_S)
+        (pane,) = app.panes
+        turns = list(pane.conversation.turns)
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        history = app.screen
+        table = history.query_one("#history-list", DataTable)
+        assert table.has_focus and table.row_count == 2
+        await pilot.press(*"Germany", "o", "c", "j")  # every old action key, typed
+        search = history.query_one("#history-search", Input)
+        assert search.value == "Germanyocj" and search.has_focus
+        await pilot.press(*["backspace"] * 3)
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        assert app.screen is history  # no picker, no dialog, not back on the main screen
+        assert not (home / "exports").exists()
+        assert app.panes == [pane] and pane.conversation.turns == turns
+        assert len(list_comparisons(app.store)) == 2  # nothing was sent again
+
+
+async def test_rerun_over_an_open_conversation_asks_and_no_keeps_it(home: Path) -> None:
+    app = make_app(Settings(), [SMOL], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await send(pilot, "Name a colour.")
+        await wait_finished(pilot, SLOW_S)
+        (pane,) = app.panes
+        turns = list(pane.conversation.turns)
+
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        history = app.screen
+        await pilot.press(*"colour")  # the search box has the focus: Ctrl+R works there too
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReplaceSessionScreen))
+        await pilot.press("escape")  # keep it
+        await wait_until(pilot, lambda: app.screen is history)
+        await pilot.press("enter", "ctrl+r")  # to the list; once more, from there
+        await wait_until(pilot, lambda: isinstance(app.screen, ReplaceSessionScreen))
+        await pilot.press("enter")  # the first choice: keep
+        await wait_until(pilot, lambda: app.screen is history)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        assert app.panes == [pane] and pane.conversation.turns == turns
+        assert len(list_comparisons(app.store)) == 1  # nothing was sent

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
@@ -21,6 +21,7 @@ from workbench.commands.models import list_everything
 from workbench.export import ExportFormat, write_stored
 from workbench.history import Comparison, ComparisonSummary, list_comparisons, load_comparison
 from workbench.sanitize import clean, clean_line
+from workbench.tui.screens.history_dialogs import ExportFormatScreen, ReplaceSessionScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.widgets.pane import metrics_line
 
@@ -31,12 +32,14 @@ PROMPT_CHARS = 44
 TARGETS_CHARS = 30
 MIN_PANE_WIDTH = 40
 _STATUS_MARK = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
+# Control keys, never letters: on the list, what is typed goes to the search box, and a
+# stray letter must not send requests or write files. They shadow the app's Ctrl+R (retry),
+# Ctrl+O (switch model) and Ctrl+E (export the open session), which are refused over this
+# screen anyway; priority, so they work from the search box too (End moves to its end).
 _ACTIONS = [
-    Binding("r", "rerun", "Re-run"),
-    Binding("o", "rerun_other", "Re-run with…"),
-    Binding("m", "export('md')", "Markdown"),
-    Binding("j", "export('json')", "JSON"),
-    Binding("c", "export('csv')", "CSV"),
+    Binding("ctrl+r", "rerun", "Re-run", priority=True),
+    Binding("ctrl+o", "rerun_other", "Re-run with…", priority=True),
+    Binding("ctrl+e", "export", "Export…", priority=True),
 ]
 
 
@@ -50,10 +53,16 @@ class _ComparisonActions(Screen[None]):
     def selected(self) -> Comparison | None:
         raise NotImplementedError
 
-    def action_export(self, kind: ExportFormat) -> None:
+    @work(exclusive=True, group="history-pick")
+    async def action_export(self, kind: ExportFormat | None = None) -> None:
+        """Export as `kind`, or as the format the user picks."""
         comparison = self._chosen("export")
         if comparison is None:
             return
+        if kind is None:
+            kind = await self.app.push_screen_wait(ExportFormatScreen())
+            if kind is None:
+                return
         try:
             path = write_stored(comparison, kind)
         except OSError as exc:
@@ -67,7 +76,8 @@ class _ComparisonActions(Screen[None]):
             self.notify(f"Nothing to {doing}: pick a comparison", severity="warning")
         return comparison
 
-    def action_rerun(self) -> None:
+    @work(exclusive=True, group="history-pick")
+    async def action_rerun(self) -> None:
         comparison = self._chosen("re-run")
         if comparison is None:
             return
@@ -78,7 +88,7 @@ class _ComparisonActions(Screen[None]):
             return
         # Each target goes on with its own conversation: one whose earlier turn failed
         # was never given the answers the others got.
-        self._replay(comparison, targets, [pane.history for pane in comparison.panes])
+        await self._replay(comparison, targets, [pane.history for pane in comparison.panes])
 
     @work(exclusive=True, group="history-pick")
     async def action_rerun_other(self) -> None:
@@ -105,12 +115,20 @@ class _ComparisonActions(Screen[None]):
             return
         # New targets had no conversation of their own: each is given the fullest one.
         histories = [comparison.history] * len(chosen)
-        self._replay(comparison, [parse_target(spec) for spec in chosen], histories)
+        await self._replay(comparison, [parse_target(spec) for spec in chosen], histories)
 
-    def _replay(
+    async def _replay(
         self, comparison: Comparison, targets: list[Target], histories: list[list[Message]]
     ) -> None:
-        self.workbench.replay(
+        """Replace the open session's panes with the re-run, asked first if it has turns."""
+        app = self.workbench
+        prompts = max(
+            (sum(m.role == "user" for m in p.conversation.turns) for p in app.panes), default=0
+        )
+        if prompts and not await app.push_screen_wait(ReplaceSessionScreen(prompts)):
+            self.notify("Nothing re-run: the open conversation is kept")
+            return
+        app.replay(
             list(zip(targets, histories, strict=True)),
             comparison.prompt,
             private=comparison.private,
@@ -124,6 +142,7 @@ class HistoryScreen(_ComparisonActions):
         Binding("slash", "search", "Search"),
         Binding("down", "focus_list", show=False),
     ]
+    """What is typed on the list goes to the search box, so no letter is a key here."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -132,7 +151,12 @@ class HistoryScreen(_ComparisonActions):
     def compose(self) -> ComposeResult:
         with Vertical(id="history"):
             yield Label("History — past comparisons and chats", classes="section")
-            yield Input(placeholder="search prompts and answers", id="history-search")
+            # Not selected on focus: the first letter typed on the list is already in it.
+            yield Input(
+                placeholder="search prompts and answers",
+                id="history-search",
+                select_on_focus=False,
+            )
             yield DataTable(id="history-list", cursor_type="row", zebra_stripes=True)
             yield Static(id="history-status")
         yield Footer()
@@ -165,7 +189,7 @@ class HistoryScreen(_ComparisonActions):
             status = "No matches"
         else:
             status = "Nothing yet: ask something on the main screen"
-        help_ = "Enter open · Esc back"  # the footer has the rest
+        help_ = "type to search · Enter open · Esc back"  # the footer has the rest
         self.query_one("#history-status", Static).update(Text(f"{status} · {help_}", "dim"))
 
     @on(Input.Changed, "#history-search")
@@ -178,6 +202,19 @@ class HistoryScreen(_ComparisonActions):
 
     def action_search(self) -> None:
         self.query_one("#history-search", Input).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Type to search: a character typed on the list starts (or goes on with) the
+        search, in the box, as if the box had had the focus."""
+        search = self.query_one("#history-search", Input)
+        if search.has_focus or not event.is_printable or not event.character:
+            return
+        if event.key in self.app.active_bindings:  # `/`
+            return
+        event.stop()
+        event.prevent_default()
+        search.focus()
+        search.insert_text_at_cursor(event.character)
 
     def selected(self) -> Comparison | None:
         table = self.query_one("#history-list", DataTable)

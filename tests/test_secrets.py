@@ -64,9 +64,18 @@ def echo_server(httpserver: HTTPServer) -> Iterator[list[str]]:
         echo = f"Incorrect API key provided: {masked}. You sent: {headers}"
         return wire.error(status, echo)
 
+    def reject_listing(request: Request) -> Response:
+        # A local endpoint is asked for its models' windows (not counted as a request sent):
+        # turned down the same way, the key echoed, so that path is searched for it too.
+        key = presented_key(request)
+        wire = WIRES["anthropic" if request.path.startswith("/anthropic") else "openai"]
+        return wire.error(401, f"Incorrect API key provided: {key[:12]}{'*' * 8}{key[-4:]}")
+
     for prefix in ("/openai/v1/chat/completions", "/corp/v1/chat/completions"):
         httpserver.expect_request(prefix, method="POST").respond_with_handler(reject)
     httpserver.expect_request("/anthropic/v1/messages", method="POST").respond_with_handler(reject)
+    for listing in ("/openai/v1/models", "/corp/v1/models", "/anthropic/v1/models"):
+        httpserver.expect_request(listing, method="GET").respond_with_handler(reject_listing)
     yield presented
     httpserver.check()
 

@@ -48,20 +48,29 @@ async def _replace_when_asked(pilot: Pilot[None]) -> None:
     await pilot.press("down", "enter")  # past "Keep", which is offered first
 
 
+async def _chat(pilot: Pilot[None], *prompts: str) -> None:
+    """Each prompt sent and answered in turn."""
+    for prompt in prompts:
+        await send(pilot, prompt)
+        await wait_finished(pilot, SLOW_S)
+
+
+async def _open_history(pilot: Pilot[None], app: WorkbenchApp) -> HistoryScreen:
+    await pilot.press("f9")
+    await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+    assert isinstance(app.screen, HistoryScreen)
+    return app.screen
+
+
 async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
-        await send(pilot, "My name is Ada.")
-        await wait_finished(pilot, SLOW_S)
-        await send(pilot, "What is my name, zebra?")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "My name is Ada.", "What is my name, zebra?")
         (pane,) = app.panes
         assert pane.result is not None
         asked_tokens = pane.result.input_tokens
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        history = app.screen
+        history = await _open_history(pilot, app)
         table = history.query_one("#history-list", DataTable)
         assert table.row_count == 2
 
@@ -104,11 +113,9 @@ async def test_find_open_export_and_rerun_a_chat(home: Path) -> None:
 async def test_rerun_with_other_targets_from_the_list(home: Path) -> None:
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
-        await send(pilot, "Name a colour.")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "Name a colour.")
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await _open_history(pilot, app)
         await pilot.press("ctrl+o")
         for spec in (OTHER, SMOL):
             await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
@@ -136,15 +143,11 @@ async def test_a_private_turn_rerun_with_a_cloud_model_stays_local(home: Path) -
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("f5")
-        await send(pilot, "My PIN is 4321.")
-        await wait_finished(pilot, SLOW_S)
-        await send(pilot, "Say hi.")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "My PIN is 4321.", "Say hi.")
         stored = load_comparison(app.store, list_comparisons(app.store)[0].batch)
         assert stored is not None and [m.private for m in stored.history] == [True, True]
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await _open_history(pilot, app)
         await pilot.press("ctrl+o")
         for spec in ("openai:gpt-4o-mini", SMOL):
             await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
@@ -182,8 +185,7 @@ async def test_rerun_of_an_endpoint_no_longer_configured_keeps_the_panes(
     app = make_app(Settings(), [SMOL], env=NO_KEYS)  # the endpoint is gone from the config
     async with app.run_test(size=(140, 40)) as pilot:
         (pane,) = app.panes
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await _open_history(pilot, app)
         table = app.screen.query_one("#history-list", DataTable)
         assert table.row_count == 1
         await pilot.press("ctrl+r")  # the open session has no turns: nothing to ask
@@ -201,14 +203,10 @@ async def test_rerun_gives_each_target_its_own_conversation(home: Path, closed_p
     )
     app = make_app(down, [SMOL, "down:m"], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
-        await send(pilot, "My name is Ada.")
-        await wait_finished(pilot, SLOW_S)
-        await send(pilot, "What is my name?")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "My name is Ada.", "What is my name?")
         assert [p.result.status for p in app.panes if p.result] == ["done", "failed"]
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await _open_history(pilot, app)
         await pilot.press("ctrl+r")  # the newest row: the second turn
         await _replace_when_asked(pilot)
         await wait_until(pilot, lambda: _on_main_screen(app) and len(app.panes) == 2)
@@ -225,16 +223,11 @@ async def test_typing_on_the_fresh_list_searches_and_runs_no_action(home: Path) 
     they once were bound to (`Germany`: `m` exported, `r` replaced the session)."""
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
-        await send(pilot, "Name a colour.")
-        await wait_finished(pilot, SLOW_S)
-        await send(pilot, "Where is Germany?")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "Name a colour.", "Where is Germany?")
         (pane,) = app.panes
         turns = list(pane.conversation.turns)
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        history = app.screen
+        history = await _open_history(pilot, app)
         table = history.query_one("#history-list", DataTable)
         assert table.has_focus and table.row_count == 2
         await pilot.press(*"Germany", "o", "c", "j")  # every old action key, typed
@@ -254,14 +247,11 @@ async def test_typing_on_the_fresh_list_searches_and_runs_no_action(home: Path) 
 async def test_rerun_over_an_open_conversation_asks_and_no_keeps_it(home: Path) -> None:
     app = make_app(Settings(), [SMOL], env=NO_KEYS)
     async with app.run_test(size=(140, 40)) as pilot:
-        await send(pilot, "Name a colour.")
-        await wait_finished(pilot, SLOW_S)
+        await _chat(pilot, "Name a colour.")
         (pane,) = app.panes
         turns = list(pane.conversation.turns)
 
-        await pilot.press("f9")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        history = app.screen
+        history = await _open_history(pilot, app)
         await pilot.press(*"colour")  # the search box has the focus: Ctrl+R works there too
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: isinstance(app.screen, ReplaceSessionScreen))

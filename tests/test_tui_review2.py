@@ -310,15 +310,20 @@ async def test_a_prompt_too_long_alone_loses_no_turns_and_is_not_sent(
 # --- blind mode gives nothing away: errors, the overflow dialog, notes, figures ---
 
 
+async def _blind_round(pilot: Pilot[None]) -> None:
+    """Blind mode on, and one prompt answered by every pane."""
+    await pilot.press("f2")
+    await send(pilot, "hi")
+    await wait_finished(pilot)
+
+
 async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(
     loop: Loop,
 ) -> None:
     """`failed: OPENAI_API_KEY is not set …` named the provider of Model A or B."""
     app = _app(loop, "openai:gpt-4o-mini", "loop:a")
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("f2")
-        await send(pilot, "hi")
-        await wait_finished(pilot)
+        await _blind_round(pilot)
         (failed,) = [p for p in app.panes if p.result and p.result.status == "failed"]
         assert "OPENAI_API_KEY" in (failed.result.error or "")  # type: ignore[union-attr]
         error = shown(failed, "error")
@@ -334,9 +339,7 @@ async def test_a_blind_pane_shows_no_loading_or_provider_note_and_no_window_size
 ) -> None:
     app = _app(loop, "loop:a", "loop:b")
     async with app.run_test(size=(160, 40)) as pilot:
-        await pilot.press("f2")
-        await send(pilot, "hi")
-        await wait_finished(pilot)
+        await _blind_round(pilot)
         pane = app.panes[0]
         assert pane.result is not None
         # What a local model shows as it loads, a cloud one as it waits out a rate limit.

@@ -13,6 +13,7 @@ from providers.registry import Registry, Target, TargetError
 from workbench.engine import pricing, tokens
 from workbench.engine.conversation import with_summary
 from workbench.engine.fanout import price_source
+from workbench.engine.result import TargetResult
 
 REPLY_RESERVE = 512
 """Room kept for the answer when the target sets no max_tokens: this, or a quarter of a
@@ -126,7 +127,7 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
     window = await window_of(registry, target)
     if window is None:
         request = request_for(target, [*messages, Message("user", SUMMARY_PROMPT)])
-        return await _summary(registry, target, provider, request)
+        return await _summary(registry, target, provider, request, window)
     summary: str | None = None
     while True:
         # Planned again after each piece: the summary so far may be longer than foreseen.
@@ -135,27 +136,64 @@ async def summarize(registry: Registry, target: Target, messages: Sequence[Messa
         )
         piece = plan.pieces[0]
         request = plan.request(target, piece, summary)
-        summary = await _summary(registry, target, provider, request)
+        summary = await _summary(registry, target, provider, request, window)
         if len(plan.pieces) == 1:
             return summary
         messages = [*plan.head, *plan.turns[piece.stop :]]
 
 
 async def _summary(
-    registry: Registry, target: Target, provider: Provider, request: ChatRequest
+    registry: Registry,
+    target: Target,
+    provider: Provider,
+    request: ChatRequest,
+    window: int | None,
 ) -> str:
     """The answer to one summary request. One cut at its max_tokens (stop reason "length") is
     kept whole: the room was paid for, and the words past the last full stop are as likely
-    as any to be the names and numbers a summary is for, so trimming them is no gain."""
+    as any to be the names and numbers a summary is for, so trimming them is no gain.
+
+    A thinking model may spend the whole room on its reasoning and write nothing: it is
+    asked once more with all the room the request leaves in the window. A longer summary
+    than planned is no harm there: the pieces are planned again around the summary given."""
+    result = await _ask(registry, target, provider, request)
+    given = request.params.max_tokens
+    if _thought_out(result) and window is not None:
+        counter = tokens.counter_for(target, registry)
+        sent = await asyncio.to_thread(counter.count_messages, request.messages)
+        spare = window - sent - (0 if counter.exact else window // ESTIMATE_SLACK)
+        if given is not None and spare > given:
+            given = spare
+            params = replace(request.params, max_tokens=spare)
+            result = await _ask(registry, target, provider, replace(request, params=params))
+    if result.status == "done" and result.text.strip():
+        return result.text.strip()
+    if _thought_out(result):
+        room = f"all {given:,} tokens it was given" if given else "its whole answer"
+        raise ProviderError(
+            "server",
+            f"{target.name} could not summarize: it spent {room} thinking and wrote no "
+            "summary — drop the earlier turns instead, or start a new conversation",
+        )
+    raise ProviderError(
+        "server", f"{target.name} could not summarize: {result.error or result.status}"
+    )
+
+
+async def _ask(
+    registry: Registry, target: Target, provider: Provider, request: ChatRequest
+) -> TargetResult:
     from workbench.engine.fanout import new_result, stream_target
 
     result = new_result(target, registry)
     await stream_target(target, provider, request, result, live_estimates=False)
-    if result.status != "done" or not result.text.strip():
-        raise ProviderError(
-            "server", f"{target.name} could not summarize: {result.error or result.status}"
-        )
-    return result.text.strip()
+    return result
+
+
+def _thought_out(result: TargetResult) -> bool:
+    """It reasoned until its max_tokens ran out and answered nothing."""
+    cut = result.stop_reason in ("length", "max_tokens")  # OpenAI and Ollama; Anthropic
+    return result.status == "done" and cut and bool(result.reasoning) and not result.text.strip()
 
 
 @dataclass(frozen=True)

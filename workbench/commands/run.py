@@ -333,18 +333,17 @@ def _print_failures(results: list[CaseResult], console: Console) -> None:
     unanswered: dict[tuple[str, str], list[CaseResult]] = {}
     for r in report.failed(results):
         if r.result.status != "done":
-            unanswered.setdefault((r.target, report.failure_reason(r)), []).append(r)
+            unanswered.setdefault((r.target, report.unanswered(r)), []).append(r)
             continue
         console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
                            f"{clean_line(report.failure_reason(r))}", style="red"))  # fmt: skip
     for (target, why), group in unanswered.items():
         cases = len({r.case_id for r in group})
         if len(group) == 1:
-            line = f"{group[0].case_id} × {target}: {why}"
+            line = f"{group[0].case_id} × {target}: no answer: {why}"
         else:
             times = f" ({len(group)} requests)" if len(group) != cases else ""
-            many = f"no answer to {cases} case{'s' if cases != 1 else ''}{times}"
-            line = f"{target}: {why.replace('no answer', many, 1)}"
+            line = f"{target}: no answer to {cases} case{'s' if cases != 1 else ''}{times}: {why}"
         console.print(Text(f"✗ {clean_line(line)}", style="red"))
     if unchecked := report.skipped(results):
         console.print(Text(f"– {len(unchecked)} answers not checked: every check of their "

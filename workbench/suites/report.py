@@ -182,12 +182,17 @@ def failure_reason(r: CaseResult) -> str:
     """Why a result did not pass: its request's error, said once (not once per check), or
     each check that failed, or why it was not checked."""
     if r.result.status != "done":
-        error = f": {r.result.error_here}" if r.result.error else ""  # said of its target
-        return f"no answer: {r.result.status}{error}"
+        return f"no answer: {unanswered(r)}"
     if r.skipped:
         return "; ".join(o.assertion for o in r.outcomes) + f": {NOT_CHECKED}"
     why = [o for o in r.outcomes if not o.passed and not o.skipped]
     return "; ".join(f"{o.assertion}: {o.reason}" for o in why)
+
+
+def unanswered(r: CaseResult) -> str:
+    """How a request that got no answer ended: its status and error, said of its target."""
+    error = f": {r.result.error_here}" if r.result.error else ""
+    return f"{r.result.status}{error}"
 
 
 def cell_text(cell: Cell) -> str:

@@ -16,6 +16,7 @@ from workbench.suites.schema import (
     Json,
     MaxLatency,
     Not,
+    NotContains,
     Regex,
     Suite,
 )
@@ -111,6 +112,20 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "  - id: de\n    vars: {contry: Germany}\n",
         "7: cases[1].vars: {{country}} is used by the suite's prompt but not defined in "
         "the vars of case 'de'",
+    ),
+    (
+        "undefined var in a check",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+        "      - icontains: Paris\n      - not: {not_contains: '{{forbidden}}'}\n",
+        "8: cases[0].expect[1]: {{forbidden}} is used by the case's expect[1] but not defined "
+        "in the vars of case 'fr'",
+    ),
+    (
+        "a regex that its vars break",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: 'Fr(ance'}\n    expect:\n"
+        "      - regex: '^{{country}}'\n",
+        "7: cases[0].expect[0]: invalid regex once its vars are filled in: missing ), "
+        "unterminated subpattern at position 3",
     ),
     (
         "undefined var in messages",
@@ -329,6 +344,27 @@ cases:
     assert render_messages(suite, fr) == [
         Message("system", "Answer briefly."),
         Message("user", "What is the capital of France?"),
+    ]
+
+
+def test_checks_fill_in_the_case_vars_as_promptfoo_does(tmp_path: Path) -> None:
+    """`not_contains: "{{forbidden}}"` checks the word, not the braces: left unfilled, a
+    forbidden answer passed."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France, city: Paris, n: 75}\n"
+        "    expect:\n"
+        "      - not_contains: '{{country}}n'\n"
+        "      - contains_any: ['{{city}}', '{{n}}']\n"
+        "      - not: {regex: '^{{city}}$'}\n"
+        "      - icontains: '{{ city }} is'\n"
+    )
+    (case,) = load_suite(path).cases
+    assert case.expect == [
+        NotContains(value="Francen"),
+        ContainsAny(value=["Paris", "75"]),
+        Not(value=Regex(value="^Paris$")),
+        IContains(value="Paris is"),
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from workbench.suites.template import TemplateError, render, variables_in
 from workbench.suites.validation import ASSERTION_TYPES as ASSERTION_TYPES
 from workbench.suites.validation import (
     StrictModel,
@@ -173,6 +174,34 @@ Assertion: TypeAlias = Annotated[
 Not.model_rebuild()
 
 
+def _texts(assertion: Assertion) -> list[str]:
+    """The assertion's text values, the ones `{{vars}}` are filled in."""
+    match assertion:
+        case _TextAssertion(value=value):
+            return [value]
+        case _ListAssertion(value=values):
+            return values
+        case Not(value=inner):
+            return _texts(inner)
+    return []
+
+
+def _filled(assertion: Assertion, variables: dict[str, str | int | float | bool]) -> Assertion:
+    """The assertion with `{{vars}}` in its text values filled in (every one defined); raises
+    re.error for a regex that no longer compiles."""
+    match assertion:
+        case _TextAssertion(value=value):
+            filled = assertion.model_copy(update={"value": render(value, variables)})
+            if isinstance(filled, Regex):
+                filled.compiled  # noqa: B018 - compiling is the check
+            return filled
+        case _ListAssertion(value=values):
+            return assertion.model_copy(update={"value": [render(v, variables) for v in values]})
+        case Not(value=inner):
+            return assertion.model_copy(update={"value": _filled(inner, variables)})
+    return assertion
+
+
 # --- cases and suites ----------------------------------------------------------
 
 
@@ -218,6 +247,33 @@ class Case(StrictModel):
     def _one_prompt(self) -> Case:
         if self.prompt is not None and self.messages is not None:
             raise problem("prompt_and_messages", "give either prompt or messages, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _vars_in_expect(self, info: ValidationInfo) -> Case:
+        # As promptfoo does: `not_contains: "{{forbidden}}"` checks the case's value, never
+        # the braces. An imported config's checks come already rendered (pf_convert).
+        if info.context and info.context.get("internal"):
+            return self
+        for index, assertion in enumerate(self.expect):
+            try:
+                used = set().union(*(variables_in(text) for text in _texts(assertion)))
+            except TemplateError as exc:
+                raise problem("template", exc.message, at=("expect", index)) from None
+            if not used:
+                continue
+            if missing := sorted(used - set(self.vars)):
+                raise problem(
+                    "undefined_var",
+                    f"{{{{{missing[0]}}}}} is used by the case's expect[{index}] but not "
+                    f"defined in the vars of case {self.id!r}",
+                    at=("expect", index),
+                )
+            try:
+                self.expect[index] = _filled(assertion, self.vars)
+            except re.error as exc:
+                raise problem("regex", f"invalid regex once its vars are filled in: {exc}",
+                              at=("expect", index)) from None  # fmt: skip
         return self
 
 

@@ -178,6 +178,25 @@ async def test_model_output_is_never_markup() -> None:
         assert "[b]going" in text
 
 
+async def test_html_in_an_answer_is_shown_as_written() -> None:
+    """markdown-it reads tags as HTML, which Rich leaves out: `Use the  element`."""
+    answer = (
+        "Use the <div> element and <b>bold</b> tags, or `<span>`.\n\n"
+        "<script>alert(1)</script>\n\n"
+        "**Also** <br/> &amp; *more*\n"
+    )
+    app = TranscriptApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write(answer, final=True)
+        await pilot.pause()
+        lines = [line.strip() for line in shown(view)]
+    assert "Use the <div> element and <b>bold</b> tags, or <span>." in lines
+    assert "<script>alert(1)</script>" in lines
+    assert "Also <br/> & more" in lines  # Markdown still applies around the tags
+
+
 async def test_the_view_follows_the_text_to_its_end() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:

@@ -4,14 +4,19 @@ opened, exported and re-run."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Markdown
+from textual.widgets import DataTable, Input, Markdown, Static
+from werkzeug import Request, Response
 
 from providers.base import Message
 from providers.registry import parse_target
+from tests.fault_servers import WIRES, Cut
 from tests.tui_helpers import send, wait_finished, wait_until
 from workbench import locations
 from workbench.commands.ask import run_ask
@@ -29,6 +34,50 @@ SMOL = "embedded:smollm2@temperature=0,max_tokens=6"
 OTHER = "embedded:smollm2@max_tokens=4"
 SLOW_S = 300
 """A generous bound: the machine these run on may be busy with much else."""
+
+
+@dataclass
+class Loop:
+    """An OpenAI-compatible server on loopback that answers, is down, or cuts its answer
+    short, as `mode` says at the time."""
+
+    url: str
+    mode: str = "up"
+
+
+@pytest.fixture
+def loop(httpserver: HTTPServer) -> Iterator[Loop]:
+    wire = WIRES["openai"]
+    server = Loop(httpserver.url_for("/v1"))
+
+    def answer(request: Request) -> Response:
+        if server.mode == "down":
+            return wire.error(503, "the server is down")
+        if server.mode == "cut":
+            return wire.stream("half an ", then=[Cut()])
+        return wire.stream("back ", "up")
+
+    httpserver.expect_request(wire.path).respond_with_handler(answer)
+    yield server
+
+
+def _loop_app(loop: Loop, *targets: str) -> WorkbenchApp:
+    endpoints = {"loop": Endpoint(kind="openai", base_url=loop.url)}
+    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
+
+
+def _shown_body(view: ComparisonView) -> list[str]:
+    """What each pane's body shows, in order: the Markdown and the lines between it."""
+    bodies = []
+    for body in view.query(".pane-body"):
+        parts = []
+        for child in body.children:
+            if isinstance(child, Markdown):
+                parts.append(child.source)
+            elif isinstance(child, Static):
+                parts.append(str(child.content))
+        bodies.append("\n".join(parts))
+    return bodies
 
 
 @pytest.fixture
@@ -266,3 +315,102 @@ async def test_rerun_over_an_open_conversation_asks_and_no_keeps_it(home: Path) 
 
         assert app.panes == [pane] and pane.conversation.turns == turns
         assert len(list_comparisons(app.store)) == 1  # nothing was sent
+
+
+async def test_an_opened_chat_shows_its_failed_turns_as_the_pane_did(
+    home: Path, loop: Loop
+) -> None:
+    """A turn that failed is taken back out of the conversation (it is not sent again), so
+    the later turns' messages do not have it, and a partial answer kept in it reads like a
+    whole one: opened from history, each is shown with its mark and reason, as it ended."""
+    app = _loop_app(loop, "loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _chat(pilot, "one")
+        loop.mode = "down"
+        await _chat(pilot, "two")
+        (pane,) = app.panes
+        assert pane.result is not None and pane.result.error
+        down = pane.result.error
+        loop.mode = "cut"
+        await _chat(pilot, "three")
+        assert pane.result is not None and pane.result.error
+        assert (pane.result.status, pane.result.text) == ("failed", "half an ")
+        cut = pane.result.error
+        loop.mode = "up"
+        await _chat(pilot, "four")
+
+        await _open_history(pilot, app)
+        await pilot.press("enter")  # the newest row: the last turn, carrying the others
+        await wait_until(pilot, lambda: isinstance(app.screen, ComparisonView))
+        assert isinstance(app.screen, ComparisonView)
+        (body,) = _shown_body(app.screen)
+        said = [
+            "> one", "back up", "> two", f"✗ failed: {down}",
+            "> three", "half an", f"✗ failed: {cut}", "> four", "back up",
+        ]  # fmt: skip
+        at = 0
+        for part in said:
+            assert part in body[at:], f"{part!r} missing, or out of order, in {body!r}"
+            at = body.index(part, at) + len(part)
+        assert body.count("✗") == 2  # the turns that were answered are not marked
+
+
+async def test_a_retried_turn_is_listed_with_its_turn_in_its_round(home: Path, loop: Loop) -> None:
+    """Ctrl+R on a pane whose turns failed: the answer belongs to the round it retries
+    (one row, every pane), and that round is turn 2 of the chat, whatever the pane's own
+    conversation, which lost its failed turns, says."""
+    loop.mode = "down"
+    app = _loop_app(loop, "loop:m", SMOL)  # the first pane is the current one: Ctrl+R's
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _chat(pilot, "My name is Ada.", "What is my name?")
+        looped = app.panes[0]
+        assert looped.result is not None and looped.result.status == "failed"
+        failed = looped.result
+        loop.mode = "up"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: looped.result is not failed, 10)
+        await wait_finished(pilot)
+        assert looped.result is not None and looped.result.status == "done"
+
+        history = await _open_history(pilot, app)
+        table = history.query_one("#history-list", DataTable)
+        origin, prompt = str(table.get_row_at(0)[1]), str(table.get_row_at(0)[3])
+        assert (origin, prompt) == ("chat · turn 2", "What is my name?")
+        assert table.row_count == 2  # the two prompts: the retry has no row of its own
+        (latest, first) = list_comparisons(app.store)
+        assert sorted(latest.targets) == sorted(["loop:m", SMOL])
+        assert latest.statuses == ("done", "done")  # each pane as its turn ended
+        assert (first.turn, sorted(first.statuses)) == (1, ["done", "failed"])
+
+
+async def test_a_new_chat_is_a_conversation_of_its_own(home: Path, loop: Loop) -> None:
+    """After New chat (Ctrl+L) the turns count from 1 again, and the chat before is not
+    shown as part of the new one."""
+    app = _loop_app(loop, "loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _chat(pilot, "one", "two")
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: not app.panes[0].conversation.turns)
+        await _chat(pilot, "three")
+        listed = list_comparisons(app.store)
+        assert [(s.prompt, s.turn) for s in listed] == [("three", 1), ("two", 2), ("one", 1)]
+        newest = load_comparison(app.store, listed[0].batch)
+        assert newest is not None
+        (pane,) = newest.panes
+        assert [t.prompt.content for t in pane.turns] == ["three"]
+
+
+async def test_an_opened_chat_shows_tags_in_prompts_and_answers_as_written(
+    home: Path, loop: Loop
+) -> None:
+    """Read as HTML by markdown-it, a tag would be left out: `What does  do?`."""
+    app = _loop_app(loop, "loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _chat(pilot, "What does <blink>this</blink> do?")
+        await _open_history(pilot, app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ComparisonView))
+        await pilot.pause(0.3)
+        screen = app.export_screenshot()
+    shown = screen.replace("&#160;", " ")
+    assert "&lt;blink&gt;this&lt;/blink&gt;" in shown

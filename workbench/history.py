@@ -2,7 +2,10 @@
 
 A comparison is the responses that share a `batch`: one prompt fanned out to its targets.
 A chat turn is a batch too, and each response keeps every message it was sent, so the
-latest turn of a chat carries the whole conversation before it.
+latest turn of a chat carries the whole conversation before it — but for the turns that
+failed, which were taken back out of it. Where a response names its pane's `conversation`,
+the turns are put back together from that conversation's responses instead: failures and
+retries (a retry is stored in the batch of the turn it retries) included.
 
 Suite runs are left out by default: a run's batch is the whole run (every case against
 every target, many prompts), which is not one comparison, and runs have their own history
@@ -12,9 +15,9 @@ every target, many prompts), which is not one comparison, and runs have their ow
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from providers.base import Message
 from providers.registry import TargetError, parse_target
@@ -43,12 +46,44 @@ class ComparisonSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """One prompt of a pane's conversation and how its answer ended, as the pane showed it."""
+
+    prompt: Message
+    text: str
+    status: str
+    error: str | None
+    batch: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPane:
     """One target's part of a stored comparison: what it was sent and what it answered."""
 
     sent: tuple[Message, ...]
     result: TargetResult
     created_at: float
+    turns: tuple[StoredTurn, ...] = ()
+    """Its conversation's stored turns up to this one, oldest first, each as it ended
+    (retries and failed turns included); this one alone where the store does not know its
+    conversation (written by `ask`, or by older code)."""
+    opening: tuple[Message, ...] = ()
+    """What its conversation carried before its first stored turn (a re-run from history,
+    a pane added with another's conversation), system prompt left out."""
+
+    @property
+    def turn(self) -> int:
+        """1 for a first prompt, n for the n-th prompt of its chat, failed ones counted."""
+        if not self.turns:  # not loaded from the store
+            return sum(m.role == "user" for m in self.sent)
+        return _turn_number(self.opening, len({t.batch for t in self.turns}))
+
+    def transcript(self) -> list[Message | StoredTurn]:
+        """What the pane showed: the turns it was opened with, then every stored turn as
+        it ended."""
+        if not self.turns:  # not loaded from the store: what it sent and was answered
+            return [*self.conversation().turns]
+        return [*self.opening, *self.turns]
 
     @property
     def system(self) -> str | None:
@@ -85,10 +120,17 @@ class Comparison:
     created_at: float
     origin: str
     panes: tuple[StoredPane, ...]
+    """One a pane, each as its turn ended (a retried turn: its retry)."""
 
     @property
     def prompt(self) -> str:
         return self.panes[0].prompt if self.panes else ""
+
+    @property
+    def turn(self) -> int:
+        """The pane furthest into the chat tells the turn: one that failed earlier may
+        have sent less."""
+        return max((p.turn for p in self.panes), default=1)
 
     @property
     def private(self) -> bool:
@@ -136,9 +178,18 @@ def list_comparisons(
     batches = [row[0] for row in store.db.execute(query, bindings)]
     if not batches:
         return []
+    # With each response, where its pane's conversation is known, how many turns (batches)
+    # that conversation had by then and what its first turn carried before it: a failed
+    # turn is in no later turn's messages, and a retry is the same turn again.
     rows = store.db.execute(
-        f"""SELECT batch, created_at, origin, target, status, messages FROM responses
-            WHERE batch IN ({",".join("?" * len(batches))}) ORDER BY id""",
+        f"""SELECT r.batch, r.created_at, r.origin, r.target, r.status, r.messages,
+                   r.conversation, r.id,
+                   (SELECT COUNT(DISTINCT c.batch) FROM responses c
+                     WHERE c.conversation = r.conversation AND c.id <= r.id),
+                   (SELECT f.messages FROM responses f
+                     WHERE f.conversation = r.conversation ORDER BY f.id LIMIT 1)
+            FROM responses r WHERE r.batch IN ({",".join("?" * len(batches))})
+            ORDER BY r.id""",
         batches,
     ).fetchall()
     grouped: dict[str, list[tuple[Any, ...]]] = {}
@@ -148,11 +199,33 @@ def list_comparisons(
 
 
 def load_comparison(store: Store, batch: str) -> Comparison | None:
-    rows = store.responses(batch)
+    rows: list[dict[str, Any]] = store.responses(batch)
     if not rows:
         return None
-    panes = tuple(_pane(row) for row in rows)
-    return Comparison(batch, float(str(rows[0]["created_at"])), str(rows[0]["origin"]), panes)
+    panes = []
+    for row in _latest_per_pane(rows, lambda r: (r["conversation"], r["id"])):
+        conversation = row["conversation"]
+        turns = store.conversation(str(conversation), int(row["id"])) if conversation else [row]
+        panes.append(_pane(row, turns))
+    return Comparison(
+        batch, float(str(rows[0]["created_at"])), str(rows[0]["origin"]), tuple(panes)
+    )
+
+
+_Row = TypeVar("_Row")
+
+
+def _latest_per_pane(
+    rows: Sequence[_Row], identity: Callable[[_Row], tuple[object, object]]
+) -> list[_Row]:
+    """A batch's responses, one a pane, in the order the panes first answered: the last of
+    each, which is a retry where the pane's turn was retried. A pane is a conversation; a
+    response with none (`identity` gives None and its own id) is a pane of its own."""
+    latest: dict[object, _Row] = {}
+    for row in rows:
+        conversation, row_id = identity(row)
+        latest[conversation if conversation is not None else ("row", row_id)] = row
+    return list(latest.values())
 
 
 def _origins(include_suites: bool) -> tuple[str, ...]:
@@ -160,8 +233,9 @@ def _origins(include_suites: bool) -> tuple[str, ...]:
 
 
 def _summary(rows: Sequence[tuple[Any, ...]]) -> ComparisonSummary:
-    # The pane with the longest history tells the turn: one that failed earlier has less.
-    sent = max((_messages(r[5]) for r in rows), key=len)
+    panes = _latest_per_pane(rows, lambda r: (r[6], r[7]))
+    # The prompt from the pane that sent the most: every pane was asked it.
+    sent = max((_messages(r[5]) for r in panes), key=len)
     last = _last_user_index(sent)
     batch, created_at, origin = rows[0][:3]
     return ComparisonSummary(
@@ -169,13 +243,28 @@ def _summary(rows: Sequence[tuple[Any, ...]]) -> ComparisonSummary:
         created_at=float(created_at),
         origin=origin,
         prompt=sent[last].content if last is not None else "",
-        turn=sum(1 for m in sent if m.role == "user"),
-        targets=tuple(str(r[3]) for r in rows),
-        statuses=tuple(str(r[4]) for r in rows),
+        turn=max(_row_turn(r) for r in panes),
+        targets=tuple(str(r[3]) for r in panes),
+        statuses=tuple(str(r[4]) for r in panes),
     )
 
 
-def _pane(row: dict[str, Any]) -> StoredPane:
+def _row_turn(row: tuple[Any, ...]) -> int:
+    """The turn of a `list_comparisons` row: see `StoredPane.turn`."""
+    conversation, batches, first_sent = row[6], row[8], row[9]
+    if conversation is None:
+        return _turn_number(_opening(_messages(row[5])), 1)
+    return _turn_number(_opening(_messages(first_sent)), batches)
+
+
+def _turn_number(opening: Sequence[Message], batches: int) -> int:
+    """The prompts a conversation was opened with, and one a turn (batch) since: a turn
+    that failed counts, as the user asked it, and a retry does not, as it asks it again."""
+    return sum(m.role == "user" for m in opening) + batches
+
+
+def _pane(row: dict[str, Any], conversation: Sequence[dict[str, Any]]) -> StoredPane:
+    """The pane of `row`, with the turns of its `conversation` up to it (`row` at least)."""
     spec = str(row["target"])
     try:
         name = parse_target(spec).name
@@ -198,7 +287,24 @@ def _pane(row: dict[str, Any]) -> StoredPane:
     if row["cost_kind"] is not None:
         # Not stored, but it follows from the counts it was priced from (`pricing.cost_of`).
         result.cost = Cost(row["cost_kind"], row["cost_usd"], estimated=not result.tokens_exact)
-    return StoredPane(tuple(_messages(row["messages"])), result, float(row["created_at"]))
+    opening = tuple(_opening(_messages(conversation[0]["messages"])))
+    turns = tuple(_turn(r) for r in conversation)
+    sent = tuple(_messages(row["messages"]))
+    return StoredPane(sent, result, float(row["created_at"]), turns, opening)
+
+
+def _opening(sent: Sequence[Message]) -> list[Message]:
+    """The turns a response sent before its prompt, system prompt left out."""
+    last = _last_user_index(sent)
+    return [m for m in sent[: last or 0] if m.role != "system"]
+
+
+def _turn(row: dict[str, Any]) -> StoredTurn:
+    sent = _messages(row["messages"])
+    last = _last_user_index(sent)
+    prompt = sent[last] if last is not None else Message("user", "")
+    error = str(row["error"]) if row["error"] is not None else None
+    return StoredTurn(prompt, str(row["text"]), str(row["status"]), error, str(row["batch"]))
 
 
 def _messages(messages_json: str) -> list[Message]:

@@ -125,6 +125,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE responses ADD COLUMN output_tokens_exact INTEGER;
     """,
     ),
+    # 4: the conversation (a pane's chat, from its first prompt or its last New chat) a
+    # response is a turn of. Its messages cannot say it: a turn that failed is taken back
+    # out of the conversation, so the turns after it never sent it, and the same messages
+    # can open many chats. NULL where nobody knew (ask, suites, older code): such a row
+    # stands alone. A nullable column and an index: schema-2 code can use the result.
+    Migration(
+        readable_from=2,
+        sql="""
+    ALTER TABLE responses ADD COLUMN conversation TEXT;
+    CREATE INDEX responses_conversation ON responses(conversation);
+    """,
+    ),
 )
 
 # Where a database records the `readable_from` of the last migration it has had, written in
@@ -279,10 +291,13 @@ class Store:
         origin: str,
         batch: str,
         request_key: str | None = None,
+        conversation: str | None = None,
     ) -> int:
         """Record a finished (done, failed or cancelled) response, partial text included."""
         with self.transaction():
-            return self.insert_response(result, messages, origin, batch, request_key)
+            return self.insert_response(
+                result, messages, origin, batch, request_key, conversation=conversation
+            )
 
     def insert_response(
         self,
@@ -291,6 +306,8 @@ class Store:
         origin: str,
         batch: str,
         request_key: str | None,
+        *,
+        conversation: str | None = None,
     ) -> int:
         cost = result.cost
         cursor = self._db.execute(
@@ -298,8 +315,8 @@ class Store:
                is_local, status, messages, text, reasoning, input_tokens, output_tokens,
                cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
                cost_kind, stop_reason, error_kind, error, request_key, input_tokens_exact,
-               output_tokens_exact)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               output_tokens_exact, conversation)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 time.time(), origin, batch, result.target, result.provider, result.model,
                 int(result.is_local), result.status,
@@ -309,7 +326,7 @@ class Store:
                 result.e2e_s, result.load_s, cost.usd if cost else None,
                 cost.kind if cost else None, result.stop_reason, result.error_kind,
                 encodable(result.error) if result.error else None, request_key,
-                int(result.input_exact), int(result.output_exact),
+                int(result.input_exact), int(result.output_exact), conversation,
             ),
         )  # fmt: skip
         return int(cursor.lastrowid or 0)
@@ -336,11 +353,19 @@ class Store:
         return sorted(standings, key=lambda s: (-s.win_rate, -s.battles, s.target))
 
     def responses(self, batch: str) -> list[dict[str, object]]:
+        return self._rows("SELECT * FROM responses WHERE batch = ? ORDER BY id", (batch,))
+
+    def conversation(self, conversation: str, up_to: int) -> list[dict[str, object]]:
+        """The responses of one conversation, oldest first, up to the one with id `up_to`."""
+        return self._rows(
+            "SELECT * FROM responses WHERE conversation = ? AND id <= ? ORDER BY id",
+            (conversation, up_to),
+        )
+
+    def _rows(self, query: str, bindings: Sequence[object]) -> list[dict[str, object]]:
         self._db.row_factory = sqlite3.Row
         try:
-            rows = self._db.execute(
-                "SELECT * FROM responses WHERE batch = ? ORDER BY id", (batch,)
-            ).fetchall()
+            rows = self._db.execute(query, bindings).fetchall()
         finally:
             self._db.row_factory = None
         return [dict(row) for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from providers.base import Message
@@ -26,6 +27,9 @@ class Conversation:
     """(turn index, new target) for each time the pane's model was replaced."""
     summary: str | None = None
     """What summarized turns said, in place of the turns themselves."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+    """Stored with each turn's response, so that history can put the turns of this chat
+    back together, those that failed and were taken back out of it included."""
 
     def messages(self) -> list[Message]:
         system = with_summary(self.system or "", self.summary)

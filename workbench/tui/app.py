@@ -143,9 +143,10 @@ class WorkbenchApp(App[None]):
         """Where "this session" starts on the costs screen."""
         self._summarized = False
         """The summary row shows the winners (see `render_summary`)."""
-        self._unstored: dict[int, tuple[TargetResult, list[Message], str]] = {}
-        """The turns under way, by `id` of their result, with what they were sent and their
-        batch: each is stored when it ends, or as the app closes (see `on_unmount`)."""
+        self._unstored: dict[int, tuple[TargetResult, list[Message], str, str]] = {}
+        """The turns under way, by `id` of their result, with what they were sent, their
+        batch and their conversation's id: each is stored when it ends, or as the app
+        closes (see `on_unmount`)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pane actions belong to the comparison screen, not to screens pushed over it."""
@@ -199,10 +200,10 @@ class WorkbenchApp(App[None]):
             closing.result(timeout=2)
         self.engine.stop()  # cancels the streams still running: their results end cancelled
         # A turn quit in the middle is stored like one cancelled with Esc, partial text and all.
-        for result, sent, batch in list(self._unstored.values()):
+        for result, *_ in list(self._unstored.values()):
             if not result.finished:  # its stream outlived the engine's stop
                 result.status = "cancelled"
-            self._store_turn(result, sent, batch)
+            self._store_turn(result)
         self.store.close()
 
     def on_resize(self) -> None:
@@ -275,15 +276,17 @@ class WorkbenchApp(App[None]):
             history = history_from.conversation
             pane.conversation.turns = list(history.turns if local else history.without_private())
             kept_out = len(history.turns) - len(pane.conversation.turns)
-        await self.query_one("#panes", Grid).mount(pane)
-        if self.blind and any(p.blind_name for p in self.panes if p is not pane):
-            self._hide_name(pane)
+        if self.blind and any(p.blind_name for p in self.panes):
+            await self._mount_hidden(pane)
+        else:
+            await self.query_one("#panes", Grid).mount(pane)
         if kept_out:
             await pane.note(f"{kept_out} private turns kept from this cloud model")
         self.relayout()
         self.render_title()
         if self.current is None:
             self.current = pane
+        self._mark_current()
         if target.provider == "embedded":
             self._warm_embedded(pane)
         self._fetch_window(pane)
@@ -302,7 +305,7 @@ class WorkbenchApp(App[None]):
         provider = self.registry.get("embedded")
         if not isinstance(provider, EmbeddedProvider) or provider.is_loaded(pane.target.model):
             return
-        pane.add_class("loading")
+        pane.model_loading = True
         pane.model_state = ("loading model…", "yellow")
         pane.render_header()
         try:
@@ -312,7 +315,7 @@ class WorkbenchApp(App[None]):
         else:
             pane.model_state = None
         finally:
-            pane.remove_class("loading")
+            pane.model_loading = False
         if pane.is_attached:  # a pane removed while its model loaded has no header
             pane.render_header()
 
@@ -322,6 +325,7 @@ class WorkbenchApp(App[None]):
             focused = focused.parent  # type: ignore[assignment]
         if isinstance(focused, Pane):
             self.current = focused
+            self._mark_current()
 
     def _current(self) -> Pane | None:
         if self.current is not None and self.current.is_attached:
@@ -329,6 +333,13 @@ class WorkbenchApp(App[None]):
         panes = self.panes
         self.current = panes[0] if panes else None
         return self.current
+
+    def _mark_current(self) -> None:
+        """Show which pane Ctrl+D, Ctrl+R… act on: the focus is mostly in the prompt box,
+        where the pane's focus style does not show it. One pane needs no mark."""
+        current, panes = self._current(), self.panes
+        for pane in panes:
+            pane.set_class(pane is current and len(panes) > 1, "current")
 
     # --- sending -------------------------------------------------------------------
 
@@ -450,7 +461,9 @@ class WorkbenchApp(App[None]):
         pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
         await pane.begin_turn(prompt, result, private=private)
-        self._unstored[id(result)] = (result, messages, pane.batch_id)
+        # The conversation's id as the turn starts: a New chat while it streams starts
+        # another conversation, not this turn's.
+        self._unstored[id(result)] = (result, messages, pane.batch_id, pane.conversation.id)
         self._turns.resume()
         self.run_worker(
             self._stream(pane.target, messages, result),
@@ -508,7 +521,7 @@ class WorkbenchApp(App[None]):
                 if not pane.result.text.strip() and pane.sent:
                     # The conversation took the turn back: Ctrl+R finds its prompt here.
                     pane.unanswered = pane.sent[-1]
-                self._store_turn(pane.result, pane.sent, pane.batch_id)
+                self._store_turn(pane.result)
                 finished_now.append(pane)
         for pane in finished_now:
             self._fetch_memory(pane)
@@ -519,10 +532,13 @@ class WorkbenchApp(App[None]):
             else:
                 self.render_summary()
 
-    def _store_turn(self, result: TargetResult, sent: list[Message], batch: str) -> None:
+    def _store_turn(self, result: TargetResult) -> None:
         """Store a finished turn's response, once."""
-        if self._unstored.pop(id(result), None) is not None:
-            self.store.add_response(result, sent, origin="chat", batch=batch)
+        if (turn := self._unstored.pop(id(result), None)) is not None:
+            _, sent, batch, conversation = turn
+            self.store.add_response(
+                result, sent, origin="chat", batch=batch, conversation=conversation
+            )
 
     def _collect(self) -> None:
         runtime.collect(frozen_too=self._panes_removed)
@@ -531,6 +547,7 @@ class WorkbenchApp(App[None]):
     async def _remove(self, pane: Pane) -> None:
         await pane.remove()
         self._panes_removed = True  # its cycles may be frozen: see runtime.collect
+        self._mark_current()  # the current pane may have gone, or left one alone
 
     @work(group="memory")
     async def _fetch_memory(self, pane: Pane) -> None:
@@ -578,18 +595,15 @@ class WorkbenchApp(App[None]):
             pane.render_metrics()
         self._set_summary(Text())
 
-    def _hide_name(self, pane: Pane) -> None:
+    async def _mount_hidden(self, pane: Pane) -> None:
         """A pane added to a blind round: the next letter, at a random place in the grid, so
-        the model just picked is not the one at the end."""
-        taken = {p.blind_name for p in self.panes}
+        the model just picked is not the one at the end; both before it is first drawn."""
+        others = self.panes
+        taken = {p.blind_name for p in others}
         pane.blind_name = next(c for c in string.ascii_uppercase if c not in taken)
-        grid = self.query_one("#panes", Grid)
-        others = [p for p in self.panes if p is not pane]
         place = random.randrange(len(others) + 1)
-        if place < len(others):
-            grid.move_child(pane, before=others[place])
-        pane.render_header()
-        pane.render_metrics()
+        before = others[place] if place < len(others) else None
+        await self.query_one("#panes", Grid).mount(pane, before=before)
 
     def _reveal(self) -> None:
         for pane in self.panes:
@@ -786,8 +800,7 @@ class WorkbenchApp(App[None]):
         if pane is None:
             return
         self.workers.cancel_group(self, pane.id or "pane")
-        await self._remove(pane)
-        self.current = None
+        await self._remove(pane)  # the first pane is current now, and marked so
         self._set_summary(Text())  # it may name the pane that went
         self.relayout()
         self.render_title()
@@ -831,13 +844,15 @@ class WorkbenchApp(App[None]):
         if prompt is None:
             self.notify("Nothing to retry in this pane yet", severity="warning")
             return
-        await self.start_turn(pane, prompt.content, private=prompt.private)
+        # The same turn again: in history it goes with the round it retries, not alone.
+        await self.start_turn(pane, prompt.content, pane.batch_id, private=prompt.private)
 
     async def action_clear(self) -> None:
         self.action_cancel_all()
         for pane in self.panes:
             await pane.clear()
             pane.conversation.turns.clear()
+            pane.conversation.id = uuid.uuid4().hex  # a new chat: history keeps it apart
             pane.unanswered = None
         self._set_summary(Text())
 

@@ -19,8 +19,15 @@ from providers.base import Message
 from providers.registry import Target, TargetError, parse_target
 from workbench.commands.models import list_everything
 from workbench.export import ExportFormat, write_stored
-from workbench.history import Comparison, ComparisonSummary, list_comparisons, load_comparison
+from workbench.history import (
+    Comparison,
+    ComparisonSummary,
+    StoredTurn,
+    list_comparisons,
+    load_comparison,
+)
 from workbench.sanitize import clean, clean_line
+from workbench.tui import model_markdown
 from workbench.tui.screens.history_dialogs import ExportFormatScreen, ReplaceSessionScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.widgets.pane import metrics_line
@@ -32,6 +39,8 @@ PROMPT_CHARS = 44
 TARGETS_CHARS = 30
 MIN_PANE_WIDTH = 40
 _STATUS_MARK = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
+_MARK_STYLE = {"failed": "red", "cancelled": "magenta"}
+"""As the live pane's header says them."""
 # Control keys, never letters: on the list, what is typed goes to the search box, and a
 # stray letter must not send requests or write files. They shadow the app's Ctrl+R (retry),
 # Ctrl+O (switch model) and Ctrl+E (export the open session), which are refused over this
@@ -241,8 +250,8 @@ class ComparisonView(_ComparisonActions):
     def compose(self) -> ComposeResult:
         c = self.comparison
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.created_at))
-        turn = max((sum(m.role == "user" for m in p.sent) for p in c.panes), default=1)
-        title = Text(f"{when} · {c.origin}" + (f" · turn {turn}" if turn > 1 else ""), "bold")
+        turn = f" · turn {c.turn}" if c.turn > 1 else ""
+        title = Text(f"{when} · {c.origin}{turn}", "bold")
         title.append(f" · {len(c.panes)} target{'s' if len(c.panes) != 1 else ''}", "dim")
         yield Static(title, id="title")
         with Grid(id="history-panes"):
@@ -253,7 +262,8 @@ class ComparisonView(_ComparisonActions):
                     header.append(f" · {r.status}", style="green" if r.status == "done" else "red")
                     yield Static(header, classes="pane-header")
                     with VerticalScroll(classes="pane-body"):
-                        yield Markdown(_transcript(pane.conversation().turns))
+                        for part in _transcript(pane.transcript()):
+                            yield _markdown(part) if isinstance(part, str) else _ended(part)
                     error = Static(classes="pane-error")
                     if r.error:
                         error.update(Text(f"{r.status}: {clean_line(r.error)}", style="red"))
@@ -301,13 +311,49 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _transcript(turns: list[Message]) -> str:
-    """The turns as the live pane shows them: prompts quoted, answers as Markdown."""
+def _transcript(items: list[Message | StoredTurn]) -> list[str | Text]:
+    """The turns as the live pane showed them: prompts quoted, answers as Markdown, and
+    after a turn that failed or was cancelled, with what it had written, its mark and
+    reason, as its error line said then. Markdown, and a line of plain text for each
+    mark: the reason is data (a server's words), never parsed as Markdown."""
+    shown: list[str | Text] = []
     parts: list[str] = []
-    for message in turns:
-        content = clean(message.content)
-        if message.role == "user":
-            parts.append("\n".join(f"> {line}" for line in content.splitlines() or [""]))
-        else:
-            parts.append(content.rstrip())
-    return "\n\n---\n\n".join(parts) if parts else "*nothing was asked*"
+
+    def flush() -> None:
+        if parts:
+            rule = "---\n\n" if shown else ""  # after a mark: the next turn's rule
+            shown.append(rule + "\n\n---\n\n".join(parts))
+            parts.clear()
+
+    for item in items:
+        if isinstance(item, Message):
+            parts.append(_quoted(item.content) if item.role == "user" else _answer(item.content))
+            continue
+        parts.append(_quoted(item.prompt.content))
+        if item.text.strip():
+            parts.append(_answer(item.text))
+        if item.status != "done":
+            flush()
+            mark = f"{_STATUS_MARK.get(item.status, '✗')} {item.status}"
+            reason = f": {clean_line(item.error)}" if item.error else ""
+            shown.append(Text(mark + reason, style=_MARK_STYLE.get(item.status, "red")))
+    flush()
+    return shown or ["*nothing was asked*"]
+
+
+def _quoted(prompt: str) -> str:
+    return "\n".join(f"> {line}" for line in clean(prompt).splitlines() or [""])
+
+
+def _answer(text: str) -> str:
+    return clean(text).rstrip()
+
+
+def _markdown(text: str) -> Markdown:
+    return Markdown(text, parser_factory=model_markdown.parser)  # its tags shown as text
+
+
+def _ended(mark: Text) -> Static:
+    line = Static(mark, classes="turn-ended")
+    line.styles.padding = (0, 2)  # in line with the Markdown's text around it
+    return line

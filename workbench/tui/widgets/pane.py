@@ -6,6 +6,7 @@ import time
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
@@ -27,9 +28,6 @@ _STATUS_STYLE = {
 }
 
 
-_HEADER_FRAME = 4
-"""Cells of a pane's width that are not the header's text: the border and the padding."""
-
 METRICS_EVERY_S = 0.25
 """How often a streaming pane's metrics line changes."""
 
@@ -39,6 +37,20 @@ SHOWN_TURNS = 12
 
 class Pane(Vertical, can_focus=True):
     """Reads its target's result once per frame and shows only what changed."""
+
+    # The pane is the Tab stop (its transcript is not one of its own): these keys scroll
+    # the transcript as they would were it focused.
+    BINDINGS = [
+        Binding(key, f"scroll_body('{action}')", show=False)
+        for key, action in [
+            ("up", "scroll_up"),
+            ("down", "scroll_down"),
+            ("pageup", "page_up"),
+            ("pagedown", "page_down"),
+            ("home", "scroll_home"),
+            ("end", "scroll_end"),
+        ]
+    ]
 
     def __init__(self, target: Target, *, is_local: bool, system: str | None = None) -> None:
         super().__init__(classes="pane")
@@ -66,8 +78,11 @@ class Pane(Vertical, can_focus=True):
         self.model_state: tuple[str, str] | None = None
         """What the header says instead of the status while the model loads or if it could
         not (the note, its style)."""
+        self.model_loading = False
+        """Its model is loading: the border says so, outside blind mode (`render_header`)."""
         self._body = Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
         """Read every frame: kept, not looked up in the DOM."""
+        self._body.can_focus = False  # one Tab stop a pane: the pane (see BINDINGS)
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="header", classes="pane-header")
@@ -84,6 +99,9 @@ class Pane(Vertical, can_focus=True):
         # so does how much of a long target name the header has room for.
         self.render_header()
         self.render_metrics()
+
+    async def action_scroll_body(self, action: str) -> None:
+        await self.app.run_action(action, self._body)
 
     @property
     def display_name(self) -> str:
@@ -200,14 +218,17 @@ class Pane(Vertical, can_focus=True):
     # --- rendering -----------------------------------------------------------------
 
     def render_header(self) -> None:
+        # Only a local model loads: in blind mode its border would say which letter it is.
+        self.set_class(self.model_loading and not self.blind_name, "loading")
         status = self.result.status if self.result else "ready"
         tail = self._header_tail(status)
+        box = self.query_one("#header", Static)
         # A model's settings give way to what follows its name, whole settings at a time,
         # never part of a value (`max_tokens=12…` of 128 reads as 12). `provider:model`
         # itself does not: where even that does not fit, the header's end is cut instead.
         name = clean_line(self.display_name)
-        if self.size.width:  # laid out: before, its width is not known yet (on_resize)
-            room = self.size.width - _HEADER_FRAME - tail.cell_len
+        if room := self._room(box):  # laid out: before, its width is not known (on_resize)
+            room -= tail.cell_len
             model, settings = split_settings(name)
             name = fmt.fit_target(name, max(room, cell_len(model) + (2 if settings else 0)))
         state = self._model_state
@@ -216,7 +237,13 @@ class Pane(Vertical, can_focus=True):
         # A note while waiting ("loading model…", a provider's rate limit) says which model.
         if self.result and self.result.notes and status == "waiting" and not self.blind_name:
             header.append(" · ", style="dim").append(clean_line(self.result.notes[-1]), "dim")
-        _set_line(self.query_one("#header", Static), header)
+        _set_line(box, header)
+
+    def _room(self, line: Static) -> int:
+        """The cells `line` has for its text: 0 until the pane is laid out. From the pane's
+        size, which leaves out its border, less the line's padding: at a resize the pane
+        hears of its new size before its lines are laid out again."""
+        return max(0, self.size.width - line.styles.gutter.width)
 
     def _header_tail(self, status: str) -> Text:
         """What follows the name: local or cloud and the status, or the model's state."""
@@ -237,9 +264,11 @@ class Pane(Vertical, can_focus=True):
     def render_metrics(self) -> None:
         compact = self.size.width < 60
         memory = None if self.blind_name else self.memory_bytes
-        line = metrics_line(self.result, memory, compact=compact, blind=bool(self.blind_name),
-                            window=self.window)  # fmt: skip
-        _set_line(self.query_one("#metrics", Static), line)
+        box = self.query_one("#metrics", Static)
+        blind, width = bool(self.blind_name), self._room(box) or None
+        line = metrics_line(self.result, memory, compact=compact, blind=blind,
+                            window=self.window, width=width)  # fmt: skip
+        _set_line(box, line)
         error = self.query_one("#error", Static)
         message = self.result.error if self.result is not None else None
         error.display = bool(message)
@@ -264,13 +293,14 @@ def metrics_line(
     compact: bool = False,
     blind: bool = False,
     window: int | None = None,
+    width: int | None = None,
 ) -> Text:
     """`TTFT 0.21s · 87 tok/s · ctx 148/4,096 · in 36 / out ~112 · $0.00 local · 240 MB`
 
     Compact, for narrow panes: `0.21s · 87 t/s · ctx 148/4,096 · 36→~112 · 240 MB` (a local
     target's $0 left to the header's `local`), or `… · 36→112 · $0.0012` for a cloud one. The
-    context figure comes before the token counts, cost and memory: the line is cut at the
-    pane's edge, and its warning (past `WARN_AT` of the `window`) must stay in sight.
+    context figure comes before the token counts, cost and memory: in `width` cells, figures
+    give way from the end, and its warning (past `WARN_AT` of the `window`) must stay in sight.
     """
     line = Text(no_wrap=True, overflow="ellipsis")
     if result is None:
@@ -296,11 +326,12 @@ def metrics_line(
             parts.append((ctx, "bold yellow" if near else style))
         elif near:  # the warning, not the window's size: that hints at the model
             parts.append(("ctx nearly full", "bold yellow"))
-    # Each count is marked on its own: a server may report one and leave out the other.
-    sent = fmt.tokens(result.input_tokens, result.input_exact)
-    answered = fmt.tokens(result.output_tokens, result.output_exact)
-    tokens = f"{sent}→{answered}" if compact else f"in {sent} / out {answered}"
-    parts.append((tokens, style))
+    if not blind:  # counts differ by tokenizer, and so hint at the model's family
+        # Each count is marked on its own: a server may report one and leave out the other.
+        sent = fmt.tokens(result.input_tokens, result.input_exact)
+        answered = fmt.tokens(result.output_tokens, result.output_exact)
+        tokens = f"{sent}→{answered}" if compact else f"in {sent} / out {answered}"
+        parts.append((tokens, style))
     if blind:
         pass  # cost and memory would say local or cloud, and so give the model away
     elif compact and result.is_local:
@@ -311,11 +342,30 @@ def metrics_line(
         parts.append(("local", style))
     if memory_bytes:
         parts.append((fmt.size(memory_bytes), style))
+    if width is not None:
+        parts = _fit(parts, width)
     for index, (text, part_style) in enumerate(parts):
         if index:
             line.append(" · ", style=style)
         line.append(text, style=part_style)
     return line
+
+
+def _fit(parts: list[tuple[str, str]], width: int) -> list[tuple[str, str]]:
+    """The parts that fit in `width` cells with ` · ` between them: whole figures give way
+    from the end, and `…` says some did. Cut at the edge, a figure reads as another one
+    (`316 …` of 316 MB)."""
+
+    def cells(shown: list[tuple[str, str]]) -> int:
+        return sum(cell_len(text) for text, _ in shown) + 3 * (len(shown) - 1)
+
+    if cells(parts) <= width:
+        return parts
+    for keep in range(len(parts) - 1, 0, -1):
+        shown = [*parts[:keep], ("…", "dim")]
+        if cells(shown) <= width:
+            return shown
+    return parts[:1]  # narrower than one figure: the edge cuts it
 
 
 def _live_rate(result: TargetResult) -> float | None:

@@ -196,9 +196,9 @@ class _Turn:
         if not _is_plain(text):
             # Imported here, not with the module: markdown-it would cost the first frame
             # ~0.1 s. The app imports it (`warm`) once the first frame is up.
-            from rich.markdown import Markdown
+            from workbench.tui.model_markdown import rich_markdown
 
-            renderable = Markdown(block, hyperlinks=False)
+            renderable = rich_markdown(block)
         lines = _render(console, renderable, width)
         return lines if first else [Strip.blank(0), *lines]
 
@@ -244,7 +244,8 @@ class Transcript(ScrollView, can_focus=True):
     a `Text`, never through `Text.from_markup`.
 
     Focusable, so the keyboard scrolls it (arrows, Page Up/Down, Home/End) as it does any
-    scrolling view; End, like scrolling to the end, follows the text again."""
+    scrolling view; End, like scrolling to the end, follows the text again. In a pane the
+    pane takes the focus instead, and passes these keys on (`Pane.BINDINGS`)."""
 
     # The scrollbar is always there, so that its coming never lays out the screen (a
     # repaint of every pane); its track shows once there is something to scroll.

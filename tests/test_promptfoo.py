@@ -472,3 +472,39 @@ def test_with_skip_unsupported_a_test_left_with_no_check_is_skipped_not_passed(
     assert "| 1/1 (100%), 1 not checked |" in md and "## Not checked" in md
     rows = {r["case"]: r for r in csv.DictReader((home / "r.csv").open())}
     assert rows["judged only"]["passed"] == "False" and rows["judged only"]["skipped"] == "True"
+
+
+def test_a_test_with_some_checks_not_run_is_marked_wherever_its_verdict_shows(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`judged and checked` passed on not-icontains alone, with its llm-rubric not run: the
+    table showed a plain ✓ and JUnit a plain pass; only the JSON said so."""
+    path = write(home, RUBRIC)
+    target = "embedded:smollm2@temperature=0,max_tokens=8"
+    for out in ("r.xml", "r.md", "r.csv", "r.json"):
+        code = main(["run", str(path), "-t", target, "--cache", "--skip-unsupported",
+                     "--out", str(home / out)])  # fmt: skip
+        assert code == 0  # still a pass: the checks that ran passed
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if "judged and checked" in line)
+    assert "✓* " in row
+    legend = "* not every check ran (--skip-unsupported): 1 answer judged without llm-rubric"
+    assert legend in table
+    (suite,) = ET.parse(home / "r.xml").getroot()
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "1")
+    partly = suite.find("testcase[@name='judged and checked']")
+    assert partly is not None and partly.find("failure") is None
+    assert partly.find("skipped") is None
+    assert partly.findtext("system-out") == (
+        "passed on the checks that ran; not checked (--skip-unsupported): llm-rubric 'names Paris'"
+    )
+    md = (home / "r.md").read_text()
+    (md_row,) = [line for line in md.splitlines() if line.startswith("| judged and checked |")]
+    assert "| ✓* " in md_row and "\\* not every check ran" in md
+    rows = {r["case"]: r for r in csv.DictReader((home / "r.csv").open())}
+    assert rows["judged and checked"]["not_checked"] == "llm-rubric 'names Paris'"
+    assert rows["judged and checked"]["passed"] == "True"
+    assert rows["judged only"]["not_checked"] == "llm-rubric 'names Paris'"  # skipped: all
+    report = json.loads((home / "r.json").read_text())
+    checked = next(r for r in report["results"] if r["case"] == "judged and checked")
+    assert checked["not_checked"] == ["llm-rubric 'names Paris'"]

@@ -6,10 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -17,7 +22,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.fault_servers import OpenAIWire
+from tests.child_process import ROOT, workbench_env
+from tests.fault_servers import OpenAIWire, streamed, threaded_server
 from workbench import locations
 from workbench.cli import main
 from workbench.commands.format import fit_target
@@ -397,3 +403,179 @@ def test_fit_target_keeps_commas_inside_a_system_prompt() -> None:
     assert fit_target(name, 45) == "openai:gpt-4o-mini@system=Be brief, be kind,…"
     assert fit_target(name, 44) == "openai:gpt-4o-mini@…"
     assert fit_target("openai:gpt-4o-mini", 12) == "openai:gpt-…"
+
+
+def test_baseline_latest_is_the_last_run_on_these_targets_and_is_found_before_running(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI matrix, one job per target sharing one history: `--baseline latest` took the
+    other job's run, ran every case, then failed with "nothing to compare"."""
+    alpha = str(_suite(home, "alpha"))
+    x, y, z = (f"embedded:smollm2@max_tokens={n}" for n in (4, 6, 7))
+    _, x1 = _run(alpha, "-t", x)
+    _, y1 = _run(alpha, "-t", y)
+    capsys.readouterr()
+    code, x2 = _run(alpha, "-t", x, "--baseline", "latest")
+    assert code == 0
+    assert f"# alpha: {x1.id[:8]} → {x2.id[:8]}" in capsys.readouterr().out
+    # No run has both: the latest that shares some, saying which target it cannot compare.
+    code, both = _run(alpha, "-t", x, "-t", y, "--baseline", "previous")
+    out, err = capsys.readouterr()
+    assert code == 0 and f"# alpha: {x2.id[:8]} → {both.id[:8]}" in out
+    assert f"warning: the baseline {x2.id} has no result for embedded:smollm2@temperature=0," in err
+    _run(alpha, "-t", y)
+    capsys.readouterr()
+    _, both2 = _run(alpha, "-t", x, "-t", y, "--baseline", "latest")
+    assert f"# alpha: {both.id[:8]} → {both2.id[:8]}" in capsys.readouterr().out
+    assert main(["run", alpha, "-t", z, "--baseline", "latest"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--baseline latest: no earlier run of suite 'alpha' ran its cases on "
+                     r"embedded:smollm2@\S*max_tokens=7", err), err  # fmt: skip
+    assert f"(latest {both2.id}," in err and f"(latest {x2.id}," in err, err  # which runs
+    assert f"(latest {y1.id}," not in err  # one line per set of targets, the newest run
+    assert main(["run", alpha, "-t", z, "--baseline", x1.id]) == 2  # an id is checked too
+    err = capsys.readouterr().err
+    assert f"--baseline {x1.id}: run {x1.id} has no case × target in common" in err
+    assert _runs()[0] == both2  # nothing ran
+
+
+FOUR = """\
+name: four
+targets: [loop:m]
+prompt: "Say {{word}}."
+cases:
+""" + "".join(f"  - id: {w}\n    vars: {{word: {w}}}\n    expect: [{{icontains: paris}}]\n"
+              for w in ("first", "second", "third", "fourth"))  # fmt: skip
+
+
+def _interrupted_run(tmp_path: Path, out: Path) -> tuple[int, str]:
+    """`workbench run` of FOUR on a loopback server that answers `first` and hangs on
+    `second`, Ctrl+C'd once it hangs; its exit status and stderr."""
+    wire, hanging, release = OpenAIWire(), threading.Event(), threading.Event()
+
+    def answer(request: Request) -> Response:
+        if "second" not in json.loads(request.data)["messages"][-1]["content"]:
+            return wire.stream("Paris.")
+
+        def hang() -> Iterator[bytes]:
+            yield from wire.start()
+            hanging.set()
+            release.wait(60)
+            yield from wire.end()
+
+        return streamed(hang(), wire.content_type)
+
+    path = tmp_path / "four.yaml"
+    path.write_text(FOUR)
+    with threaded_server() as server:
+        server.expect_request("/v1/chat/completions").respond_with_handler(answer)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "run", str(path), "--out", str(out)],
+            env=workbench_env(tmp_path, server.url_for("/v1")), cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert hanging.wait(60), child.communicate(timeout=60)
+            time.sleep(0.3)
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=60)
+        finally:
+            release.set()
+            if child.poll() is None:
+                child.kill()
+    return child.returncode, err
+
+
+RESUME = "not run: the run was interrupted; finish it with: workbench run --resume "
+
+
+@pytest.mark.parametrize("kind", ["xml", "json", "md", "csv"])
+def test_the_report_of_an_interrupted_run_says_so_and_lists_what_did_not_run(
+    tmp_path: Path, kind: str
+) -> None:
+    """It read `tests="1" failures="0"`: a pass, to a CI step that publishes JUnit whatever
+    the exit status."""
+    out = tmp_path / f"r.{kind}"
+    code, err = _interrupted_run(tmp_path, out)
+    assert code == 130, err
+    (run_id,) = re.findall(r"workbench run --resume (\w+)", err)
+    text = out.read_text()
+    not_run = ["second", "third", "fourth"]
+    if kind == "xml":
+        (suite,) = ET.fromstring(text)
+        counts = [suite.get(k) for k in ("tests", "failures", "errors", "skipped")]
+        assert counts == ["4", "0", "3", "0"]
+        errors = {c.get("name"): c.find("error") for c in suite}
+        assert errors["first"] is None
+        assert [n for n, e in errors.items() if e is not None] == not_run
+        assert {e.get("message") for e in errors.values() if e is not None} == {RESUME + run_id}
+    elif kind == "json":
+        report = json.loads(text)
+        assert report["interrupted"] is True
+        assert [r["case"] for r in report["not_run"]] == not_run
+        assert [r["case"] for r in report["results"]] == ["first"]
+        assert report["resume"] == f"workbench run --resume {run_id}"
+    elif kind == "md":
+        assert (f"**Interrupted**: 3 of 4 requests not run; finish it with `workbench run "
+                f"--resume {run_id}`.") in text  # fmt: skip
+        matrix = [line for line in text.splitlines() if line.startswith("| ")]
+        assert [r for r in matrix if r.endswith(" | not run |")] == [
+            f"| {case} | not run |" for case in not_run
+        ]
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [(r["case"], r["status"]) for r in rows] == [
+            ("first", "done"), ("second", "not run"), ("third", "not run"), ("fourth", "not run")
+        ]  # fmt: skip
+
+
+def test_a_reader_gone_from_the_report_on_stdout_leaves_the_runs_exit_status(
+    tmp_path: Path,
+) -> None:
+    """`workbench run SUITE --report json 2>&1 | head -3` exited 2, as if the report path
+    were bad; it is the run's own status, as `ask | head` keeps."""
+    path = _suite(tmp_path, "alpha")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before anything arrives
+    try:
+        # 20 results: a report larger than Python's buffer fails as it is written.
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "run", str(path), "--repeat", "20",
+             "--report", "json"],
+            env=workbench_env(tmp_path, "http://127.0.0.1:9/v1"), cwd=ROOT,
+            stdout=write_end, stderr=write_end, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0
+    with Store(tmp_path / "home" / "workbench.db") as store:
+        (run,) = list_runs(store)
+    assert run.finished_at is not None
+
+
+def _short(home: Path) -> Path:
+    """A suite with a one-letter case id, which fails: its answer never contains XYZZY."""
+    path = home / "short.yaml"
+    path.write_text(SUITE.format(name="short", case="a").replace("not_contains", "contains"))
+    return path
+
+
+def test_the_case_column_is_as_wide_as_its_header(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Short case ids wrapped the header to `c`/`a`/`s`/`e`."""
+    assert main(["run", str(_short(home))]) == 1
+    assert "┃ case ┃" in capsys.readouterr().out
+
+
+def test_a_failure_repeated_alike_is_one_line_saying_which_attempts(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --repeat 3 it printed three identical lines, no attempt named."""
+    assert main(["run", str(_short(home)), "--repeat", "3", "--out", str(home / "r.md")]) == 1
+    failures = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗ ")]
+    assert len(failures) == 1
+    assert failures[0].startswith("✗ a × embedded:smollm2@temperature=0,max_tokens=8,seed=1 "
+                                  "(all 3 attempts): contains 'XYZZY': ")  # fmt: skip
+    listed = [line for line in (home / "r.md").read_text().splitlines() if line.startswith("- ")]
+    assert len(listed) == 1 and "(all 3 attempts): contains 'XYZZY'" in listed[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from textual.widgets import DataTable, Input, OptionList, ProgressBar, Static
 
 from tests.test_promptfoo import RUBRIC
 from tests.tui_helpers import wait_until
+from workbench import locations
 from workbench.config import Settings, load_settings
-from workbench.suites.runs import list_runs
+from workbench.store import Store
+from workbench.suites.runs import RunInfo, list_runs, start_run
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.suites import CellScreen, SuitesScreen, TextScreen
 
@@ -125,8 +128,10 @@ async def test_a_check_that_cannot_run_is_asked_about_then_shown_not_checked(
         assert "✓" not in judged.plain and "✗" not in judged.plain
         assert str(judged.style) not in ("red", "green")  # neither a failure nor a pass
         checked = matrix.get_cell("judged and checked", target)
-        assert isinstance(checked, Text) and "✓" in checked.plain
-        shown = str(screen.query_one("#suite-totals", Static).content)
+        assert isinstance(checked, Text) and "✓*" in checked.plain  # its llm-rubric did not run
+        note, shown = str(screen.query_one("#suite-totals", Static).content).split("\n", 1)
+        assert note.startswith("* not every check ran (--skip-unsupported): 1 answer judged "
+                               "without llm-rubric 'names Paris'")  # fmt: skip
         label = re.fullmatch(rf"{re.escape(target)}: (.*) · p50 .*\n", shown)
         assert label is not None and label[1] == "1/1 (100%), 1 not checked"
         (run,) = list_runs(app.store)
@@ -156,3 +161,34 @@ async def test_choosing_not_to_run_runs_nothing(rubric_home: Path) -> None:
         assert not screen.running and screen.run_id is None and screen.results == []
         assert screen.query_one("#matrix", DataTable).row_count == 0
         assert list_runs(app.store) == []
+
+
+async def test_f8_lists_suites_from_where_promptfoo_and_earlier_runs_keep_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F8 looked only in ./prompts, the checkout's prompts/ and <data dir>/suites: not in
+    ./suites, not at ./promptfooconfig.yaml, not at a suite run from anywhere else."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "suites").mkdir(parents=True)
+    elsewhere.mkdir()
+    (project / "suites" / "mine.yaml").write_text(RUBRIC)
+    (project / "promptfooconfig.yaml").write_text(RUBRIC)
+    (elsewhere / "promptfooconfig.yaml").write_text(RUBRIC)
+    with Store(locations.database_path()) as store:  # as `workbench run` there records it
+        start_run(store, RunInfo("r1", time.time(), None, "far", str(elsewhere /
+                                 "promptfooconfig.yaml"), ["embedded:smollm2"], {}))  # fmt: skip
+    monkeypatch.chdir(project)
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+        suites = app.screen.query_one("#suite-list", OptionList)
+        listed = [suites.get_option_at_index(i) for i in range(suites.option_count)]
+        paths = [Path(o.id or "") for o in listed]
+        for path in (project / "suites" / "mine.yaml", project / "promptfooconfig.yaml",
+                     elsewhere / "promptfooconfig.yaml"):  # fmt: skip
+            assert paths.count(path) == 1, paths
+        labels = {str(o.prompt) for o in listed}
+        assert {"project/promptfooconfig.yaml", "elsewhere/promptfooconfig.yaml"} <= labels
+        assert "offline-basics.yaml" in labels  # the checkout's prompts/ still

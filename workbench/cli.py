@@ -149,8 +149,8 @@ def _add_suite_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
                      help="run each case N times (pass rate, p50/p90)")  # fmt: skip
     run.add_argument(
         "--baseline",
-        help="compare with an earlier run: latest or previous (both: this suite's run before "
-        "this one) or a run id",
+        help="compare with an earlier run: latest or previous (both: this suite's last run "
+        "on these targets before this one) or a run id",
     )
     run.add_argument("--cache", action="store_true",
                      help="answer identical temperature-0 requests from the store")  # fmt: skip

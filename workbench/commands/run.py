@@ -4,9 +4,14 @@ Exit status 0 only when every assertion passed and, with --baseline, nothing reg
 it drops into CI as it is. 1 when something failed or regressed, 2 when the command could
 not do what it was asked (a bad suite, target, baseline or report path), 130 on Ctrl+C.
 
-`--baseline latest` and `--baseline previous` both name the run of the same suite (by its
-`name:`) that came before this one: the run being made is the latest, so the baseline is
-the one before it. With no earlier run of the suite, nothing runs and the exit status is 2.
+`--baseline latest` and `--baseline previous` both name the latest earlier run of the same
+suite (by its `name:`) on the targets about to run: the run being made is the latest, so
+the baseline is the one before it, and a CI job per target sharing one history compares
+each target with its own last run. A baseline that shares no case × target with this run
+(or none at all) is found out before anything runs: nothing runs and the exit status is 2.
+
+A run stopped by Ctrl+C still writes its report, which says it was interrupted and lists
+each request not made (in JUnit as an `<error>`), so that it never reads as a pass.
 
 A report goes to `--out FILE`, in the format `--report` names or else the one the file's
 extension names (.json, .csv, .xml for JUnit, .md). Without `--out` it goes to stdout, and
@@ -49,7 +54,7 @@ from workbench.suites.runs import (
     finish_run,
     resolve_pair,
     resolve_run,
-    runs_of,
+    run_pairs,
     start_run,
 )
 from workbench.suites.schema import Suite
@@ -121,9 +126,11 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
             print(f"workbench run: not checked (--skip-unsupported): {line}", file=sys.stderr)
         else:
             print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
+    planned = plan(suite, targets, repeat, is_local=registry.is_local)
     baseline = None
     if args.baseline:
-        baseline = _baseline(store, args.baseline, suite.name, resumed)
+        pairs = {(job.case.id, job.target.spec) for job in planned}
+        baseline = _baseline(store, args.baseline, suite.name, pairs, resumed)
     if resumed is not None:
         run_id = resumed.id
     else:
@@ -133,47 +140,53 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
             options["skip_unsupported"] = True
         start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(path.resolve()),
                                  [t.spec for t in targets], options))  # fmt: skip
-    jobs = [
-        job
-        for job in plan(suite, targets, repeat, is_local=registry.is_local)
-        if job.key not in done
-    ]
+    jobs = [job for job in planned if job.key not in done]
     if skipped := skipped_private(suite, targets, registry.is_local):
         print(f"workbench run: {skipped}", file=sys.stderr)
-    interrupted = False
+    unfinished = None
     try:
         results = previous + asyncio.run(
             _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
         )
     except KeyboardInterrupt:
-        interrupted = True
         results = case_results(store, run_id)
-    if not interrupted:
+        made = {(r.case_id, r.target, r.attempt) for r in results}
+        unfinished = report.Unfinished(run_id, [j.key for j in planned if j.key not in made])
+    if unfinished is None:
         finish_run(store, run_id)
-    _print_results(suite.name, run_id, results, human)
+    _print_results(suite.name, run_id, results, human, unfinished)
     report_failed = False
     if kind is not None:
         try:
-            _write_report(kind, args.out, suite.name, run_id, results)
+            _write_report(kind, args.out, suite.name, run_id, results, unfinished)
         except OSError as exc:
             report_failed = True
-            print(f"workbench run: could not write the report to {args.out or 'stdout'}: "
-                  f"{exc.strerror or exc}; the results are kept in run {run_id} "
-                  "(workbench history)", file=sys.stderr)  # fmt: skip
-    if interrupted:
-        print(f"Interrupted: {len(results)} results kept. Finish with: workbench run --resume "
-              f"{run_id}", file=sys.stderr)  # fmt: skip
+            _say(f"workbench run: could not write the report to {args.out or 'stdout'}: "
+                 f"{exc.strerror or exc}; the results are kept in run {run_id} "
+                 "(workbench history)", sys.stderr)  # fmt: skip
+    if unfinished is not None:
+        _say(f"Interrupted: {len(results)} results kept, {len(unfinished.not_run)} not run. "
+             f"Finish with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
         return 130
     regressed = 0
     if baseline is not None:
         after = resolve_run(store, run_id)
         comparison = compare.compare_runs(store, baseline, after)
         regressed = len(comparison.regressions)
-        print(compare.as_markdown(comparison), file=human)
+        _say(compare.as_markdown(comparison), human)
     if report_failed:
         return 2
     failed = len(report.failed(results))
     return 0 if failed == 0 and regressed == 0 else 1
+
+
+def _say(text: str, out: TextIO) -> None:
+    """A line for a reader who may have gone (`| head`): then nothing more is printed, and
+    the exit status stays the run's own."""
+    try:
+        print(text, file=out, flush=True)
+    except BrokenPipeError:
+        fmt.discard(out)
 
 
 def _unchecked_refusal(path: Path, lines: list[str]) -> str:
@@ -211,9 +224,13 @@ def check_writable(out: Path) -> None:
         raise UsageError(f"--out {out}: no permission to write there")
 
 
-def _baseline(store: Store, ref: str, suite: str, resumed: RunInfo | None) -> RunInfo:
-    """The run to compare with. `latest` and `previous` mean the same here: the run of this
-    suite before the one being made (or resumed), which is itself the latest."""
+def _baseline(
+    store: Store, ref: str, suite: str, pairs: set[tuple[str, str]], resumed: RunInfo | None
+) -> RunInfo:
+    """The run to compare with, found before anything runs: a baseline that shares no case
+    × target with this run would only be found wanting once every request was made (and
+    paid for). `latest` and `previous` mean the same here: the latest run of this suite
+    before the one being made (or resumed) on its targets (`compare.pick_baseline`)."""
     if ref not in KEYWORDS:
         baseline = resolve_run(store, ref)
         if resumed is not None and baseline.id == resumed.id:
@@ -223,14 +240,28 @@ def _baseline(store: Store, ref: str, suite: str, resumed: RunInfo | None) -> Ru
             print(f"workbench run: warning: the baseline {baseline.id} is a run of suite "
                   f"{baseline.suite!r}, not {suite!r}: cases are matched by id alone",
                   file=sys.stderr)  # fmt: skip
+        common = pairs & run_pairs(store, baseline.id)
+        if not common:
+            theirs, ours = baseline.targets, {t for _, t in pairs}
+            raise UsageError(
+                f"--baseline {ref}: run {baseline.id} has no case × target in common with this "
+                f"run, so nothing could be compared: it ran on {compare.targets_text(theirs)}, "
+                f"this run is on {compare.targets_text(ours)}; name a run of these targets, or "
+                "use --baseline latest"
+            )
+        if warning := compare.uncovered(baseline, pairs, common):
+            print(f"workbench run: warning: {warning}", file=sys.stderr)
         return baseline
-    earlier = runs_of(store, suite, before=resumed.created_at if resumed else None, limit=1)
-    if not earlier:
-        raise UsageError(
-            f"--baseline {ref}: suite {suite!r} has no earlier run to compare with; run it "
-            "once without --baseline to make one"
+    try:
+        baseline, warning = compare.pick_baseline(
+            store, suite, pairs, before=resumed.created_at if resumed else None
         )
-    return earlier[0]
+    except LookupError as exc:
+        raise UsageError(f"--baseline {ref}: {exc}; run it once on these targets without "
+                         "--baseline to make one") from None  # fmt: skip
+    if warning:
+        print(f"workbench run: warning: {warning}", file=sys.stderr)
+    return baseline
 
 
 async def _run_with_progress(
@@ -264,32 +295,45 @@ async def _run_with_progress(
             await registry.aclose()
 
 
-def _print_results(suite: str, run_id: str, results: list[CaseResult], out: TextIO) -> None:
+def _print_results(
+    suite: str,
+    run_id: str,
+    results: list[CaseResult],
+    out: TextIO,
+    unfinished: report.Unfinished | None = None,
+) -> None:
     console = fmt.console(out)
-    targets = list(dict.fromkeys(r.target for r in results))
-    case_ids = list(dict.fromkeys(r.case_id for r in results))
+    pending = unfinished.not_run if unfinished else []
+    targets = list(dict.fromkeys([*(r.target for r in results), *(t for _, t, _ in pending)]))
+    case_ids = list(dict.fromkeys([*(r.case_id for r in results), *(c for c, _, _ in pending)]))
     grid = {(c.case_id, c.target): c for c in report.cells(results)}
     totals = report.totals(results)
     figures = [(t.pass_label, fmt.seconds(t.p50_s), fmt.seconds(t.p90_s), t.cost_label)
                for t in totals]  # fmt: skip
     # Each target's column of the matrix gets an equal share of the width beside the case
-    # column, and the summary's target column what its figures leave (`_fit_names`).
-    case_width = min(max((cell_len(clean_line(c)) for c in case_ids), default=4), 30)
+    # column, and the summary's target column what its figures leave (`_fit_names`). The
+    # case column is never narrower than its header, which would wrap to `cas`/`e`.
+    case_width = max(min(max((cell_len(clean_line(c)) for c in case_ids), default=4), 30), 4)
     share = (console.width - 1 - (case_width + 3)) // max(len(targets), 1) - 3
     beside = sum(max(cell_len(s) for s in column) + 2 for column in zip(*figures, strict=True))
-    names, summary_names, legend = _fit_names(targets, share, console.width - beside - 2)
+    names, summary_names, legend = _fit_names(
+        targets, share, console.width - beside - 2, len(totals)
+    )
     table = Table(title=f"{clean_line(suite)} — run {run_id}", header_style="bold")
-    table.add_column("case", max_width=case_width, overflow="fold")
+    table.add_column("case", min_width=case_width, max_width=case_width, overflow="fold")
     for name in names:
         table.add_column(Text(name), overflow="fold")
+    left = report.not_run_counts(unfinished)
     for case_id in case_ids:
         row: list[Text | str] = [Text(clean_line(case_id))]
         for target in targets:
             cell = grid.get((case_id, target))
-            text = report.cell_text(cell) if cell else "–"
+            text = report.cell_label(cell, left.get((case_id, target), 0))
             row.append(Text(text, style=_style(cell)))
         table.add_row(*row)
     console.print(table)
+    if note := report.partly_checked_note(results):
+        console.print(Text(f"* {note}", style="yellow"))
     summary = Table(box=None, header_style="bold")
     for column in ("target", "pass rate", "p50", "p90", "cost"):
         summary.add_column(column, justify="left" if column == "target" else "right",
@@ -306,9 +350,10 @@ def _print_results(suite: str, run_id: str, results: list[CaseResult], out: Text
 
 
 def _fit_names(
-    targets: list[str], width: int, summary_width: int
+    targets: list[str], width: int, summary_width: int, summed: int
 ) -> tuple[list[str], list[str], list[str]]:
-    """The targets' names for the matrix's columns and the summary's rows, and a legend.
+    """The targets' names for the matrix's columns, the first `summed` for the summary's
+    rows (a target a stopped run never got to has none), and a legend.
 
     Names that fit are shown whole. Otherwise each target is numbered and its name
     shortened without cutting a setting's value (`fmt.fit_target`); unless the summary
@@ -316,7 +361,7 @@ def _fit_names(
     only in a dropped setting stay apart."""
     full = [clean_line(t) for t in targets]
     if all(cell_len(n) <= min(width, summary_width) for n in full):
-        return full, full, []
+        return full, full[:summed], []
     marks = [f"[{n}] " for n in range(1, len(full) + 1)]
     names, summary_names = (
         [mark + fmt.fit_target(name, max(room, 12) - len(mark))
@@ -324,19 +369,24 @@ def _fit_names(
         for room in (width, summary_width)
     )  # fmt: skip
     legend = [mark + name for mark, name in zip(marks, full, strict=True)]
-    return names, summary_names, [] if summary_names == legend else legend
+    whole = summary_names == legend and summed == len(full)
+    return names, summary_names[:summed], [] if whole else legend
 
 
 def _print_failures(results: list[CaseResult], console: Console) -> None:
-    """One line per failed case × target; a target whose requests all failed alike (a
-    missing API key, private mode) gets one line for all of them, not one per case."""
+    """One line per failed case × target and reason, saying which attempts it stands for; a
+    target whose requests all failed alike (a missing API key, private mode) gets one line
+    for all of them, not one per case."""
     unanswered: dict[tuple[str, str], list[CaseResult]] = {}
+    answered = []
     for r in report.failed(results):
         if r.result.status != "done":
             unanswered.setdefault((r.target, report.unanswered(r)), []).append(r)
-            continue
-        console.print(Text(f"✗ {clean_line(r.case_id)} × {clean_line(r.target)}: "
-                           f"{clean_line(report.failure_reason(r))}", style="red"))  # fmt: skip
+        else:
+            answered.append(r)
+    for first, attempts, why in report.grouped(answered, results):
+        console.print(Text(f"✗ {clean_line(first.case_id)} × {clean_line(first.target)}"
+                           f"{attempts}: {clean_line(why)}", style="red"))  # fmt: skip
     for (target, why), group in unanswered.items():
         cases = len({r.case_id for r in group})
         if len(group) == 1:
@@ -358,19 +408,30 @@ def _style(cell: report.Cell | None) -> str:
 
 
 def _write_report(
-    kind: str, out: Path | None, suite: str, run_id: str, results: list[CaseResult]
+    kind: str,
+    out: Path | None,
+    suite: str,
+    run_id: str,
+    results: list[CaseResult],
+    unfinished: report.Unfinished | None,
 ) -> None:
     text = {
-        "md": lambda: report.markdown(suite, run_id, results),
-        "json": lambda: report.as_json(suite, run_id, results),
-        "csv": lambda: report.as_csv(results),
-        "junit": lambda: report.as_junit(suite, results),
+        "md": lambda: report.markdown(suite, run_id, results, unfinished),
+        "json": lambda: report.as_json(suite, run_id, results, unfinished),
+        "csv": lambda: report.as_csv(results, unfinished),
+        "junit": lambda: report.as_junit(suite, results, unfinished),
     }[kind]()
-    if out is None:
-        sys.stdout.write(text)
-    else:
+    if out is not None:
         out.write_text(text, encoding="utf-8")
-        print(f"Report written to {out}", file=sys.stderr)
+        _say(f"Report written to {out}", sys.stderr)
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()  # here, where a reader gone away is known for what it is
+    except BrokenPipeError:
+        # `| head`: the reader took what it wanted. Not a report path that failed: the run
+        # keeps its own exit status, as `ask | head` does.
+        fmt.discard(sys.stdout)
 
 
 def compare_command(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +15,7 @@ from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean, clean_line
 from workbench.store import Store
 from workbench.suites.report import Cell, cells, totals
-from workbench.suites.runs import RunInfo, case_results
+from workbench.suites.runs import RunInfo, case_results, run_pairs, runs_of
 
 ChangeKind = Literal["pass→fail", "fail→pass", "answer changed", "new", "gone"]
 
@@ -91,6 +93,70 @@ def compare_runs(store: Store, before: RunInfo, after: RunInfo) -> Comparison:
         if target in t_old
     ]
     return Comparison(before, after, changes, deltas)
+
+
+_SEARCHED = 1000
+"""Earlier runs looked through for a baseline, newest first."""
+
+
+def pick_baseline(
+    store: Store, suite: str, pairs: set[tuple[str, str]], *, before: float | None = None
+) -> tuple[RunInfo, str]:
+    """The run a run of `suite` with these case × target pairs is compared with, and a
+    warning or ''.
+
+    The latest earlier run of the suite that ran every target of this one on some of its
+    cases: a CI matrix, one job per target sharing one history, compares each target with
+    its own last run, not with the other job's. Failing that, the latest that shares any
+    case × target, with a warning naming the targets it cannot compare. LookupError, saying
+    which runs there are and on which targets, when no run shares any.
+    """
+    earlier = runs_of(store, suite, before=before, limit=_SEARCHED)
+    if not earlier:
+        raise LookupError(f"suite {suite!r} has no earlier run to compare with")
+    targets = {t for _, t in pairs}
+    partial: tuple[RunInfo, set[tuple[str, str]]] | None = None
+    for run in earlier:
+        common = pairs & run_pairs(store, run.id)
+        if common and {t for _, t in common} == targets:
+            return run, ""
+        if common and partial is None:
+            partial = (run, common)
+    if partial is not None:
+        return partial[0], uncovered(partial[0], pairs, partial[1])
+    raise LookupError(
+        f"no earlier run of suite {suite!r} ran its cases on {targets_text(targets)}: "
+        f"{_runs_text(earlier)}"
+    )
+
+
+def uncovered(baseline: RunInfo, pairs: set[tuple[str, str]], common: set[tuple[str, str]]) -> str:
+    """A warning naming this run's targets that the baseline has no result for, or ''."""
+    missing = {t for _, t in pairs} - {t for _, t in common}
+    if not missing:
+        return ""
+    whose = "that target's" if len(missing) == 1 else "those targets'"
+    return (
+        f"the baseline {baseline.id} has no result for {targets_text(missing)}: {whose} "
+        "cases are compared with nothing (they show as new)"
+    )
+
+
+def targets_text(targets: Iterable[str]) -> str:
+    return ", ".join(clean_line(t) for t in sorted(set(targets))) or "no target"
+
+
+def _runs_text(runs: list[RunInfo]) -> str:
+    """`its runs with results: 2 on A (latest ID, DATE); 1 on B, C (…)`, newest first."""
+    groups: dict[tuple[str, ...], list[RunInfo]] = {}
+    for run in runs:  # newest first, so each group's first run is its latest
+        groups.setdefault(tuple(sorted(run.targets)), []).append(run)
+    said = []
+    for targets, group in list(groups.items())[:3]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(group[0].created_at))
+        said.append(f"{len(group)} on {targets_text(targets)} (latest {group[0].id}, {when})")
+    more = f"; and runs on {len(groups) - 3} other sets of targets" if len(groups) > 3 else ""
+    return "its runs with results: " + "; ".join(said) + more
 
 
 def suite_mismatch(before: RunInfo, after: RunInfo) -> str:

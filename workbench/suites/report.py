@@ -39,6 +39,12 @@ class Cell:
         return all(r.skipped for r in self.results)
 
     @property
+    def partly_checked(self) -> bool:
+        """Some of its checks could not be run (`--skip-unsupported`), and some could: its
+        verdict rests on the checks that ran, so it is marked, never shown as a plain pass."""
+        return not self.skipped and any(unchecked(r) for r in self.results)
+
+    @property
     def latencies(self) -> list[float]:
         return [s for r in self.results if (s := e2e_s(r)) is not None]
 
@@ -107,6 +113,29 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return statistics.quantiles(sorted(values), n=100, method="inclusive")[int(q) - 1]
 
 
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A run stopped before its end (Ctrl+C): what it did not get to, so that a report of
+    it does not read as a clean pass of the part that ran."""
+
+    run_id: str
+    not_run: list[tuple[str, str, int]]
+    """(case, target, attempt) of every request not made, in plan order."""
+
+    @property
+    def message(self) -> str:
+        return (f"not run: the run was interrupted; finish it with: workbench run --resume "
+                f"{self.run_id}")  # fmt: skip
+
+
+def not_run_counts(unfinished: Unfinished | None) -> dict[tuple[str, str], int]:
+    """How many attempts of each case × target a stopped run did not make."""
+    counts: dict[tuple[str, str], int] = {}
+    for case_id, target, _ in unfinished.not_run if unfinished else []:
+        counts[(case_id, target)] = counts.get((case_id, target), 0) + 1
+    return counts
+
+
 def cells(results: Sequence[CaseResult]) -> list[Cell]:
     grouped: dict[tuple[str, str], list[CaseResult]] = {}
     for r in results:
@@ -140,29 +169,42 @@ def cost_text(usd: float | None, local: bool, *, answered: bool = True) -> str:
     return format_usd(usd)
 
 
-def markdown(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
-    targets = list(dict.fromkeys(r.target for r in results))
+def markdown(
+    suite: str, run_id: str, results: Sequence[CaseResult], unfinished: Unfinished | None = None
+) -> str:
+    pending = unfinished.not_run if unfinished else []
+    targets = list(dict.fromkeys([*(r.target for r in results), *(t for _, t, _ in pending)]))
     lines = [f"# {clean_line(suite)} — run {run_id}", ""]
+    if unfinished is not None:
+        lines += [f"**Interrupted**: {len(pending)} of {len(results) + len(pending)} requests "
+                  f"not run; finish it with `workbench run --resume {run_id}`.", ""]  # fmt: skip
     lines += ["| case | " + " | ".join(clean_line(t) for t in targets) + " |"]
     lines += ["|---" * (len(targets) + 1) + "|"]
     grid = {(c.case_id, c.target): c for c in cells(results)}
-    for case_id in dict.fromkeys(r.case_id for r in results):
+    left = not_run_counts(unfinished)
+    for case_id in dict.fromkeys([*(r.case_id for r in results), *(c for c, _, _ in pending)]):
         row = [clean_line(case_id)]
         for target in targets:
-            cell = grid.get((case_id, target))
-            row.append(cell_text(cell) if cell else "–")
+            key = (case_id, target)
+            row.append(cell_label(grid.get(key), left.get(key, 0)))
         lines.append("| " + " | ".join(row) + " |")
+    if note := partly_checked_note(results):
+        lines += ["", f"\\* {note}"]
     lines += ["", "| target | pass rate | p50 | p90 | cost |", "|---|---|---|---|---|"]
     for t in totals(results):
         lines.append(f"| {clean_line(t.target)} | {t.pass_label} | "
                      f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
                      f"{t.cost_label} |")  # fmt: skip
-    for title, listed in (("Failures", failed(results)), ("Not checked", skipped(results))):
-        if listed:
+    listed = (
+        ("Failures", grouped(failed(results), results)),
+        ("Not checked", grouped(skipped(results), results)),
+    )
+    for title, groups in listed:
+        if groups:
             lines += ["", f"## {title}", ""]
-        for r in listed:
-            lines.append(f"- **{clean_line(r.case_id)}** × {clean_line(r.target)}: "
-                         f"{clean_line(failure_reason(r))}")  # fmt: skip
+        for first, attempts, why in groups:
+            lines.append(f"- **{clean_line(first.case_id)}** × {clean_line(first.target)}"
+                         f"{attempts}: {clean_line(why)}")  # fmt: skip
     cached = sum(r.cached for r in results)
     if cached:
         lines += ["", f"{cached} answers came from the cache (--cache)."]
@@ -176,6 +218,54 @@ def failed(results: Sequence[CaseResult]) -> list[CaseResult]:
 
 def skipped(results: Sequence[CaseResult]) -> list[CaseResult]:
     return [r for r in results if r.skipped]
+
+
+def unchecked(r: CaseResult) -> list[str]:
+    """The checks of an answer that could not be run, when others of its checks did."""
+    if r.result.status != "done" or r.skipped:
+        return []
+    return [o.assertion for o in r.outcomes if o.skipped]
+
+
+def partly_checked_note(results: Sequence[CaseResult]) -> str:
+    """What a `*` beside a verdict means, with the checks not run; '' when none is marked."""
+    partly = [r for r in results if unchecked(r)]
+    if not partly:
+        return ""
+    names = list(dict.fromkeys(a for r in partly for a in unchecked(r)))
+    shown = "; ".join(clean_line(n) for n in names[:3]) + ("; …" if len(names) > 3 else "")
+    answers = f"{len(partly)} answer{'s' if len(partly) != 1 else ''}"
+    return (f"not every check ran (--skip-unsupported): {answers} judged without {shown}; "
+            "the verdict is that of the checks that ran")  # fmt: skip
+
+
+def grouped(
+    listed: Sequence[CaseResult], results: Sequence[CaseResult]
+) -> list[tuple[CaseResult, str, str]]:
+    """One entry per case × target and reason among `listed`, with the attempts it stands
+    for (out of that cell's in `results`): with --repeat, three attempts failing alike are
+    one line, ` (all 3 attempts)`, not three lines that cannot be told apart."""
+    attempts: dict[tuple[str, str], set[int]] = {}
+    for r in results:
+        attempts.setdefault((r.case_id, r.target), set()).add(r.attempt)
+    groups: dict[tuple[str, str, str], list[CaseResult]] = {}
+    for r in listed:
+        groups.setdefault((r.case_id, r.target, failure_reason(r)), []).append(r)
+    return [
+        (group[0], attempts_note(group, len(attempts.get(key[:2], ()))), key[2])
+        for key, group in groups.items()
+    ]
+
+
+def attempts_note(group: Sequence[CaseResult], total: int) -> str:
+    """` (attempt 2 of 3)`, ` (attempts 1, 3 of 3)`, ` (all 3 attempts)`; '' with no repeats."""
+    total = max(total, len(group))
+    if total <= 1:
+        return ""
+    if len(group) == total:
+        return f" (all {total} attempts)"
+    numbers = ", ".join(str(n) for n in sorted(r.attempt + 1 for r in group))
+    return f" (attempt{'s' if len(group) > 1 else ''} {numbers} of {total})"
 
 
 def failure_reason(r: CaseResult) -> str:
@@ -196,21 +286,39 @@ def unanswered(r: CaseResult) -> str:
 
 
 def cell_text(cell: Cell) -> str:
+    """`✓ 1.20s 8 tok`; a `*` after the mark when some of its checks could not be run
+    (`partly_checked_note` says which)."""
     mark = "✓" if cell.passed else "–" if cell.skipped else "✗"
+    if cell.partly_checked:
+        mark += "*"
     if len(cell.results) > 1 and not cell.skipped:
         mark += f" {cell.passes}/{len(cell.results)}"
     latency = percentile(cell.latencies, 50)
     cached = " (cached)" if all(r.cached for r in cell.results) else ""
     tokens = "–" if cell.output_tokens is None else f"{cell.output_tokens} tok"
-    unchecked = " not checked" if cell.skipped else ""
-    return f"{mark} {fmt.seconds(latency)} {tokens}{cached}{unchecked}"
+    not_checked = " not checked" if cell.skipped else ""
+    return f"{mark} {fmt.seconds(latency)} {tokens}{cached}{not_checked}"
 
 
-def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
+def cell_label(cell: Cell | None, not_run: int) -> str:
+    """A cell of the matrix, and the attempts of it an interrupted run did not make."""
+    if cell is None:
+        return "not run" if not_run else "–"
+    return cell_text(cell) + (f", {not_run} not run" if not_run else "")
+
+
+def as_json(
+    suite: str, run_id: str, results: Sequence[CaseResult], unfinished: Unfinished | None = None
+) -> str:
+    pending = unfinished.not_run if unfinished else []
     return json.dumps(
         {
             "suite": suite,
             "run": run_id,
+            # A stopped run's results are some of its cases: these say so, and which are not.
+            "interrupted": unfinished is not None,
+            "not_run": [{"case": c, "target": t, "attempt": a} for c, t, a in pending],
+            "resume": f"workbench run --resume {run_id}" if unfinished else None,
             "results": [
                 {
                     "case": r.case_id,
@@ -226,6 +334,7 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
                     "ttft_s": r.result.ttft_s,
                     "output_tokens": output_tokens(r),
                     "cost_usd": r.result.cost.usd if r.result.cost else None,
+                    "not_checked": [o.assertion for o in r.outcomes if o.skipped],
                     "assertions": [
                         {
                             "assertion": o.assertion,
@@ -257,33 +366,48 @@ def as_json(suite: str, run_id: str, results: Sequence[CaseResult]) -> str:
     )
 
 
-def as_csv(results: Sequence[CaseResult]) -> str:
+def as_csv(results: Sequence[CaseResult], unfinished: Unfinished | None = None) -> str:
+    """One row per case attempt; one too, with status `not run`, for each a stopped run did
+    not make."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["case", "target", "attempt", "passed", "cached", "status", "e2e_s",
                      "ttft_s", "output_tokens", "cost_usd", "failed_assertions",
-                     "skipped"])  # fmt: skip
+                     "skipped", "not_checked"])  # fmt: skip
     for r in results:
         failing = "; ".join(o.assertion for o in r.outcomes if not o.passed and not o.skipped)
         writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
                          e2e_s(r), r.result.ttft_s, output_tokens(r),
                          r.result.cost.usd if r.result.cost else "", failing,
-                         r.skipped])  # fmt: skip
+                         r.skipped, "; ".join(o.assertion for o in r.outcomes
+                                              if o.skipped)])  # fmt: skip
+    for case_id, target, attempt in unfinished.not_run if unfinished else []:
+        writer.writerow([case_id, target, attempt, False, False, "not run", "", "", "", "",
+                         "", False, ""])  # fmt: skip
     return out.getvalue()
 
 
-def as_junit(suite: str, results: Sequence[CaseResult]) -> str:
+def as_junit(
+    suite: str, results: Sequence[CaseResult], unfinished: Unfinished | None = None
+) -> str:
     """One testsuite per target, one testcase per case attempt: CI systems read this. A
-    result none of whose checks could be run is `<skipped>`, never a pass."""
+    result none of whose checks could be run is `<skipped>`, never a pass; one that passed
+    with some of its checks not run says which in its `<system-out>`, which CI systems show
+    beside the test (a testcase's `<properties>` is outside the JUnit schema many check
+    against). A request a stopped run never made is an `<error>`, so that a CI step which
+    publishes the report whatever the exit status does not show the run as a pass."""
+    pending, why = (unfinished.not_run, unfinished.message) if unfinished else ([], "")
     root = ET.Element("testsuites", name=_xml(suite))
-    for target in dict.fromkeys(r.target for r in results):
+    for target in dict.fromkeys([*(r.target for r in results), *(t for _, t, _ in pending)]):
         mine = [r for r in results if r.target == target]
-        node = ET.SubElement(root, "testsuite", name=_xml(target), tests=str(len(mine)),
-                             failures=str(len(failed(mine))),
+        left = [(c, a) for c, t, a in pending if t == target]
+        node = ET.SubElement(root, "testsuite", name=_xml(target),
+                             tests=str(len(mine) + len(left)),
+                             failures=str(len(failed(mine))), errors=str(len(left)),
                              skipped=str(len(skipped(mine))))  # fmt: skip
         for r in mine:
-            name = r.case_id if r.attempt == 0 else f"{r.case_id}#{r.attempt + 1}"
-            case = ET.SubElement(node, "testcase", classname=_xml(target), name=_xml(name))
+            case = ET.SubElement(node, "testcase", classname=_xml(target),
+                                 name=_xml(_case_name(r.case_id, r.attempt)))  # fmt: skip
             # How long the test took, failed or not; left out (it is optional) when unknown.
             if r.result.e2e_s is not None:
                 case.set("time", f"{r.result.e2e_s:.3f}")
@@ -292,7 +416,21 @@ def as_junit(suite: str, results: Sequence[CaseResult]) -> str:
             elif not r.passed:
                 failure = ET.SubElement(case, "failure", message=_xml(failure_reason(r)))
                 failure.text = _xml(clean(r.result.text))
+            if not_run := unchecked(r):
+                verdict = "passed" if r.passed else "failed"
+                ET.SubElement(case, "system-out").text = _xml(
+                    f"{verdict} on the checks that ran; not checked (--skip-unsupported): "
+                    + "; ".join(not_run)
+                )
+        for case_id, attempt in left:
+            case = ET.SubElement(node, "testcase", classname=_xml(target),
+                                 name=_xml(_case_name(case_id, attempt)))  # fmt: skip
+            ET.SubElement(case, "error", type="interrupted", message=_xml(why))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _case_name(case_id: str, attempt: int) -> str:
+    return case_id if attempt == 0 else f"{case_id}#{attempt + 1}"
 
 
 def _xml(text: str) -> str:

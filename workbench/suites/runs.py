@@ -173,6 +173,14 @@ def runs_of(
     return [_info(r) for r in rows]
 
 
+def run_pairs(store: Store, run_id: str) -> set[tuple[str, str]]:
+    """The case × target pairs a run has results for: what a comparison can line up."""
+    rows = store.db.execute(
+        "SELECT DISTINCT case_id, target FROM case_results WHERE run_id = ?", (run_id,)
+    ).fetchall()
+    return {(str(case), str(target)) for case, target in rows}
+
+
 def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
     rows = store.db.execute(
         f"SELECT {_COLUMNS} FROM runs ORDER BY created_at DESC LIMIT ?",

@@ -42,13 +42,18 @@ from workbench.suites.runs import (
     CaseResult,
     RunInfo,
     finish_run,
+    list_runs,
     resolve_run,
-    runs_of,
+    run_pairs,
     start_run,
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
+from workbench.tui import model_markdown
 from workbench.tui.screens.unchecked import UncheckedScreen
+
+PROMPTFOO_NAMES = ("promptfooconfig.yaml", "promptfooconfig.yml")
+"""The names promptfoo itself looks for in the current folder."""
 
 
 def suite_files(folders: list[Path]) -> list[Path]:
@@ -61,7 +66,31 @@ def suite_files(folders: list[Path]) -> list[Path]:
 
 def default_folders() -> list[Path]:
     checkout = Path(__file__).resolve().parents[3] / "prompts"
-    return [Path.cwd() / "prompts", checkout, locations.data_dir() / "suites"]
+    here = Path.cwd()
+    return [here / "prompts", here / "suites", checkout, locations.data_dir() / "suites"]
+
+
+def known_suites(recent: int = 20) -> list[Path]:
+    """What F8 lists: the suites in `default_folders`, a promptfoo config in the current
+    folder (promptfoo's default name), and the suites of recent runs, wherever they are,
+    so that one run as `workbench run PATH` can be run again here. Each file once."""
+    found = suite_files(default_folders())
+    found += [p for p in (Path.cwd() / n for n in PROMPTFOO_NAMES) if p.is_file()]
+    store = Store(locations.database_path())
+    try:
+        found += [p for run in list_runs(store, recent) if (p := Path(run.suite_path)).is_file()]
+    finally:
+        store.close()
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """File names, with the folder's where two files share a name (`promptfooconfig.yaml`)."""
+    names = [p.name for p in paths]
+    return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
 
 
 class SuitesScreen(Screen[None]):
@@ -88,8 +117,9 @@ class SuitesScreen(Screen[None]):
         with Horizontal(id="suites-body"):
             with Vertical(id="suite-list-column"):
                 yield Label("Suites", classes="section")
-                files = list(dict.fromkeys(suite_files(default_folders())))
-                yield OptionList(*[Option(p.name, id=str(p)) for p in files], id="suite-list")
+                files = known_suites()
+                labels = zip(files, _labels(files), strict=True)
+                yield OptionList(*[Option(n, id=str(p)) for p, n in labels], id="suite-list")
             with Vertical(id="suite-main"):
                 yield Static("Pick a suite", id="suite-info")
                 with Horizontal(id="suite-controls"):
@@ -212,6 +242,8 @@ class SuitesScreen(Screen[None]):
                     cells.append(Text(report.cell_text(cell), style=_style(cell)))
             table.add_row(*cells, key=case_id)
         totals = Text()
+        if note := report.partly_checked_note(self.results):
+            totals.append(f"* {note}\n", style="yellow")
         for t in report.totals(self.results):
             totals.append(f"{clean_line(t.target)}: ", style="bold")
             totals.append(f"{t.pass_label} · p50 {fmt.seconds(t.p50_s)} · {t.cost_label}\n")
@@ -246,11 +278,14 @@ class SuitesScreen(Screen[None]):
                 # Its cases still running would show as gone from the previous run.
                 going = "is still going" if self.running else "did not finish"
                 raise LookupError(f"The run {going}: compare once it has finished")
-            # The run of this suite before this one, however many runs came after it.
-            earlier = runs_of(store, after.suite, before=after.created_at, limit=1)
-            if not earlier:
-                raise LookupError(f"{after.suite} has no earlier run to compare with")
-            text = compare.as_markdown(compare.compare_runs(store, earlier[0], after))
+            # The run of this suite before this one, however many runs came after it, on
+            # these targets (as `workbench run --baseline latest` picks it).
+            before, warning = compare.pick_baseline(
+                store, after.suite, run_pairs(store, after.id), before=after.created_at
+            )
+            text = compare.as_markdown(compare.compare_runs(store, before, after))
+            if warning:
+                text = f"Note: {clean_line(warning)}.\n\n{text}"
         except LookupError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -302,7 +337,9 @@ class CellScreen(ModalScreen[None]):
                 if r.result.error:
                     verdicts.append(f"{r.result.status}: {clean_line(r.result.error)}\n", "red")
                 yield Static(verdicts)
-                yield Markdown(clean(r.result.text) or "*(no answer)*")
+                yield Markdown(
+                    clean(r.result.text) or "*(no answer)*", parser_factory=model_markdown.parser
+                )
             yield Label("Esc close", classes="help")
 
 
@@ -317,5 +354,5 @@ class TextScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
             yield Label(self.title_text, classes="section")
-            yield Markdown(self.markdown)
+            yield Markdown(self.markdown, parser_factory=model_markdown.parser)
             yield Label("Esc close", classes="help")

@@ -185,12 +185,16 @@ class ProviderError(Exception):
 class ModelInfo:
     id: str
     context_length: int | None = None
+    """The window the model runs with (or would, loaded now), in tokens."""
     size_bytes: int | None = None
     parameter_size: str | None = None
     quantization: str | None = None
     is_local: bool = False
     kv_bytes_per_token: int | None = None
     """f16 KV cache per token of context, for memory estimates of local models."""
+    trained_context: int | None = None
+    """The longest context the model was trained for (GGUF `<arch>.context_length`), where
+    known; `context_length` is the window it runs with, which may be smaller."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,7 +282,10 @@ class EmbeddedProvider:
         paths = [("smollm2", smollm2_path())]
         if self._models_dir is not None and self._models_dir.is_dir():
             paths += [(p.stem, p) for p in sorted(self._models_dir.glob("*.gguf"))]
-        return [await asyncio.to_thread(_describe, name, path) for name, path in paths]
+        return [
+            await asyncio.to_thread(_describe, name, path, self._context_length)
+            for name, path in paths
+        ]
 
     def prompt_counter(self, model: str) -> Callable[[Sequence[Message]], int] | None:
         """Counts the prompt of a request with these messages exactly as `stream` will send
@@ -329,8 +332,9 @@ def _prompt_tokens(loaded: _Loaded, messages: Sequence[Message]) -> list[int]:
     return loaded.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
 
 
-def _describe(name: str, path: Path) -> ModelInfo:
-    """What the GGUF header says, without loading the model."""
+def _describe(name: str, path: Path, runtime_context: int) -> ModelInfo:
+    """What the GGUF header says, without loading the model; its window is the one `_load`
+    gives it, `runtime_context` (`embedded_context`) capped at what it was trained for."""
     from providers.gguf import FILE_TYPES, kv_cache_bytes_per_token, read_gguf
 
     try:
@@ -339,11 +343,13 @@ def _describe(name: str, path: Path) -> ModelInfo:
         return ModelInfo(name, size_bytes=_size(path), is_local=True)
     arch = kv.get("general.architecture")
     context = kv.get(f"{arch}.context_length")
+    trained = int(context) if isinstance(context, int) else None
     file_type = kv.get("general.file_type")
     label = kv.get("general.size_label")
     return ModelInfo(
         name,
-        context_length=int(context) if isinstance(context, int) else None,
+        context_length=min(trained, runtime_context) if trained else runtime_context,
+        trained_context=trained,
         size_bytes=_size(path),
         parameter_size=str(label) if label else None,
         quantization=FILE_TYPES.get(file_type) if isinstance(file_type, int) else None,

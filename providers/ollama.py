@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     import ollama as ollama_sdk
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_NUM_CTX = 4096
+"""The window Ollama gives a model when neither the request, the model's Modelfile (`PARAMETER
+num_ctx`) nor the server (`OLLAMA_CONTEXT_LENGTH`) sets one: 4096 below 24 GiB of VRAM, 32k up
+to 48 GiB, 256k above (docs/context-length.mdx); older releases gave 2048. Assumed only until
+`/api/ps` says what a loaded model runs with: the lowest of them, as a window taken too small
+only summarizes early, where one taken too large lets Ollama drop the oldest turns unseen."""
 _NS = 1e-9
 
 
@@ -66,10 +72,13 @@ class OllamaProvider:
         is_local: bool = True,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 60.0,
+        num_ctx: int | None = None,
     ) -> None:
         self.name = name
         self.is_local = is_local
         self.host = normalize_host(host)
+        self.num_ctx = num_ctx
+        """The window to run every model with, sent as `num_ctx`; None leaves it to Ollama."""
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._client: ollama_sdk.AsyncClient | None = None
@@ -91,7 +100,9 @@ class OllamaProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._sdk()
-        options = request.params.options(max_tokens="num_predict")
+        options: dict[str, float | int] = request.params.options(max_tokens="num_predict")
+        if self.num_ctx is not None:
+            options["num_ctx"] = self.num_ctx
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         parts: Any = None
         begun = False
@@ -187,33 +198,64 @@ class OllamaProvider:
         client = self._sdk()
         try:
             listing = await client.list()
+            running = await self._running()
             infos = []
             for entry in listing.models:
                 name = entry.model or ""
                 details = entry.details
-                info = await self._model_info(name)
+                shown = await client.show(name)
+                info = dict(shown.modelinfo or {})
                 infos.append(
                     ModelInfo(
                         id=name,
-                        context_length=_context_of(info),
+                        context_length=self._window(name, shown, running),
                         size_bytes=entry.size,
                         parameter_size=details.parameter_size if details else None,
                         quantization=details.quantization_level if details else None,
                         is_local=self.is_local,
                         kv_bytes_per_token=kv_cache_bytes_per_token(info),
+                        trained_context=_context_of(info),
                     )
                 )
         except Exception as exc:
             raise self._translate(exc, None) from None
         return infos
 
-    async def _model_info(self, model: str) -> dict[str, Any]:
-        shown = await self._sdk().show(model)
-        return dict(shown.modelinfo or {})
-
     async def context_length(self, model: str) -> int | None:
-        """The model's window from `/api/show` (`<arch>.context_length`)."""
-        return _context_of(await self._model_info(model))
+        """The window Ollama runs the model with, which is not the one it was trained for
+        (`/api/show` `<arch>.context_length`): a longer conversation is cut, silently."""
+        try:
+            shown = await self._sdk().show(model)
+            running = await self._running()
+        except Exception as exc:
+            raise self._translate(exc, model) from None
+        return self._window(model, shown, running)
+
+    def _window(self, model: str, shown: Any, running: Mapping[str, int]) -> int | None:
+        """What the runner has, or will have: the `num_ctx` we send, else what `/api/ps` says
+        a loaded model runs with, else the model's own `num_ctx` parameter, else Ollama's
+        default; never more than the model was trained for, as Ollama caps it there."""
+        trained = _context_of(dict(shown.modelinfo or {}))
+        runs = (
+            self.num_ctx
+            or running.get(_canonical(model))
+            or _num_ctx_parameter(shown.parameters)
+            or DEFAULT_NUM_CTX
+        )
+        return min(runs, trained) if trained else runs
+
+    async def _running(self) -> dict[str, int]:
+        """`/api/ps`: each loaded model's window, its `context_length` (a server too old to
+        send one, or one that does not answer, tells nothing here)."""
+        try:
+            running = await self._sdk().ps()
+        except Exception:
+            return {}
+        return {
+            _canonical(m.model or m.name or ""): int(m.context_length)
+            for m in running.models
+            if m.context_length
+        }
 
     async def resources(self) -> ResourceUsage | None:
         try:
@@ -231,6 +273,22 @@ class OllamaProvider:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()  # type: ignore[no-untyped-call]
+
+
+def _canonical(name: str) -> str:
+    """A model name as Ollama matches it: any case, `:latest` when the tag is left out."""
+    name = name.strip().casefold()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _num_ctx_parameter(parameters: str | None) -> int | None:
+    """`num_ctx` from `/api/show` `parameters`, one `name value` line a Modelfile PARAMETER."""
+    for line in (parameters or "").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == "num_ctx":
+            with contextlib.suppress(ValueError):
+                return int(float(value.strip())) or None
+    return None
 
 
 def _context_of(info: dict[str, Any]) -> int | None:

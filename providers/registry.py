@@ -200,6 +200,7 @@ class Registry:
         read_timeout_s: float = 60.0,
         embedded_context: int = 8192,
         embedded_threads: int | None = None,
+        ollama_num_ctx: int | None = None,
         models_dir: Path | None = None,
         private: bool = False,
     ) -> None:
@@ -212,6 +213,7 @@ class Registry:
         self._read = read_timeout_s
         self._embedded_context = embedded_context
         self._embedded_threads = embedded_threads
+        self._ollama_num_ctx = ollama_num_ctx
         self._models_dir = models_dir
         self._providers: dict[str, Provider] = {}
         self.private = private
@@ -283,7 +285,10 @@ class Registry:
         if kind == "ollama":
             from providers.ollama import OllamaProvider
 
-            return OllamaProvider(name, host=self.base_url(name), is_local=local, **timeouts)
+            return OllamaProvider(
+                name, host=self.base_url(name), is_local=local, num_ctx=self._ollama_num_ctx,
+                **timeouts,
+            )  # fmt: skip
         if kind == "openai":
             from providers.openai import OpenAIProvider
 

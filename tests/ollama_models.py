@@ -23,6 +23,9 @@ class OllamaModel:
     name: str  # as Ollama lists it, e.g. "smollm2:135m"
     embedded_name: str
     path: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    """The Modelfile's PARAMETERs other than `stop`, as `ollama create` keeps them: they
+    override the server's defaults and are overridden by a request's `options`."""
     _info: GGUFInfo | None = None
     _digest: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,6 +56,12 @@ class OllamaModel:
     @property
     def modified_ns(self) -> int:
         return self.path.stat().st_mtime_ns
+
+    @property
+    def trained_context(self) -> int | None:
+        """`<arch>.context_length`: Ollama runs a model with no larger window than this."""
+        value = self.info.kv.get(f"{self.info.kv.get('general.architecture', '')}.context_length")
+        return value if isinstance(value, int) else None
 
     @property
     def is_chatml(self) -> bool:
@@ -88,8 +97,11 @@ class OllamaModel:
         return CHATML_TEMPLATE if self.is_chatml else "{{ .Prompt }}"
 
     def parameters(self) -> str:
+        """`parameters` of `/api/show`: one `%-30s %#v` line a value, as routes.go prints them
+        (in Go's map order, which is random; sorted here)."""
         stops = ["<|im_start|>", "<|im_end|>"] if self.is_chatml else []
-        return "\n".join(f"{'stop':<30} {json.dumps(s)}" for s in stops)
+        lines = [f"{key:<30} {_go_value(value)}" for key, value in sorted(self.options.items())]
+        return "\n".join([*lines, *(f"{'stop':<30} {json.dumps(s)}" for s in stops)])
 
     def modelfile(self) -> str:
         lines = [
@@ -101,10 +113,18 @@ class OllamaModel:
             f'TEMPLATE """{self.template()}"""',
         ]
         lines += [
+            f"PARAMETER {key} {_go_value(value)}" for key, value in sorted(self.options.items())
+        ]
+        lines += [
             f"PARAMETER stop {s}"
             for s in (["<|im_start|>", "<|im_end|>"] if self.is_chatml else [])
         ]
         return "\n".join(lines) + "\n"
+
+
+def _go_value(value: Any) -> str:
+    """A parameter's value as Go's `%#v` prints it: strings quoted, numbers bare."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
 
 
 @dataclass
@@ -114,3 +134,4 @@ class LoadedModel:
     model: OllamaModel
     expires_ns: int
     context_length: int
+    """The window its runner was started with (`num_ctx`), as `/api/ps` reports it."""

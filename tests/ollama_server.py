@@ -6,9 +6,20 @@ chunks on chunked transfer, a final chunk with counts and nanosecond durations, 
 bodies, an `{"error": ...}` line when a stream fails after it began, Go's JSON escaping — while
 every token comes from `EmbeddedProvider.stream`, run with `asyncio.run` in the handler thread.
 
+The context window is Ollama's: a model runs with the request's `num_ctx`, else its
+Modelfile's (`PARAMETER num_ctx`, shown in `/api/show` `parameters`), else the server's default
+(`OLLAMA_CONTEXT_LENGTH`, or 4096 below 24 GiB of VRAM: docs/context-length.mdx), never more
+than the model was trained for (llm/server.go); `/api/ps` reports it as `context_length`. A
+conversation longer than that loses its oldest messages, silently, as `chatPrompt` drops them
+(server/prompt.go: system messages and the last message are always kept), and
+`prompt_eval_count` counts what was left. The answer gets the room the prompt leaves.
+
 Not modelled: `/api/generate`, `/api/embed`, pull/push/create/copy/delete, `format`
 (structured output is ignored), `stop` and other sampling options beyond temperature, top_p,
-num_predict and seed, and `num_ctx` (the embedded provider's window is fixed).
+num_predict, seed and num_ctx; `truncate: false`; the runner's own cut of a last message that
+alone overflows the window (refused here instead); the context shift that lets Ollama write
+past a full window (the answer stops there, `done_reason` "length"). The embedded provider
+behind it must have a window at least as large as the `num_ctx` asked of it.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
@@ -52,6 +63,8 @@ from tests.ollama_wire import (
 )
 
 DEFAULT_MODELS = {"smollm2:135m": "smollm2"}
+DEFAULT_NUM_CTX = 4096
+"""Ollama's default window below 24 GiB of VRAM (docs/context-length.mdx); this server has none."""
 # What Ollama's runner says when it dies mid-generation (llm/server.go).
 RUNNER_DIED = (
     "model runner has unexpectedly stopped, this may be due to resource limitations "
@@ -87,12 +100,19 @@ class OllamaServer:
         embedded: EmbeddedProvider,
         *,
         models: dict[str, str] | None = None,
+        parameters: dict[str, dict[str, Any]] | None = None,
+        default_num_ctx: int = DEFAULT_NUM_CTX,
         version: str = "0.13.0",
     ) -> None:
         self.embedded = embedded
         self.version = version
+        self.default_num_ctx = default_num_ctx
+        """The window a model runs with when neither the request nor its Modelfile sets one:
+        Ollama's default, or what `OLLAMA_CONTEXT_LENGTH` sets on the server."""
         self._models = {
-            name: OllamaModel(name, target, embedded.model_path(target))
+            name: OllamaModel(
+                name, target, embedded.model_path(target), dict((parameters or {}).get(name, {}))
+            )
             for name, target in (models or DEFAULT_MODELS).items()
         }
         # Fault switches.
@@ -113,7 +133,10 @@ class OllamaServer:
         of the final chunk (ollama/ollama#2068); `eval_count` is still sent, and real."""
         # What happened, for assertions.
         self.chat_requests: list[ChatRequest] = []
-        """Each request handed to the embedded model, with the options mapped to GenParams."""
+        """Each chat as the client asked it, with the options mapped to GenParams."""
+        self.generated: list[ChatRequest] = []
+        """What the embedded model was given for each chat: the messages that fit the window
+        and the room they leave for the answer."""
         self.disconnects = 0
         """Streams the client abandoned before the end; each stopped its generation."""
         self.connections = 0
@@ -247,15 +270,22 @@ class OllamaServer:
         with self._state:
             self.disconnects += 1
 
-    def mark_used(self, model: OllamaModel, keep_alive: int) -> None:
+    def mark_used(self, model: OllamaModel, keep_alive: int, num_ctx: int) -> None:
         now = time.time_ns()
         with self._state:
             if keep_alive == 0:
                 self._loaded.pop(model.name, None)
                 return
-            context = self.embedded.context_length(model.embedded_name) or 0
             expires = now + keep_alive if keep_alive < FOREVER_NS - now else FOREVER_NS
-            self._loaded[model.name] = LoadedModel(model, expires, context)
+            self._loaded[model.name] = LoadedModel(model, expires, num_ctx)
+
+    def num_ctx(self, model: OllamaModel, asked: int | None) -> int:
+        """The window the model runs with: the request's, else its Modelfile's, else the
+        server's, at most its trained length (llm/server.go warns "requested context size too
+        large for model" and uses that)."""
+        chosen = asked or model.options.get("num_ctx") or self.default_num_ctx
+        trained = model.trained_context
+        return min(int(chosen), trained) if trained else int(chosen)
 
 
 def _canonical(name: str) -> str:
@@ -319,6 +349,7 @@ class _Chat:
     request: ChatRequest
     stream: bool
     keep_alive: int
+    num_ctx: int
     started: float  # perf_counter when the request arrived
 
 
@@ -505,7 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, message = app.reject_chat
             self._json(status, {"error": message}, app.reject_headers)
             return
-        app.mark_used(chat.model, chat.keep_alive or DEFAULT_KEEP_ALIVE_NS)
+        app.mark_used(chat.model, chat.keep_alive or DEFAULT_KEEP_ALIVE_NS, chat.num_ctx)
         app.chat_requests.append(chat.request)
         try:
             asyncio.run(self._run_chat(chat))
@@ -513,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.count_disconnect()
             raise
         finally:
-            app.mark_used(chat.model, chat.keep_alive)
+            app.mark_used(chat.model, chat.keep_alive, chat.num_ctx)
 
     def _load(self, chat: _Chat) -> None:
         """No messages: load the model (or, with keep_alive 0, unload it), as Ollama does."""
@@ -526,7 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
                 asyncio.run(self._drain(prime))
             except ProviderError as exc:
                 raise _BadRequest(500, exc.message) from None
-        self.app.mark_used(chat.model, chat.keep_alive)
+        self.app.mark_used(chat.model, chat.keep_alive, chat.num_ctx)
         self._json(
             200,
             {
@@ -567,6 +598,7 @@ class _Handler(BaseHTTPRequestHandler):
         if req.get("tools"):
             raise _BadRequest(400, f"{name} does not support tools")
         params = _gen_params(req.get("options"))
+        num_ctx = _option(req.get("options"), "num_ctx", "integer")
         turns = []
         for m in messages:
             content = m.get("content", "")
@@ -579,7 +611,8 @@ class _Handler(BaseHTTPRequestHandler):
             turns.append(Message(cast(Role, str(m.get("role", ""))), content))
         request = ChatRequest(model.embedded_name, tuple(turns), params)
         stream = req.get("stream") is not False
-        return _Chat(model, name, request, stream, keep_alive, self.started)
+        window = self.app.num_ctx(model, int(num_ctx) if num_ctx and num_ctx > 0 else None)
+        return _Chat(model, name, request, stream, keep_alive, window, self.started)
 
     async def _run_chat(self, chat: _Chat) -> None:
         sent = 0  # content chunks so far
@@ -590,9 +623,12 @@ class _Handler(BaseHTTPRequestHandler):
         await self._stall(sent)
         if self._faults(sent):
             return
-        generation_started = time.perf_counter()
         try:
-            async with self._generation(chat.request) as events:
+            await self.app.embedded.load(chat.model.embedded_name)
+            runner_ready = time.perf_counter()
+            request = await self._fit(chat)
+            self.app.generated.append(request)
+            async with self._generation(request) as events:
                 async for event in events:
                     if isinstance(event, TextDelta | ReasoningDelta):
                         if isinstance(event, TextDelta):
@@ -623,7 +659,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.app.prompt_cached:
             metrics["prompt_eval_count"] = metrics["prompt_eval_duration"] = 0
         # As Ollama measures them: load_duration until a runner was ready, total from arrival.
-        load = generation_started - chat.started + (loaded_in or 0.0)
+        load = runner_ready - chat.started + (loaded_in or 0.0)
         final: dict[str, Any] = {
             "model": chat.name,
             "created_at": rfc3339(time.time_ns()),
@@ -641,6 +677,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._end_stream()
         else:
             self._json(200, final)
+
+    async def _fit(self, chat: _Chat) -> ChatRequest:
+        """The request cut to the model's window as Ollama cuts it: `chatPrompt` drops
+        messages from the front until the prompt fits, keeping the system messages and always
+        the last message; the answer may then fill what is left."""
+        count = self.app.embedded.prompt_counter(chat.model.embedded_name)
+        assert count is not None  # the model is loaded before
+        messages = list(chat.request.messages)
+        kept = messages
+        for start in range(len(messages)):
+            kept = [m for m in messages[:start] if m.role == "system"] + messages[start:]
+            if count(kept) <= chat.num_ctx:
+                break
+        room = chat.num_ctx - count(kept)
+        if room <= 0:
+            raise ProviderError(
+                "bad_request",
+                f"loopback Ollama server: the last message alone is longer than num_ctx "
+                f"{chat.num_ctx}; Ollama's runner would cut it, which is not modelled here",
+            )
+        asked = chat.request.params.max_tokens
+        params = replace(chat.request.params, max_tokens=min(asked or room, room))
+        return ChatRequest(chat.request.model, tuple(kept), params)
 
     @staticmethod
     def _chunk(chat: _Chat, message: dict[str, str]) -> dict[str, Any]:
@@ -731,18 +790,10 @@ def _gen_params(options: object) -> GenParams:
             "ChatRequest.options of type map[string]interface {}",
         )
 
-    def number(key: str, go_type: str) -> float | None:
-        value = options.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _BadRequest(500, f'option "{key}" must be of type {go_type}')
-        return float(value)
-
-    temperature = number("temperature", "float32")
-    top_p = number("top_p", "float32")
-    num_predict = number("num_predict", "integer")
-    seed = number("seed", "integer")
+    temperature = _option(options, "temperature", "float32")
+    top_p = _option(options, "top_p", "float32")
+    num_predict = _option(options, "num_predict", "integer")
+    seed = _option(options, "seed", "integer")
     return GenParams(
         temperature=temperature,
         top_p=top_p,
@@ -751,3 +802,13 @@ def _gen_params(options: object) -> GenParams:
         # -1 (the default) is a random seed.
         seed=int(seed) if seed is not None and seed >= 0 else None,
     )
+
+
+def _option(options: object, key: str, go_type: str) -> float | None:
+    """One number of `options`, type-checked as `api.Options.FromMap` does."""
+    value = options.get(key) if isinstance(options, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _BadRequest(500, f'option "{key}" must be of type {go_type}')
+    return float(value)

@@ -152,3 +152,87 @@ def test_a_shadow_that_prices_nothing_is_refused(
     """Taken, every shadow figure read `–` with nothing to say why."""
     assert run_costs(Registry(env={}), shadow=shadow) == 2
     assert why in capsys.readouterr().err
+
+
+def _store(rows: list[tuple[str, int, int, bool, bool, Cost | None]], count: int = 1) -> None:
+    """`count` copies of each (target, in, out, input exact, output exact, cost) row."""
+    with Store(locations.database_path()) as store, store.transaction():
+        for target, tokens_in, tokens_out, in_exact, out_exact, cost in rows:
+            provider, model = target.split(":", 1)
+            local = provider == "embedded"
+            for _ in range(count):
+                r = TargetResult(target, target, provider, model, local, status="done", text="ok")
+                r.input_tokens, r.output_tokens = tokens_in, tokens_out
+                r.input_exact, r.output_exact = in_exact, out_exact
+                r.cost = cost
+                store.insert_response(r, [Message("user", "hi")], "chat", "b", None)
+
+
+def _json_rows(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, object]]:
+    return {r["target"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+
+
+SONNET = "anthropic:claude-sonnet-4-5"
+
+
+def test_a_shadow_price_bills_each_request_on_its_own(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Summed into one request, 1000 requests of 250 tokens crossed claude-sonnet-4-5's 200k
+    tier that none of them reached: $3.75 (month $112.50) where the bill is $2.25 ($67.50)."""
+    _store([("embedded:smollm2", 250, 100, True, True, Cost("local", 0))], count=1000)
+    assert run_costs(Registry(env={}), shadow=SONNET, per_day=1000, as_json=True) == 0
+    local = _json_rows(capsys)["embedded:smollm2"]
+    assert local["shadow_usd"] == pytest.approx(1000 * (250 * 3 + 100 * 15) / 1e6)  # $2.25
+    assert local["monthly_usd"] == pytest.approx(0.00225 * 1000 * 30)  # $67.50
+
+
+def test_a_long_request_among_short_ones_is_billed_at_its_own_tier(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _store([("embedded:smollm2", 250, 100, True, True, Cost("local", 0))], count=9)
+    _store([("embedded:smollm2", 300_000, 1000, True, True, Cost("local", 0))])
+    assert run_costs(Registry(env={}), shadow=SONNET, as_json=True) == 0
+    local = _json_rows(capsys)["embedded:smollm2"]
+    # Past 200k input tokens the whole request is billed $6 / $22.50 per 1M.
+    long = (300_000 * 6 + 1000 * 22.5) / 1e6
+    assert local["shadow_usd"] == pytest.approx(9 * 0.00225 + long)
+
+
+def test_estimated_counts_and_the_dollars_on_them_are_marked(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that sends no prompt count: 24 estimated tokens showed as `24 in`, and the
+    shadow price and a cloud target's cost built on them as exact figures."""
+    _store([("embedded:smollm2", 24, 10, False, True, Cost("local", 0)),
+            ("openai:gpt-4o", 1000, 1000, True, False, Cost("priced", 0.0125, estimated=True)),
+            ("embedded:exact", 500, 50, True, True, Cost("local", 0))])  # fmt: skip
+    registry = Registry(env={})
+    assert run_costs(registry, shadow="openai:gpt-4o-mini", per_day=10) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+             if line.strip().startswith(("embedded:", "openai:"))}  # fmt: skip
+    assert lines["embedded:smollm2"][2:4] == ["~24", "10"]
+    assert lines["embedded:smollm2"][6].startswith("~$")  # the shadow price
+    assert lines["openai:gpt-4o"][2:5] == ["1000", "~1000", "~$0.0125"]
+    assert lines["openai:gpt-4o"][-1].startswith("~$")  # its month
+    assert lines["embedded:exact"][2:4] == ["500", "50"]
+    assert not lines["embedded:exact"][6].startswith("~")
+    assert run_costs(registry, shadow="openai:gpt-4o-mini", per_day=10, as_json=True) == 0
+    rows = _json_rows(capsys)
+    local, cloud, exact = rows["embedded:smollm2"], rows["openai:gpt-4o"], rows["embedded:exact"]
+    assert (local["input_tokens_exact"], local["output_tokens_exact"]) == (False, True)
+    assert (cloud["input_tokens_exact"], cloud["output_tokens_exact"]) == (True, False)
+    assert local["estimated"] is cloud["estimated"] is True and exact["estimated"] is False
+
+
+def test_rows_written_before_per_count_flags_keep_their_exactness(home: Path) -> None:
+    """Schema-2 code wrote only `tokens_exact`, for both counts."""
+    _store([("embedded:old", 24, 10, False, False, Cost("local", 0)),
+            ("embedded:new", 24, 10, True, True, Cost("local", 0))])  # fmt: skip
+    with Store(locations.database_path()) as store:
+        store.db.execute(
+            "UPDATE responses SET input_tokens_exact = NULL, output_tokens_exact = NULL"
+        )
+        usage = {u.target: u for u in usage_by_target(store)}
+    assert (usage["embedded:old"].input_exact, usage["embedded:old"].output_exact) == (False, False)
+    assert usage["embedded:new"].tokens_exact

@@ -69,4 +69,6 @@ async def test_ollama_models_carry_the_same_kv_figure(ollama_server: OllamaServe
         (model,) = await provider.list_models()
     finally:
         await provider.aclose()
-    assert model.kv_bytes_per_token == 23_040 and model.context_length == 8192
+    assert model.kv_bytes_per_token == 23_040
+    # Ollama runs it with its default window, not the 8k it was trained for.
+    assert (model.context_length, model.trained_context) == (4096, 8192)

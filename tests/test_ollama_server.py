@@ -368,7 +368,7 @@ async def test_the_provider_lists_models_and_their_memory(
 ) -> None:
     (info,) = await provider.list_models()
     described = (info.id, info.context_length, info.parameter_size, info.quantization)
-    assert described == (MODEL, 8192, "135M", "Q4_1")
+    assert described == (MODEL, 4096, "135M", "Q4_1") and info.trained_context == 8192
     assert info.size_bytes == smollm2_path().stat().st_size and info.is_local
     await client.chat(MODEL, [])
     usage = await provider.resources()

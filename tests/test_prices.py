@@ -18,7 +18,7 @@ from workbench import locations
 from workbench.commands.costs import run_costs
 from workbench.commands.prices import run_prices
 from workbench.engine import price_data
-from workbench.engine.pricing import PriceSource, cost_for
+from workbench.engine.pricing import PriceSource, cost_for, format_usd
 
 # genai-prices' v2 data.json is a list of providers like this one; gpt-4o-mini at ten
 # times its real price, so the test can tell which data priced it.
@@ -158,3 +158,21 @@ def test_costs_output_says_how_old_the_prices_are(
     out = capsys.readouterr().out
     assert "data fetched" in out and "(0 days old)" in out and served in out
     assert "$7.5" in out  # the shadow price comes from the updated data
+
+
+@pytest.mark.parametrize(
+    ("usd", "shown"),
+    [
+        (0, "$0.00"),
+        (4e-7, "$0.0000004"),  # one token of gpt-4o-mini's input: was `$0.`
+        (2.4e-6, "$0.0000024"),  # was `$0.000002`, one figure
+        (0.000138, "$0.000138"),
+        (0.0099999, "$0.0100"),  # rounded up to a cent: shown as a cent is
+        (0.01, "$0.0100"),
+        (1.5, "$1.5000"),
+    ],
+)
+def test_a_dollar_figure_keeps_three_significant_figures_below_a_cent(
+    usd: float, shown: str
+) -> None:
+    assert format_usd(usd) == shown

@@ -70,6 +70,11 @@ class Settings(StrictModel):
     """How long one answer may stream in all; a server that never stops is stopped here."""
     embedded_context: int = Field(default=8192, ge=MIN_EMBEDDED_CONTEXT)
     """Context window for embedded models (capped at what the model was trained with)."""
+    ollama_num_ctx: int | None = Field(default=None, ge=MIN_EMBEDDED_CONTEXT)
+    """Context window to run Ollama models with, sent as `num_ctx` with every request (Ollama
+    caps it at the model's trained length, and reloads a model loaded with another). Unset,
+    Ollama chooses: the model's `num_ctx` parameter, else its server default (4096 tokens below
+    24 GiB of VRAM), which the workbench reads from `/api/ps` once the model is loaded."""
     auto_summarize: bool = False
     """When a conversation outgrows a model's window, summarize earlier turns without asking."""
     private: bool = False

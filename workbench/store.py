@@ -137,6 +137,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX responses_conversation ON responses(conversation);
     """,
     ),
+    # 5: when the first token of any kind came: a thinking model's reasoning comes before
+    # its answer (TTFT), and its decode rate is timed from its first token. NULL where it
+    # was the answer's (older rows): then TTFT is the first token. Nullable: as 3.
+    Migration(
+        readable_from=2,
+        sql="""
+    ALTER TABLE responses ADD COLUMN first_token_s REAL;
+    """,
+    ),
 )
 
 # Where a database records the `readable_from` of the last migration it has had, written in
@@ -315,8 +324,8 @@ class Store:
                is_local, status, messages, text, reasoning, input_tokens, output_tokens,
                cached_input_tokens, tokens_exact, ttft_s, e2e_s, load_s, cost_usd,
                cost_kind, stop_reason, error_kind, error, request_key, input_tokens_exact,
-               output_tokens_exact, conversation)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               output_tokens_exact, conversation, first_token_s)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 time.time(), origin, batch, result.target, result.provider, result.model,
                 int(result.is_local), result.status,
@@ -327,6 +336,7 @@ class Store:
                 cost.kind if cost else None, result.stop_reason, result.error_kind,
                 encodable(result.error) if result.error else None, request_key,
                 int(result.input_exact), int(result.output_exact), conversation,
+                result.first_token_s,
             ),
         )  # fmt: skip
         return int(cursor.lastrowid or 0)
@@ -408,6 +418,32 @@ class TargetUsage:
     output_tokens: int
     cost_usd: float | None
     """None when some of its responses had no known price."""
+    input_exact: bool = True
+    """False when some of its input counts are estimates (the server sent none)."""
+    output_exact: bool = True
+    """False when some of its output counts are estimates."""
+    sizes: tuple[tuple[int, int, int], ...] = ()
+    """(input tokens, output tokens, requests) for each size of request it made: a price
+    is per request (tiers bill a long prompt at a higher rate), so it is priced from these
+    rather than from the sums. Empty when not known: then `requests` of the average size."""
+
+    @property
+    def tokens_exact(self) -> bool:
+        return self.input_exact and self.output_exact
+
+    @property
+    def request_sizes(self) -> tuple[tuple[int, int, int], ...]:
+        if self.sizes or not self.requests:
+            return self.sizes
+        n = self.requests
+        return ((round(self.input_tokens / n), round(self.output_tokens / n), n),)
+
+
+_ANSWERED = "created_at >= ? AND origin != 'cached' AND (status = 'done' OR output_tokens > 0)"
+# A row written before each count had its own flag has NULL there and `tokens_exact` for both
+# (see `exactness`).
+_INPUT_ESTIMATED = "COALESCE(input_tokens_exact, tokens_exact) = 0"
+_OUTPUT_ESTIMATED = "COALESCE(output_tokens_exact, tokens_exact) = 0"
 
 
 def usage_by_target(
@@ -422,22 +458,34 @@ def usage_by_target(
     name, group = ("provider || ':' || model", "provider, model") if by_model else ("target",) * 2
     rows = store.db.execute(
         f"""SELECT {name}, provider, model, MAX(is_local), COUNT(*), SUM(input_tokens),
-                  SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown')
-           FROM responses
-           WHERE created_at >= ? AND origin != 'cached' AND (status = 'done' OR output_tokens > 0)
+                  SUM(output_tokens), SUM(cost_usd), SUM(cost_kind = 'unknown'),
+                  SUM({_INPUT_ESTIMATED}), SUM({_OUTPUT_ESTIMATED})
+           FROM responses WHERE {_ANSWERED}
            GROUP BY {group} ORDER BY SUM(cost_usd) DESC""",
         (since,),
     ).fetchall()
-    return [
-        TargetUsage(
-            target,
-            provider,
-            model,
-            bool(local),
-            n,
-            tin or 0,
-            tout or 0,
-            None if unknown else float(usd or 0.0),
+    sizes: dict[str, list[tuple[int, int, int]]] = {}
+    for target, tin, tout, n in store.db.execute(
+        f"""SELECT {name}, input_tokens, output_tokens, COUNT(*) FROM responses
+           WHERE {_ANSWERED} GROUP BY {group}, input_tokens, output_tokens""",
+        (since,),
+    ):
+        sizes.setdefault(target, []).append((tin, tout, n))
+    used = []
+    for target, provider, model, local, n, tin, tout, usd, unknown, *estimated in rows:
+        used.append(
+            TargetUsage(
+                target,
+                provider,
+                model,
+                bool(local),
+                n,
+                tin or 0,
+                tout or 0,
+                None if unknown else float(usd or 0.0),
+                input_exact=not estimated[0],
+                output_exact=not estimated[1],
+                sizes=tuple(sizes.get(target, ())),
+            )
         )
-        for target, provider, model, local, n, tin, tout, usd, unknown in rows
-    ]
+    return used

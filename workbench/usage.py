@@ -48,21 +48,30 @@ class CostLine:
         return None if per_request is None else per_request * per_day * DAYS_A_MONTH
 
     @property
+    def estimated(self) -> bool:
+        """Its dollars rest on token counts some of which are estimates."""
+        return not self.usage.tokens_exact
+
+    @property
     def cost_label(self) -> str:
         if self.usage.is_local:
             return "$0 local"
-        return "price unknown" if self.cost_usd is None else format_usd(self.cost_usd)
+        if self.cost_usd is None:
+            return "price unknown"
+        return ("~" if self.estimated else "") + format_usd(self.cost_usd)
 
     @property
     def shadow_label(self) -> str:
-        return "–" if self.shadow_usd is None else format_usd(self.shadow_usd)
+        if self.shadow_usd is None:
+            return "–"
+        return ("~" if self.estimated else "") + format_usd(self.shadow_usd)
 
     def monthly_label(self, per_day: int) -> str:
         monthly = self.monthly_usd(per_day)
         if monthly is None:
             return "–" if self.usage.is_local else "price unknown"
         # A local target's month is a shadow figure, not a bill.
-        return ("~" if self.usage.is_local else "") + format_usd(monthly)
+        return ("~" if self.usage.is_local or self.estimated else "") + format_usd(monthly)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +139,13 @@ def shadow_target(
 
 
 def shadow_cost(registry: Registry, shadow: str, usage: TargetUsage) -> float | None:
+    """What the target's requests would have cost on `shadow`, each priced on its own as the
+    cloud bills them (a history priced as one request reaches tiers no request did)."""
     target = parse_target(shadow)
     source = price_source(registry, target.provider)
     if source.is_local:
         return None
-    cost = pricing.cost_for(target.model, source, input_tokens=usage.input_tokens,
-                            output_tokens=usage.output_tokens)  # fmt: skip
-    return cost.usd
+    return pricing.cost_of_requests(target.model, source, usage.request_sizes)
 
 
 def cost_lines(registry: Registry, used: Iterable[TargetUsage], shadow: str) -> list[CostLine]:

@@ -23,6 +23,7 @@ def make_registry(
         read_timeout_s=settings.read_timeout_s,
         embedded_context=settings.embedded_context,
         embedded_threads=settings.embedded_threads,
+        ollama_num_ctx=settings.ollama_num_ctx,
         models_dir=locations.models_dir(),
         private=settings.private if private is None else private,
     )

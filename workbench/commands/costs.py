@@ -51,9 +51,10 @@ def run_costs(
             out.write(json.dumps({
                 "target": u.target, "local": u.is_local, "requests": u.requests,
                 "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                "input_tokens_exact": u.input_exact, "output_tokens_exact": u.output_exact,
                 "cost_usd": line.cost_usd, "shadow": reference, "shadow_usd": line.shadow_usd,
                 "per_day": per_day, "monthly_usd": line.monthly_usd(per_day),
-                "prices_dated": prices.dated.isoformat(),
+                "estimated": line.estimated, "prices_dated": prices.dated.isoformat(),
             }) + "\n")  # fmt: skip
         return 0
     console = fmt.console(out)
@@ -67,10 +68,15 @@ def run_costs(
         table.add_column(column, justify="left" if column == first else "right")
     for line in lines:
         u = line.usage
-        table.add_row(Text(clean_line(u.target)), str(u.requests), str(u.input_tokens),
-                      str(u.output_tokens), line.cost_label, line.shadow_label,
-                      line.monthly_label(per_day))  # fmt: skip
+        table.add_row(Text(clean_line(u.target)), str(u.requests),
+                      fmt.tokens(u.input_tokens, u.input_exact),
+                      fmt.tokens(u.output_tokens, u.output_exact), line.cost_label,
+                      line.shadow_label, line.monthly_label(per_day))  # fmt: skip
     console.print(table)
+    if any(line.estimated for line in lines):
+        console.print(Text("~ estimated: some token counts were not reported by the server, "
+                           "and the dollars built on them are estimates too.",
+                           style="dim"))  # fmt: skip
     console.print(Text(f"Shadow price: what the local targets' tokens would have cost on "
                        f"{reference}. The month column prices local targets at that rate.",
                        style="dim"))  # fmt: skip

@@ -39,12 +39,13 @@ async def run_fit(
             size = row.info.size_bytes
             if not size:
                 continue
-            most = row.context_length
-            ctx = context or min(most or fit.DEFAULT_CONTEXT, fit.DEFAULT_CONTEXT)
-            # A model reads no further than the window it was trained for: a larger --context
-            # is sized at that window, and the table says so.
-            capped = most is not None and ctx > most
-            ctx = most if capped and most is not None else ctx
+            # Without --context, the window the model will run with (embedded_context for
+            # embedded models, Ollama's num_ctx, llama-server's n_ctx): the KV cache it gets.
+            # A model reads no further than it was trained for: a larger --context is sized
+            # at that, and the table says so.
+            ctx, capped = fit.sizing_context(
+                row.context_length, row.info.trained_context, context or None
+            )
             need = fit.estimated_memory(size, row.info.kv_bytes_per_token, ctx)
             verdict = fit.verdict(need, available_bytes=available, total_bytes=total)
             rows.append((row.target, size, ctx, capped, need, verdict, row.info.kv_bytes_per_token))

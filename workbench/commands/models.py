@@ -27,7 +27,11 @@ class ModelRow:
     target: str
     info: ModelInfo
     context_length: int | None
+    """The window the model runs with."""
     per_million: tuple[float, float] | None
+    """Base rates; see `tier_above`."""
+    tier_above: int | None = None
+    """Input tokens of one request past which it is billed at a higher rate than `per_million`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ async def _listing(registry: Registry, a: Availability) -> ProviderListing:
             m,
             m.context_length or pricing.context_window(m.id, source),
             pricing.per_million(m.id, source),
+            pricing.tier_threshold(m.id, source),
         )
         for m in infos
     ]
@@ -94,11 +99,13 @@ def _as_json(listing: ProviderListing) -> dict[str, object]:
             {
                 "target": row.target,
                 "context_length": row.context_length,
+                "trained_context_length": row.info.trained_context,
                 "size_bytes": row.info.size_bytes,
                 "parameter_size": row.info.parameter_size,
                 "quantization": row.info.quantization,
                 "usd_per_1m_input": row.per_million[0] if row.per_million else None,
                 "usd_per_1m_output": row.per_million[1] if row.per_million else None,
+                "higher_rate_above_input_tokens": row.tier_above,
             }
             for row in listing.models
         ],
@@ -107,6 +114,7 @@ def _as_json(listing: ProviderListing) -> dict[str, object]:
 
 def _print(listings: list[ProviderListing], out: TextIO) -> None:
     console = fmt.console(out)
+    tiers: set[int] = set()
     for listing in listings:
         a = listing.availability
         mark = "✓" if a.available else "·"
@@ -124,13 +132,28 @@ def _print(listings: list[ProviderListing], out: TextIO) -> None:
         for row in listing.models:
             table.add_row(
                 Text(clean_line(row.target)),
-                fmt.count(row.context_length),
+                context_text(row),
                 fmt.size(row.info.size_bytes),
                 Text(clean_line(row.info.parameter_size or "–")),
                 Text(clean_line(row.info.quantization or "–")),
                 *_prices(row, a.is_local),
             )
+            if row.tier_above and not a.is_local and row.per_million is not None:
+                tiers.add(row.tier_above)
         console.print(table)
+    if tiers:
+        above = " or ".join(fmt.count(t) for t in sorted(tiers))
+        console.print(Text(f"* the base rate: a request of more than {above} input tokens is "
+                           "billed at a higher rate, all of it", style="dim"))  # fmt: skip
+
+
+def context_text(row: ModelRow) -> str:
+    """The window the model runs with, and its own longest where that is longer: `2k (max 8k)`."""
+    shown = fmt.count(row.context_length)
+    trained = row.info.trained_context
+    if trained and row.context_length and trained > row.context_length:
+        shown += f" (max {fmt.count(trained)})"
+    return shown
 
 
 def _prices(row: ModelRow, is_local: bool) -> tuple[str, str]:
@@ -138,4 +161,5 @@ def _prices(row: ModelRow, is_local: bool) -> tuple[str, str]:
         return ("local", "local")
     if row.per_million is None:
         return ("price unknown", "price unknown")
-    return (f"${row.per_million[0]:g}", f"${row.per_million[1]:g}")
+    mark = "*" if row.tier_above else ""
+    return (f"${row.per_million[0]:g}{mark}", f"${row.per_million[1]:g}{mark}")

@@ -11,7 +11,24 @@ _OVERHEAD = 1.1
 
 
 DEFAULT_CONTEXT = 8192
-"""The context a memory estimate assumes when the user names none (capped at the model's)."""
+"""The context a memory estimate assumes when the user names none and the window the model
+runs with is unknown (capped at the model's)."""
+
+
+def sizing_context(
+    runs_with: int | None, trained: int | None, asked: int | None = None
+) -> tuple[int, bool]:
+    """The context to size a KV cache for, and whether it is the model's longest instead of
+    `asked`: what was asked, else the window the model runs with (the KV cache a runtime
+    allocates), else DEFAULT_CONTEXT; never past what the model was trained for, as no
+    runtime reads further (where that is unknown, the window it runs with stands for it)."""
+    most = trained or runs_with
+    if asked is None:
+        context = runs_with or min(most or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+        return (min(context, most) if most else context), False
+    if most is not None and asked > most:
+        return most, True
+    return asked, False
 
 
 def estimated_memory(

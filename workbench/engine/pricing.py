@@ -6,12 +6,18 @@ Local targets cost nothing and say so; a cloud model genai-prices does not know 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from workbench.engine import price_data
 
 if TYPE_CHECKING:
+    from genai_prices.types import ModelPrice
+
     from workbench.engine.result import TargetResult
 
 
@@ -44,10 +50,15 @@ class Cost:
 
 
 def format_usd(usd: float) -> str:
+    """`$0.0125`, or below a cent three significant figures (`$0.000138`, `$0.0000004`): one
+    request often costs a millionth of a dollar, which fixed places would show as `$0.`."""
     if usd == 0:
         return "$0.00"
-    if usd < 0.01:
-        return f"${usd:.6f}".rstrip("0")
+    if abs(usd) < 0.01:
+        places = 2 - math.floor(math.log10(abs(usd)))
+        shown = f"{usd:.{places}f}"
+        if abs(float(shown)) < 0.01:  # not rounded up to a cent: then as any cent is shown
+            return "$" + shown.rstrip("0")
     return f"${usd:.4f}"
 
 
@@ -101,14 +112,91 @@ def cost_of(result: TargetResult) -> Cost | None:
 
 
 def per_million(model: str, source: PriceSource) -> tuple[float, float] | None:
-    """Dollars per 1M input and per 1M output tokens, or None when unknown."""
+    """Dollars per 1M input and per 1M output tokens at the base rate, or None when unknown.
+
+    The rate of an ordinary request: where genai-prices has tiers (a higher rate for the whole
+    request past so many input tokens, as Anthropic and Google bill long prompts), the rate
+    below the first one (`tier_threshold` says where that is). Pricing 1M tokens as one
+    request would quote the long-prompt rate as the model's price."""
     if source.is_local:
         return (0.0, 0.0)
-    cost_in = cost_for(model, source, input_tokens=1_000_000, output_tokens=0)
-    cost_out = cost_for(model, source, input_tokens=0, output_tokens=1_000_000)
-    if cost_in.usd is None or cost_out.usd is None:
+    prices = _model_prices(model, source)
+    if prices is None:
         return None
-    return (cost_in.usd, cost_out.usd)
+    rates = [_base(getattr(prices, key, None)) for key in ("input_mtok", "output_mtok")]
+    if rates[0] is None and rates[1] is None:
+        return None
+    return (rates[0] or 0.0, rates[1] or 0.0)
+
+
+def tier_threshold(model: str, source: PriceSource) -> int | None:
+    """The input tokens of one request past which genai-prices bills it at a higher rate
+    than `per_million` gives; None for a model priced the same at any length."""
+    prices = None if source.is_local else _model_prices(model, source)
+    if prices is None:
+        return None
+    from genai_prices.types import TieredPrices
+
+    starts = [
+        tier.start
+        for value in vars(prices).values()
+        if isinstance(value, TieredPrices)
+        for tier in value.tiers
+    ]
+    return min(starts) if starts else None
+
+
+def cost_of_requests(
+    model: str, source: PriceSource, requests: Iterable[tuple[int, int, int]]
+) -> float | None:
+    """What `count` requests of each (input tokens, output tokens, count) would cost, each
+    priced as a request of its own, as providers bill them; None when the price is unknown.
+
+    Summed into one request, a history crosses a tier no request of it reached (1000
+    requests of 250 tokens priced as 250k tokens on claude-sonnet-4-5: $3.75 for $2.25)."""
+    shapes = [(i, o, n) for i, o, n in requests if n > 0]
+    if source.is_local:
+        return 0.0
+    if not shapes:
+        return 0.0 if _model_prices(model, source) is not None else None
+    if tier_threshold(model, source) is None:
+        # Untiered, a price is linear in the tokens, apart from a fee per request (what a
+        # request of no tokens costs): one calculation for the lot.
+        total = cost_for(model, source, input_tokens=sum(i * n for i, _, n in shapes),
+                         output_tokens=sum(o * n for _, o, n in shapes))  # fmt: skip
+        fee = cost_for(model, source, input_tokens=0, output_tokens=0)
+        if total.usd is None or fee.usd is None:
+            return None
+        return total.usd + fee.usd * (sum(n for *_, n in shapes) - 1)
+    usd = 0.0
+    for input_tokens, output_tokens, count in shapes:
+        cost = cost_for(model, source, input_tokens=input_tokens, output_tokens=output_tokens)
+        if cost.usd is None:
+            return None
+        usd += cost.usd * count
+    return usd
+
+
+def _model_prices(model: str, source: PriceSource) -> ModelPrice | None:
+    """The prices genai-prices charges for the model today, as it finds them for `cost_for`."""
+    from genai_prices import data_snapshot
+
+    price_data.use_stored()
+    try:
+        _, info = data_snapshot.get_snapshot().find_provider_model(
+            model, None, source.provider_id, source.api_url
+        )
+        return info.get_prices(datetime.now(tz=UTC))
+    except (LookupError, ValueError):
+        return None
+
+
+def _base(value: object) -> float | None:
+    from genai_prices.types import TieredPrices
+
+    if isinstance(value, TieredPrices):
+        return float(value.base)
+    return float(value) if isinstance(value, Decimal | int | float) else None
 
 
 def context_window(model: str, source: PriceSource) -> int | None:

@@ -87,7 +87,7 @@ FAILING = [
     ({"max_latency_s": 1}, "max_latency_s 1", "took 1.27 s; at most 1 s allowed"),
     ({"max_ttft_s": 0.25}, "max_ttft_s 0.25", "first token after 0.41 s; at most 0.25 s allowed"),
     ({"max_cost_usd": 0.00001}, "max_cost_usd $0.00001",
-     "cost $0.000014; at most $0.00001 allowed"),
+     "cost $0.0000138; at most $0.00001 allowed"),
     ({"max_output_tokens": 16}, "max_output_tokens 16", "17 output tokens; at most 16 allowed"),
     ({"min_length": 100}, "min_length 100", "answer is 66 characters; at least 100 required"),
     ({"max_length": 20}, "max_length 20", "answer is 66 characters; at most 20 allowed"),

@@ -279,6 +279,7 @@ def _pane(row: dict[str, Any], conversation: Sequence[dict[str, Any]]) -> Stored
         row["tokens_exact"], row["input_tokens_exact"], row["output_tokens_exact"]
     )
     result.ttft_s, result.e2e_s, result.load_s = row["ttft_s"], row["e2e_s"], row["load_s"]
+    result.first_token_s = row["first_token_s"]
     result.stop_reason, result.error_kind, result.error = (
         row["stop_reason"],
         row["error_kind"],

@@ -22,8 +22,9 @@ def seconds(value: float | None) -> str:
     return f"{value:.2f}s"
 
 
-def rate(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+def rate(value: float | None, exact: bool = True) -> str:
+    """A figure per token (tok/s, TPOT) is as estimated as the count it was worked out from."""
+    return "–" if value is None else f"{'' if exact else '~'}{value:.1f}"
 
 
 def tokens(count: int, exact: bool) -> str:

@@ -89,13 +89,22 @@ async def stream_target(
                         continue
                     if result.ttft_s is None:
                         result.ttft_s = elapsed
+                    if result.first_token_s is None:
+                        result.first_token_s = elapsed
                     result.status = "streaming"
                     result.add_text(text)
                     if counter is not None and not result.output_exact:
                         result.output_tokens += counter.count(text)
                 case ReasoningDelta(text):
+                    if not text:
+                        continue
+                    if result.first_token_s is None:
+                        result.first_token_s = elapsed
                     result.status = "streaming"
                     result.reasoning += text
+                    # Providers count reasoning among the output tokens: so does the estimate.
+                    if counter is not None and not result.output_exact:
+                        result.output_tokens += counter.count(text)
                 case Usage():
                     # A count the server left out keeps our estimate; the other is its own.
                     ended = True
@@ -106,7 +115,7 @@ async def stream_target(
                         result.output_exact = event.exact
                     result.cached_input_tokens = event.cached_input_tokens
                 case ServerTimings(queue_s=float(waited)):
-                    if result.ttft_s is None:
+                    if result.first_token_s is None:
                         # Another request had the model: its answer is not this one's latency.
                         started += waited
                         result.started_at, result.queue_s = started, waited
@@ -116,7 +125,7 @@ async def stream_target(
                     # request's latency: the clock starts once it is over.
                     # Timings of the prompt or the answer come with the end, usage or not.
                     ended = ended or event.prompt_s is not None or event.decode_s is not None
-                    first = result.load_s is None and result.ttft_s is None and not ended
+                    first = result.load_s is None and result.first_token_s is None and not ended
                     if event.load_s and first:
                         started += event.load_s
                         result.started_at, result.load_apart = started, True

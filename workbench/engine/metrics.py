@@ -18,14 +18,24 @@ class Timing:
     e2e_s: float | None
     """To `Done` (or to the failure/cancel, for a stream that did not finish)."""
     output_tokens: int
-    """Exact when the provider reported usage, otherwise the estimate."""
+    """Exact when the provider reported usage, otherwise the estimate. A thinking model's
+    reasoning tokens are among them, as every provider counts them."""
+    first_token_s: float | None = None
+    """To the first token of any kind, reasoning or answer; None means at TTFT. A thinking
+    model decodes from its first reasoning token: timed from TTFT, its reasoning tokens
+    would count as made in no time, and its rate come out high."""
+
+
+def _decoding_from(t: Timing) -> float | None:
+    return t.first_token_s if t.first_token_s is not None else t.ttft_s
 
 
 def tpot_s(t: Timing) -> float | None:
-    """Time per output token after the first: (E2E - TTFT) / (output_tokens - 1)."""
-    if t.ttft_s is None or t.e2e_s is None or t.output_tokens <= 1:
+    """Time per output token after the first: (E2E - first token) / (output_tokens - 1)."""
+    first = _decoding_from(t)
+    if first is None or t.e2e_s is None or t.output_tokens <= 1:
         return None
-    return max(t.e2e_s - t.ttft_s, 0.0) / (t.output_tokens - 1)
+    return max(t.e2e_s - first, 0.0) / (t.output_tokens - 1)
 
 
 def output_tps(t: Timing) -> float | None:
@@ -36,10 +46,12 @@ def output_tps(t: Timing) -> float | None:
 
 
 def decode_tps(t: Timing) -> float | None:
-    """Tokens per second once the first one arrived: (output_tokens - 1) / (E2E - TTFT)."""
-    if t.ttft_s is None or t.e2e_s is None or t.output_tokens <= 1:
+    """Tokens per second once the first one arrived: (output_tokens - 1) / (E2E - first
+    token)."""
+    first = _decoding_from(t)
+    if first is None or t.e2e_s is None or t.output_tokens <= 1:
         return None
-    span = t.e2e_s - t.ttft_s
+    span = t.e2e_s - first
     if span <= 0:
         return None
     return (t.output_tokens - 1) / span

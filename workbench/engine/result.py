@@ -63,6 +63,9 @@ class TargetResult:
     Each count is exact or not on its own: a server may report one and leave out the other
     (Ollama omits `prompt_eval_count` for a cached prompt)."""
     ttft_s: float | None = None
+    first_token_s: float | None = None
+    """To the first token of any kind: a thinking model's reasoning comes before its answer
+    (TTFT), and its decoding is timed from here (`metrics.Timing`)."""
     e2e_s: float | None = None
     load_s: float | None = None
     """Model load time the provider reported."""
@@ -124,7 +127,7 @@ class TargetResult:
 
     @property
     def timing(self) -> metrics.Timing:
-        return metrics.Timing(self.ttft_s, self.e2e_s, self.output_tokens)
+        return metrics.Timing(self.ttft_s, self.e2e_s, self.output_tokens, self.first_token_s)
 
     @property
     def tpot_s(self) -> float | None:
@@ -151,6 +154,7 @@ class TargetResult:
             "stop_reason": self.stop_reason,
             "metrics": {
                 "ttft_s": self.ttft_s,
+                "first_token_s": self.first_token_s,
                 "e2e_s": self.e2e_s,
                 "tpot_s": self.tpot_s,
                 "output_tokens_per_s": self.output_tps,

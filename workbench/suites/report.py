@@ -50,8 +50,15 @@ class Cell:
 
     @property
     def output_tokens(self) -> int | None:
-        """The first answer's; None when no attempt was answered."""
-        return next((n for r in self.results if (n := output_tokens(r)) is not None), None)
+        """The median answer's, beside the median latency (of several attempts, the lower
+        middle one: a count that was); None when no attempt was answered."""
+        counts = [n for r in self.results if (n := output_tokens(r)) is not None]
+        return statistics.median_low(counts) if counts else None
+
+    @property
+    def output_exact(self) -> bool:
+        """Every answered attempt's count is the provider's, not our estimate."""
+        return all(r.result.output_exact for r in self.results if output_tokens(r) is not None)
 
     @property
     def cost_usd(self) -> float | None:
@@ -73,6 +80,8 @@ class Totals:
     cost at all, rather than a price we do not know."""
     skipped: int = 0
     """Results none of whose checks could be run: counted neither as passed nor failed."""
+    cost_estimated: bool = False
+    """Some of the cost was priced from estimated token counts (the server sent none)."""
 
     @property
     def checked(self) -> int:
@@ -90,7 +99,8 @@ class Totals:
 
     @property
     def cost_label(self) -> str:
-        return cost_text(self.cost_usd, self.is_local, answered=self.answered)
+        label = cost_text(self.cost_usd, self.is_local, answered=self.answered)
+        return "~" + label if self.cost_estimated and label.startswith("$") else label
 
 
 def e2e_s(r: CaseResult) -> float | None:
@@ -155,9 +165,10 @@ def totals(results: Sequence[CaseResult]) -> list[Totals]:
         costs = [r.result.cost.usd for r in rs if not r.cached and r.result.cost]
         answered = bool(costs) or any(r.cached for r in rs)
         known = None if not answered or None in costs else sum(c or 0 for c in costs)
+        estimated = any(r.result.cost.estimated for r in rs if not r.cached and r.result.cost)
         out.append(Totals(target, len(rs), sum(r.passed for r in rs), percentile(latencies, 50),
                           percentile(latencies, 90), known, rs[0].result.is_local,
-                          answered, sum(r.skipped for r in rs)))  # fmt: skip
+                          answered, sum(r.skipped for r in rs), estimated))  # fmt: skip
     return out
 
 
@@ -295,7 +306,8 @@ def cell_text(cell: Cell) -> str:
         mark += f" {cell.passes}/{len(cell.results)}"
     latency = percentile(cell.latencies, 50)
     cached = " (cached)" if all(r.cached for r in cell.results) else ""
-    tokens = "–" if cell.output_tokens is None else f"{cell.output_tokens} tok"
+    count = cell.output_tokens
+    tokens = "–" if count is None else f"{fmt.tokens(count, cell.output_exact)} tok"
     not_checked = " not checked" if cell.skipped else ""
     return f"{mark} {fmt.seconds(latency)} {tokens}{cached}{not_checked}"
 
@@ -333,7 +345,9 @@ def as_json(
                     "e2e_s": e2e_s(r),
                     "ttft_s": r.result.ttft_s,
                     "output_tokens": output_tokens(r),
+                    "output_tokens_exact": r.result.output_exact,
                     "cost_usd": r.result.cost.usd if r.result.cost else None,
+                    "cost_estimated": bool(r.result.cost and r.result.cost.estimated),
                     "not_checked": [o.assertion for o in r.outcomes if o.skipped],
                     "assertions": [
                         {
@@ -356,6 +370,7 @@ def as_json(
                     "p50_s": t.p50_s,
                     "p90_s": t.p90_s,
                     "cost_usd": t.cost_usd,
+                    "cost_estimated": t.cost_estimated,
                     "local": t.is_local,
                 }
                 for t in totals(results)
@@ -373,17 +388,19 @@ def as_csv(results: Sequence[CaseResult], unfinished: Unfinished | None = None) 
     writer = csv.writer(out)
     writer.writerow(["case", "target", "attempt", "passed", "cached", "status", "e2e_s",
                      "ttft_s", "output_tokens", "cost_usd", "failed_assertions",
-                     "skipped", "not_checked"])  # fmt: skip
+                     "skipped", "not_checked", "output_tokens_exact",
+                     "cost_estimated"])  # fmt: skip
     for r in results:
         failing = "; ".join(o.assertion for o in r.outcomes if not o.passed and not o.skipped)
         writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
                          e2e_s(r), r.result.ttft_s, output_tokens(r),
                          r.result.cost.usd if r.result.cost else "", failing,
                          r.skipped, "; ".join(o.assertion for o in r.outcomes
-                                              if o.skipped)])  # fmt: skip
+                                              if o.skipped), r.result.output_exact,
+                         bool(r.result.cost and r.result.cost.estimated)])  # fmt: skip
     for case_id, target, attempt in unfinished.not_run if unfinished else []:
         writer.writerow([case_id, target, attempt, False, False, "not run", "", "", "", "",
-                         "", False, ""])  # fmt: skip
+                         "", False, "", "", ""])  # fmt: skip
     return out.getvalue()
 
 

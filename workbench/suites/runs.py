@@ -194,7 +194,7 @@ def case_results(store: Store, run_id: str) -> list[CaseResult]:
         """SELECT c.case_id, c.target, c.attempt, c.outcomes, c.cached, r.provider, r.model,
                   r.is_local, r.status, r.text, r.input_tokens, r.output_tokens,
                   r.tokens_exact, r.input_tokens_exact, r.output_tokens_exact, r.ttft_s, r.e2e_s,
-                  r.cost_usd, r.cost_kind, r.error_kind, r.error
+                  r.first_token_s, r.cost_usd, r.cost_kind, r.error_kind, r.error
            FROM case_results c JOIN responses r ON r.id = c.response_id
            WHERE c.run_id = ? ORDER BY c.id""",
         (run_id,),
@@ -207,7 +207,7 @@ def cached_response(store: Store, request_key: str) -> TargetResult | None:
     row = store.db.execute(
         """SELECT target, provider, model, is_local, status, text, input_tokens, output_tokens,
                   tokens_exact, input_tokens_exact, output_tokens_exact, ttft_s, e2e_s,
-                  cost_usd, cost_kind, error_kind, error
+                  first_token_s, cost_usd, cost_kind, error_kind, error
            FROM responses WHERE request_key = ? AND status = 'done'
            ORDER BY id DESC LIMIT 1""",
         (request_key,),
@@ -235,14 +235,15 @@ def _case(row: tuple[Any, ...]) -> CaseResult:
 def _result(
     target: str, provider: str, model: str, is_local: int, status: str, text: str,
     input_tokens: int, output_tokens: int, exact: int, input_exact: int | None,
-    output_exact: int | None, ttft: float | None, e2e: float | None, usd: float | None,
+    output_exact: int | None, ttft: float | None, e2e: float | None,
+    first_token: float | None, usd: float | None,
     cost_kind: str | None, error_kind: str | None, error: str | None,
 ) -> TargetResult:  # fmt: skip
     result = TargetResult(target, target, provider, model, bool(is_local))
     result.status = status  # type: ignore[assignment]
     result.text, result.input_tokens, result.output_tokens = text, input_tokens, output_tokens
     result.input_exact, result.output_exact = exactness(exact, input_exact, output_exact)
-    result.ttft_s, result.e2e_s = ttft, e2e
+    result.ttft_s, result.e2e_s, result.first_token_s = ttft, e2e, first_token
     result.error_kind, result.error = error_kind, error
     if cost_kind is not None:
         # Not stored, but it follows from the counts it was priced from (`pricing.cost_of`).

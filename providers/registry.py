@@ -309,7 +309,6 @@ class Registry:
         """Whether targets of this provider can be used now, without sending a prompt."""
         kind = self.kind(name)
         local = self.is_local(name)
-        endpoint = self._endpoints.get(name)
         where = self.base_url(name) or "in this process"
         if kind == "embedded":
             return Availability(name, kind, True, True, "in this process")
@@ -325,10 +324,18 @@ class Registry:
             except ProviderError as exc:
                 return Availability(name, kind, False, local, exc.message)
             return Availability(name, kind, True, local, where)
-        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
-        if key_env and not self._env.get(key_env):
-            return Availability(name, kind, False, local, f"{key_env} is not set")
+        if missing := self.missing_key(name):
+            return Availability(name, kind, False, local, f"{missing} is not set")
         return Availability(name, kind, True, local, where)
+
+    def missing_key(self, name: str) -> str | None:
+        """The variable that should hold this OpenAI- or Anthropic-protocol provider's API
+        key when it is not set (a local endpoint may need none), else None."""
+        if self.kind(name) not in ("openai", "anthropic"):
+            return None
+        endpoint = self._endpoints.get(name)
+        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
+        return key_env if key_env and not self._env.get(key_env) else None
 
     async def available(self) -> list[Availability]:
         return list(await asyncio.gather(*(self.availability(n) for n in self.names)))

@@ -156,3 +156,16 @@ def test_the_room_kept_for_an_answer_is_at_most_a_quarter_of_the_window() -> Non
     assert context.needed(unset, asked, window=512) == context.needed(capped, asked) - 16 + 128
     assert context.needed(unset, asked) == context.needed(unset, asked, window=4096)  # 512
     assert context.needed(capped, asked, window=512) == context.needed(capped, asked)
+
+
+def test_advice_for_a_prompt_too_long_names_the_window_settings_that_help() -> None:
+    """Ollama runs a model with a smaller window than it was trained for (4k by default):
+    `ollama_num_ctx` gives it more."""
+    ollama = context.too_long_advice(parse_target("ollama:llama3.2:1b@max_tokens=64"))
+    assert ollama == (
+        "a shorter prompt, or a smaller max_tokens (it is 64), or a larger ollama_num_ctx in "
+        "the config, if the model allows"
+    )
+    assert "embedded_context" in context.too_long_advice(parse_target("embedded:smollm2"))
+    blind = context.too_long_advice(parse_target("ollama:llama3.2:1b"), blind=True)
+    assert blind == "a shorter prompt"  # the setting would say which runtime it is

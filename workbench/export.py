@@ -15,26 +15,39 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from providers.base import Message
 from workbench import locations
 from workbench.commands import format as fmt
-from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
+from workbench.history import StoredTurn
 from workbench.sanitize import clean, clean_line
 
 if TYPE_CHECKING:
-    from workbench.history import Comparison
+    from workbench.history import Comparison, StoredPane
+
+_MARKS = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
+"""As History and the live pane mark how a turn ended."""
 
 
 @dataclass(frozen=True, slots=True)
 class PaneRecord:
     name: str
-    conversation: Conversation
+    system: str | None
+    transcript: Sequence[Message | StoredTurn]
+    """What the pane showed: the turns it was given, then each turn asked in it as it
+    ended, failed and retried ones included (see `StoredPane.transcript`)."""
     last: TargetResult | None
+    turn: int = 1
+    """The chat's turn, counted as History counts it (see `StoredPane.turn`)."""
 
 
-def comparison_markdown(panes: Sequence[PaneRecord], when: datetime | None = None) -> str:
+def comparison_markdown(
+    panes: Sequence[PaneRecord], when: datetime | None = None, origin: str = "chat"
+) -> str:
     when = when or datetime.now()
+    turn = max((p.turn for p in panes), default=1)
     lines = [f"# llm-workbench comparison — {when:%Y-%m-%d %H:%M}", ""]
+    lines += [f"*{clean_line(origin)} · turn {turn}*", ""]  # History's label for it
     lines += [
         "| target | status | TTFT | E2E | tok/s | in | out | cost |",
         "|---|---|---|---|---|---|---|---|",
@@ -52,16 +65,34 @@ def comparison_markdown(panes: Sequence[PaneRecord], when: datetime | None = Non
         )
     for pane in panes:
         lines += ["", f"## {clean_line(pane.name)}", ""]
-        if pane.conversation.system:
-            lines += [f"*System:* {clean_line(pane.conversation.system)}", ""]
-        for message in pane.conversation.turns:
-            if message.role == "user":
-                lines += ["**You:**", "", _quote(clean(message.content)), ""]
-            else:
-                lines += [clean(message.content).rstrip(), ""]
-        if pane.last is not None and pane.last.error:
-            lines += [f"> **{pane.last.status}:** {clean_line(pane.last.error)}", ""]
+        if pane.system:
+            lines += [f"*System:* {clean_line(pane.system)}", ""]
+        for item in pane.transcript:
+            if isinstance(item, Message):
+                lines += _said(item.role, item.content)
+                continue
+            lines += _said("user", item.prompt.content)
+            if item.text.strip():  # what a failed or cancelled turn wrote before it ended
+                lines += _said("assistant", item.text)
+            if item.status != "done":
+                lines += [_ended(item.status, item.error), ""]
+        last, marked = pane.last, any(isinstance(i, StoredTurn) for i in pane.transcript)
+        if last is not None and last.error and not marked:
+            lines += [_ended(last.status, last.error), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _said(role: str, content: str) -> list[str]:
+    if role == "user":
+        return ["**You:**", "", _quote(clean(content)), ""]
+    return [clean(content).rstrip(), ""]
+
+
+def _ended(status: str, error: str | None) -> str:
+    """A turn that did not end done: its mark and reason, as History shows them, on a line
+    of its own (quoted, it read as part of the prompt quoted above it)."""
+    reason = f" {clean_line(error)}" if error else ""
+    return f"**{_MARKS.get(status, '…')} {clean_line(status)}:**{reason}"
 
 
 def _cell(text: str) -> str:
@@ -88,8 +119,12 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t")
 
 
 def stored_markdown(comparison: Comparison) -> str:
-    records = [PaneRecord(p.result.name, p.conversation(), p.result) for p in comparison.panes]
-    return comparison_markdown(records, datetime.fromtimestamp(comparison.created_at))
+    records = [
+        PaneRecord(p.result.name, p.system, p.transcript(), p.result, p.turn)
+        for p in comparison.panes
+    ]
+    when = datetime.fromtimestamp(comparison.created_at)
+    return comparison_markdown(records, when, comparison.origin)
 
 
 def stored_json(comparison: Comparison) -> str:
@@ -98,6 +133,7 @@ def stored_json(comparison: Comparison) -> str:
         "created_at": _iso(comparison.created_at),
         "origin": comparison.origin,
         "prompt": comparison.prompt,
+        "turn": comparison.turn,
         "panes": [
             {
                 "target": p.result.target,
@@ -106,12 +142,29 @@ def stored_json(comparison: Comparison) -> str:
                     {"role": m.role, "content": m.content} for m in p.history if m.role != "system"
                 ],
                 "prompt": p.prompt,
+                "turn": p.turn,
+                **_turns_json(p),
                 "result": p.result.to_json(),
             }
             for p in comparison.panes
         ],
     }
     return json.dumps(_cleaned(document), ensure_ascii=False, indent=2) + "\n"
+
+
+def _turns_json(pane: StoredPane) -> dict[str, object]:
+    """`history` is what the model was sent, which leaves out the turns that failed; these
+    are what the pane showed: the turns it was given (`opening`), then every turn asked in
+    it as it ended."""
+    opening = [m for m in pane.transcript() if isinstance(m, Message)]
+    turns = [t for t in pane.transcript() if isinstance(t, StoredTurn)]
+    return {
+        "opening": [{"role": m.role, "content": m.content} for m in opening],
+        "turns": [
+            {"prompt": t.prompt.content, "answer": t.text, "status": t.status, "error": t.error}
+            for t in turns
+        ],
+    }
 
 
 def stored_csv(comparison: Comparison) -> str:
@@ -121,7 +174,7 @@ def stored_csv(comparison: Comparison) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in comparison.panes:
         r = p.result
-        turn = sum(1 for m in p.sent if m.role == "user")
+        turn = p.turn  # failed turns counted, as History counts them
         cost_usd = r.cost.usd if r.cost else None
         cost_kind = r.cost.kind if r.cost else None
         row: list[object] = [

@@ -91,6 +91,8 @@ def too_long_advice(target: Target, *, blind: bool = False) -> str:
         ways.append(f"a smaller max_tokens (it is {target.params.max_tokens:,})")
     if not blind and target.provider == "embedded":
         ways.append("a larger embedded_context in the config, if the model allows")
+    if not blind and target.provider == "ollama":  # Ollama runs a model below its trained window
+        ways.append("a larger ollama_num_ctx in the config, if the model allows")
     return ", or ".join(ways)
 
 

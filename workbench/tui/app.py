@@ -130,6 +130,8 @@ class WorkbenchApp(App[None]):
         self.system_prompt: str | None = None
         self.current: Pane | None = None
         self._panes_removed = False
+        self._sending = False
+        """A prompt is on its way to the panes, whose turns have not all started."""
         self._phase = 0
         # Not `_key_…`: Textual calls an attribute `_key_<name>` as the handler of that key
         # (`_key_at` is `@`'s, and a float there crashed the app at the first `@` typed).
@@ -229,9 +231,20 @@ class WorkbenchApp(App[None]):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Toasts carry model names, suite names and server errors: never parse markup."""
+        """Toasts carry model names, suite names and server errors: never parse markup.
+        Textual's own toasts are markup too, so the app words those it shows itself (see
+        `action_help_quit`)."""
         super().notify(clean(message), title=clean_line(title), severity=severity,
                        timeout=timeout, markup=False)  # fmt: skip
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C, which quits most terminal programs: say which key quits this one.
+        Textual's own message is markup (`Press [b]ctrl+q[/b]…`), shown as typed here."""
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                shown = "+".join(part.capitalize() for part in key.split("+"))
+                self.notify(f"Press {shown} to quit the app", title="Do you want to quit?")
+                return
 
     def relayout(self) -> None:
         grid = self.query_one("#panes", Grid)
@@ -269,6 +282,7 @@ class WorkbenchApp(App[None]):
             self.notify(str(exc), severity="error")
             raise
         pane = Pane(target, is_local=local, system=target.system or self.system_prompt)
+        self._check_key(pane)  # before it is first drawn, as `ready`
         self._pane_serial += 1
         pane.id = f"pane-{self._pane_serial}"
         kept_out = 0
@@ -291,6 +305,30 @@ class WorkbenchApp(App[None]):
             self._warm_embedded(pane)
         self._fetch_window(pane)
         return pane
+
+    def _check_key(self, pane: Pane) -> None:
+        """A pane whose provider's API key is not set says so, and what to do, at once: not
+        `ready` until a prompt fails. Asked of the registry, which sends nothing to find out
+        for a keyed provider; the key is read once, at start, so a restart is needed."""
+        pane.unusable = None
+        # Private mode's refusal (cloud targets are off) is the title's to say: it comes and
+        # goes, where the key is there or not for the whole session.
+        if self.registry.private and not pane.is_local:
+            return
+        try:
+            variable = self.registry.missing_key(pane.target.provider)
+        except TargetError:
+            return  # an unknown provider: its pane fails with that when it is used
+        if variable is None:
+            return
+        pane.unusable = (
+            f"needs {variable}",
+            f"{variable} is not set — export it and start the workbench again, "
+            "or Ctrl+O for another model",
+        )
+        if pane.is_attached:
+            pane.render_header()
+            pane.render_metrics()
 
     @work(group="window")
     async def _fetch_window(self, pane: Pane) -> None:
@@ -345,29 +383,61 @@ class WorkbenchApp(App[None]):
 
     @on(PromptBox.Submitted)
     def send(self, event: PromptBox.Submitted) -> None:
-        if not self.panes:
-            self.notify("No models: add one with Ctrl+N", severity="warning")
+        if (refused := self._refusal(event.private)) is not None:
+            # Left in the box: once the reason is gone, Enter sends it.
+            self.notify(f"Not sent: {refused}", severity="warning")
             return
-        self._send(event.text, event.private)
+        self.query_one(PromptBox).sent(event.text, event.private)
+        self._start_send(event.text, event.private)
+
+    def _refusal(self, private: bool) -> str | None:
+        """Why a prompt cannot go to the panes now, if it cannot. It goes to every pane or
+        to none: sent to the idle ones only, the panes' conversations would differ."""
+        panes = self.panes
+        if not panes:
+            return "there are no models; add one with Ctrl+N"
+        if private and not any(p.is_local for p in panes):
+            return (
+                "a private prompt goes only to local models, and no pane has one; "
+                "add one with Ctrl+N"
+            )
+        busy = [p.display_name for p in panes if p.busy]
+        if not busy and not self._sending:
+            return None
+        if len(busy) == 1:
+            who, them = f"{busy[0]} is", "it"
+        else:  # with none busy yet, the last prompt's turns are being started
+            who, them = f"{', '.join(busy) or 'the models'} are", "them"
+        return (
+            f"{who} still answering. Wait for {them}, or press Esc to cancel; "
+            "the prompt stays in the box for Enter"
+        )
+
+    def _start_send(self, prompt: str, private: bool = False) -> None:
+        # Until its turns have started, the panes are not busy: a second Enter meanwhile
+        # would be sent beside it (see `_refusal`).
+        self._sending = True
+        self._send(prompt, private)
 
     @work(group="send")
     async def _send(self, prompt: str, private: bool = False) -> None:
+        try:
+            await self._send_to_panes(prompt, private)
+        finally:
+            self._sending = False
+
+    async def _send_to_panes(self, prompt: str, private: bool) -> None:
         self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
             await self._hide_names()
         batch = uuid.uuid4().hex
-        if private and not any(p.is_local for p in self.panes):
-            self.notify(
-                "A private prompt goes only to local models, and no pane has one: "
-                "add one with Ctrl+N (↑ brings the prompt back)",
-                severity="warning",
-            )
+        if private and not any(p.is_local for p in self.panes):  # a re-run from history
+            self.notify(f"Not sent: {self._refusal(private)}", severity="warning")
             return
         # Before any pane's clock starts (a pane added since start-up has not been set up).
         await self.engine.run(prepare_all(self.registry, [p.target for p in self.panes]))
         for pane in self.panes:
-            if pane.busy:
-                self.notify(f"{pane.display_name} is still answering; Esc cancels")
+            if pane.busy:  # retried (Ctrl+R) while the prompt was on its way: it has a turn
                 continue
             if private and not pane.is_local:
                 await pane.note("a private prompt was not sent to this cloud model")
@@ -457,6 +527,8 @@ class WorkbenchApp(App[None]):
     async def start_turn(
         self, pane: Pane, prompt: str, batch: str | None = None, *, private: bool = False
     ) -> None:
+        if not pane.ended and not pane.busy:  # its first prompt here: what it was given
+            pane.opening = list(pane.conversation.turns)
         messages = pane.conversation.ask(prompt, private=private)
         pane.sent, pane.batch_id = messages, batch or uuid.uuid4().hex
         result = new_result(pane.target, self.registry)
@@ -517,6 +589,7 @@ class WorkbenchApp(App[None]):
         finished_now = []
         for pane in panes:
             if await pane.tick() and pane.result is not None:
+                pane.turn_ended(pane.result)
                 pane.conversation.answered(pane.result.text)
                 if not pane.result.text.strip() and pane.sent:
                     # The conversation took the turn back: Ctrl+R finds its prompt here.
@@ -647,19 +720,38 @@ class WorkbenchApp(App[None]):
         state = "on: cloud targets are refused" if self.registry.private else "off"
         self.notify(f"Private mode {state}")
         self.render_title()
+        for pane in self.panes:  # a key not set is not the news while cloud targets are off
+            self._check_key(pane)
 
     def action_suites(self) -> None:
         from workbench.tui.screens.suites import SuitesScreen
 
         self.push_screen(SuitesScreen(self.registry, self.engine, self.settings))
 
+    def _while_blind(self, what: str) -> bool:
+        """Refuse `what` while the panes' names are hidden, saying why; True if refused.
+        History, costs and exports list targets with their figures and errors, which
+        would tell the letters apart."""
+        if not any(p.blind_name for p in self.panes):
+            return False
+        self.notify(
+            f"{what} after the vote (F3), or leave blind mode with F2: "
+            "it would say which model is which",
+            severity="warning",
+        )
+        return True
+
     def action_costs(self) -> None:
+        if self._while_blind("Costs"):
+            return
         from workbench.tui.screens.costs import CostsScreen
 
         configured = [*self.settings.targets, *(p.target.spec for p in self.panes)]
         self.push_screen(CostsScreen(self.registry, self.store, self.started_at, configured))
 
     def action_history(self) -> None:
+        if self._while_blind("History"):
+            return
         from workbench.tui.screens.history import HistoryScreen
 
         self.push_screen(HistoryScreen())
@@ -703,7 +795,7 @@ class WorkbenchApp(App[None]):
             if pane.conversation.turns:
                 await pane.note(f"{len(pane.conversation.turns)} earlier turns from history")
         if self.panes:
-            self._send(prompt, private)
+            self._start_send(prompt, private)
 
     def action_leaderboard(self) -> None:
         self.push_screen(LeaderboardScreen(self.store.leaderboard()))
@@ -781,6 +873,7 @@ class WorkbenchApp(App[None]):
             kept_out = pane.conversation.private_turns
             pane.conversation.turns = pane.conversation.without_private()
             await pane.note(f"{kept_out} private turns kept from this cloud model")
+        self._check_key(pane)
         pane.forget_result()  # the status and figures were the old model's
         self._in_round.discard(pane)  # the new model did not answer the last prompt
         self._set_summary(Text())
@@ -854,6 +947,7 @@ class WorkbenchApp(App[None]):
             pane.conversation.turns.clear()
             pane.conversation.id = uuid.uuid4().hex  # a new chat: history keeps it apart
             pane.unanswered = None
+            pane.opening, pane.ended = [], []
         self._set_summary(Text())
 
     @work
@@ -881,11 +975,16 @@ class WorkbenchApp(App[None]):
         self.notify(f"Copied {pane.display_name}'s answer")
 
     def action_export(self) -> None:
+        if self._while_blind("Export"):
+            return
         if not any(p.result is not None or p.conversation.turns for p in self.panes):
             self.notify("Nothing to export yet", severity="warning")
             return
         path = export_path()
-        records = [PaneRecord(p.display_name, p.conversation, p.result) for p in self.panes]
+        records = [
+            PaneRecord(p.display_name, p.conversation.system, p.shown_turns(), p.result, p.turn)
+            for p in self.panes
+        ]
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.touch(mode=0o600)  # like the store: prompts can be private
         path.write_text(comparison_markdown(records), encoding="utf-8")

@@ -16,6 +16,7 @@ from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
+from workbench.history import StoredTurn
 from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.tui.widgets.streamed import Transcript
 
@@ -62,6 +63,12 @@ class Pane(Vertical, can_focus=True):
         """The messages of the current turn, as sent; stored with the response."""
         self.batch_id = ""
         """The fan-out the current turn belongs to."""
+        self.opening: list[Message] = []
+        """What its conversation held as its first prompt here was asked (another pane's
+        turns, a chat re-run from history)."""
+        self.ended: list[StoredTurn] = []
+        """Every turn asked here as it ended, failed and retried ones included, which the
+        conversation no longer holds: what an export shows, as History does."""
         self.unanswered: Message | None = None
         """The last turn's prompt, when that turn produced nothing: the conversation took
         it back (`Conversation.answered`), and a retry sends it again."""
@@ -80,15 +87,25 @@ class Pane(Vertical, can_focus=True):
         not (the note, its style)."""
         self.model_loading = False
         """Its model is loading: the border says so, outside blind mode (`render_header`)."""
+        self.unusable: tuple[str, str] | None = None
+        """Why no prompt can work here until the user acts (its provider's API key is not
+        set): the header's note in place of `ready`, and the error line, what to do. A
+        turn's own status and error take their place; blind, neither shows (it names the
+        provider)."""
         self._body = Transcript(max_turns=SHOWN_TURNS, classes="pane-body")
         """Read every frame: kept, not looked up in the DOM."""
         self._body.can_focus = False  # one Tab stop a pane: the pane (see BINDINGS)
+        # Kept too, for the frames that still come as the app closes: its lines are removed
+        # before the pane, and a query for one then raised NoMatches from the frame timer.
+        self._header = Static(id="header", classes="pane-header")
+        self._error = Static(id="error", classes="pane-error")
+        self._metrics = Static(id="metrics", classes="pane-metrics")
 
     def compose(self):  # type: ignore[no-untyped-def]
-        yield Static(id="header", classes="pane-header")
+        yield self._header
         yield self._body
-        yield Static(id="error", classes="pane-error")
-        yield Static(id="metrics", classes="pane-metrics")
+        yield self._error
+        yield self._metrics
 
     def on_mount(self) -> None:
         self.render_header()
@@ -140,6 +157,31 @@ class Pane(Vertical, can_focus=True):
         self._append(f"{quoted}\n\n", final=True)
         self.model_state = None  # the turn's own status and notes say it from here on
         self.render_header()
+
+    def shown_turns(self) -> list[Message | StoredTurn]:
+        """The pane's turns for an export: those it was given, then each asked here as it
+        ended (the one under way as it is now); before any, the conversation it holds."""
+        if not self.ended and not self._live:
+            return list(self.conversation.turns)
+        shown: list[Message | StoredTurn] = [*self.opening, *self.ended]
+        if self._live and self.result is not None and self.sent:
+            shown.append(self._turn_as_it_is(self.result))
+        return shown
+
+    def _turn_as_it_is(self, result: TargetResult) -> StoredTurn:
+        return StoredTurn(self.sent[-1], result.text, result.status, result.error, self.batch_id)
+
+    def turn_ended(self, result: TargetResult) -> None:
+        if self.sent:
+            self.ended.append(self._turn_as_it_is(result))
+
+    @property
+    def turn(self) -> int:
+        """Its chat's turn as History counts it: the prompts it was given, and one for each
+        round asked here, whether it failed or not (a retry is the same round again)."""
+        shown = self.shown_turns()
+        given = sum(m.role == "user" for m in shown if isinstance(m, Message))
+        return given + len({t.batch for t in shown if isinstance(t, StoredTurn)})
 
     @property
     def transcript(self) -> str:
@@ -222,7 +264,7 @@ class Pane(Vertical, can_focus=True):
         self.set_class(self.model_loading and not self.blind_name, "loading")
         status = self.result.status if self.result else "ready"
         tail = self._header_tail(status)
-        box = self.query_one("#header", Static)
+        box = self._header
         # A model's settings give way to what follows its name, whole settings at a time,
         # never part of a value (`max_tokens=12…` of 128 reads as 12). `provider:model`
         # itself does not: where even that does not fit, the header's end is cut instead.
@@ -254,7 +296,14 @@ class Pane(Vertical, can_focus=True):
         if not self.blind_name:
             badge = ("local", "green") if self.is_local else ("cloud", "blue")
             tail.append(" · ", style="dim").append(*badge)
+        if (unusable := self._unusable) is not None:
+            return tail.append(" · ", style="dim").append(unusable[0], "red")
         return tail.append(" · ", style="dim").append(status, _STATUS_STYLE.get(status, "dim"))
+
+    @property
+    def _unusable(self) -> tuple[str, str] | None:
+        """`unusable`, until a turn says how it went, and never in blind mode."""
+        return None if self.blind_name or self.result is not None else self.unusable
 
     @property
     def _model_state(self) -> tuple[str, str] | None:
@@ -264,18 +313,21 @@ class Pane(Vertical, can_focus=True):
     def render_metrics(self) -> None:
         compact = self.size.width < 60
         memory = None if self.blind_name else self.memory_bytes
-        box = self.query_one("#metrics", Static)
+        box = self._metrics
         blind, width = bool(self.blind_name), self._room(box) or None
         line = metrics_line(self.result, memory, compact=compact, blind=blind,
                             window=self.window, width=width)  # fmt: skip
         _set_line(box, line)
-        error = self.query_one("#error", Static)
+        error = self._error
         message = self.result.error if self.result is not None else None
-        error.display = bool(message)
+        unusable = self._unusable
+        error.display = bool(message or unusable)
         if message and self.result is not None:
             if self.blind_name:  # an error names its provider, or hints at it: after the vote
                 message = "the reason is shown after the vote (or on leaving blind mode, F2)"
             error.update(Text(f"{self.result.status}: {clean_line(message)}", style="red"))
+        elif unusable is not None:
+            error.update(Text(clean_line(unusable[1]), style="red"))
 
 
 def _set_line(static: Static, line: Text) -> None:

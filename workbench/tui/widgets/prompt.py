@@ -75,11 +75,17 @@ class PromptBox(TextArea):
         if not text:
             self.notify("The prompt is empty: type something, then Enter", severity="warning")
             return
-        if not self.prompts or self.prompts[-1] != (text, self.private):
-            self.prompts.append((text, self.private))
-        self._position = None
-        self.clear()
+        # The box keeps it until the app takes it (`sent`): one the app refuses, with panes
+        # still answering, stays for the next Enter instead of only in the ↑ history.
         self.post_message(self.Submitted(text, self.private))
+
+    def sent(self, text: str, private: bool) -> None:
+        """The app took the prompt: into the history, and the box is ready for the next."""
+        if not self.prompts or self.prompts[-1] != (text, private):
+            self.prompts.append((text, private))
+        self._position = None
+        if self.text.strip() == text:  # not what was typed since Enter, if anything was
+            self.clear()
         # One prompt at a time: the next one is ordinary unless marked again.
         self.private = False
         self._show_private()

@@ -156,3 +156,22 @@ def test_bars_are_drawn_to_an_eighth_of_a_cell() -> None:
     assert bar(3.0, 1.0, width=4) == "████"  # never wider than the chart
     assert bar(1e-9, 1.0) == "▏"  # a tiny figure still shows
     assert bar(0.0, 1.0) == "" and bar(1.0, 0.0) == ""
+
+
+async def test_counts_a_server_did_not_report_are_marked_estimated(fresh_home: Path) -> None:
+    """An OpenAI-compatible server that sends no usage leaves our estimates: `~24`."""
+    result = TargetResult("llamacpp:m", "llamacpp:m", "llamacpp", "m", True, status="done",
+                          text="ok")  # fmt: skip
+    result.input_tokens, result.output_tokens = 24, 10
+    result.input_exact, result.output_exact = False, True
+    result.ttft_s, result.e2e_s, result.cost = 0.2, 0.5, Cost("local", 0.0)
+    store = Store(locations.database_path())
+    store.add_response(result, [Message("user", "hi")], origin="ask", batch="earlier")
+    store.close()
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(150, 50)) as pilot:
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CostsScreen")
+        await pilot.pause(0.1)
+        row = _cells(app, "costs-all", "llamacpp:m")
+        assert (row["in"], row["out"]) == ("~24", "10")

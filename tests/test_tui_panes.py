@@ -4,6 +4,7 @@ failed before its fix."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -270,3 +271,18 @@ async def test_a_pane_added_to_a_blind_round_is_never_drawn_under_its_name(
         await pilot.pause()
         assert pane.blind_name == "C" and named
         assert all(name.startswith("Model ") for name in named), named
+
+
+def test_the_rate_means_the_same_while_streaming_and_once_done_and_says_when_estimated() -> None:
+    """The live figure was the decode rate, and the final one tokens over E2E: a model with a
+    slow first token read 98 tok/s as it streamed, then 50 once it was done."""
+    result = _finished()
+    result.status, result.e2e_s = "streaming", None
+    result.ttft_s, result.output_tokens, result.output_exact = 0.5, 50, False
+    result.started_at = time.perf_counter() - 1.0  # 50 tokens in the 1 s since it was sent
+    live = metrics_line(result, window=8192).plain
+    assert live.startswith("TTFT 500ms · ~50 tok/s · ctx ~239/8k · in 189 / out ~50"), live
+    result.status, result.e2e_s, result.output_exact = "done", 1.0, True
+    assert metrics_line(result, window=8192).plain.startswith(
+        "TTFT 500ms · 50 tok/s · ctx 239/8k · in 189 / out 50"
+    )

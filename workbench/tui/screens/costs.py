@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from providers.registry import Registry
+from workbench.commands import format as fmt
 from workbench.engine import price_data
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
@@ -131,8 +132,9 @@ class CostsScreen(Screen[None]):
         for line in lines:
             u = line.usage
             cells: list[str | Text] = [
-                Text(clean_line(u.target)), str(u.requests), str(u.input_tokens),
-                str(u.output_tokens), line.cost_label, line.shadow_label,
+                Text(clean_line(u.target)), str(u.requests),
+                fmt.tokens(u.input_tokens, u.input_exact),
+                fmt.tokens(u.output_tokens, u.output_exact), line.cost_label, line.shadow_label,
             ]  # fmt: skip
             if projection:
                 cells.append(line.monthly_label(self.per_day))

@@ -368,13 +368,15 @@ def metrics_line(
         ttft = fmt.seconds(result.ttft_s)
         parts.append((ttft if compact else f"TTFT {ttft}", style))
     rate = result.output_tps if result.finished else _live_rate(result)
-    if rate is not None:
-        parts.append((f"{rate:.0f} t/s" if compact else f"{rate:.0f} tok/s", style))
+    if rate is not None:  # as estimated as the count it is worked out from
+        about = "" if result.output_exact else "~"
+        parts.append((f"{about}{rate:.0f} {'t/s' if compact else 'tok/s'}", style))
     if window:
         used = result.input_tokens + result.output_tokens
         near = used >= window * WARN_AT
         if not blind:
-            ctx = f"ctx {fmt.count_short(used)}/{fmt.count(window)}"
+            about = "" if result.input_exact and result.output_exact else "~"
+            ctx = f"ctx {about}{fmt.count_short(used)}/{fmt.count(window)}"
             parts.append((ctx, "bold yellow" if near else style))
         elif near:  # the warning, not the window's size: that hints at the model
             parts.append(("ctx nearly full", "bold yellow"))
@@ -421,7 +423,10 @@ def _fit(parts: list[tuple[str, str]], width: int) -> list[tuple[str, str]]:
 
 
 def _live_rate(result: TargetResult) -> float | None:
+    """The output rate so far, as `output_tps` is once the answer is over (tokens over the
+    time since the request went): the figure converges on the final one, never changes
+    meaning as the stream ends (a decode rate here dropped at the end by the TTFT)."""
     if result.started_at is None or result.ttft_s is None or result.output_tokens < 2:
         return None
-    decoding = time.perf_counter() - result.started_at - result.ttft_s
-    return (result.output_tokens - 1) / decoding if decoding > 0 else None
+    elapsed = time.perf_counter() - result.started_at
+    return result.output_tokens / elapsed if elapsed > 0 else None

@@ -76,8 +76,12 @@ async def test_auto_summarize_replaces_turns_with_the_models_summary() -> None:
         await wait_until(pilot, lambda: pane.window is not None)
         await send(pilot, LONG)
         await wait_finished(pilot)
+        first = pane.result
         await send(pilot, LONGER)
         await wait_until(pilot, lambda: pane.conversation.summary is not None, timeout_s=60)
+        # The summary comes before the turn it makes room for: until that starts, the pane
+        # still holds the first turn's result, finished.
+        await wait_until(pilot, lambda: pane.result is not first, timeout_s=60)
         await wait_finished(pilot)
         assert pane.conversation.summary
         assert pane.conversation.turns[0].content == LONGER.strip()

@@ -414,3 +414,18 @@ async def test_an_opened_chat_shows_tags_in_prompts_and_answers_as_written(
         screen = app.export_screenshot()
     shown = screen.replace("&#160;", " ")
     assert "&lt;blink&gt;this&lt;/blink&gt;" in shown
+
+
+async def test_a_turn_streaming_at_new_chat_is_stored_cancelled_at_once(home: Path) -> None:
+    """Cleared by Ctrl+L mid-stream, the turn was stored only when the app quit: History
+    did not have it until then."""
+    app = make_app(Settings(), ["embedded:smollm2@max_tokens=400"], env=NO_KEYS)
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await send(pilot, "Write a long story about a lighthouse keeper.")
+        await wait_until(pilot, lambda: pane.result is not None and bool(pane.result.text))
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: not pane.conversation.turns and pane.result is None)
+        rows = app.store.db.execute("SELECT status, text FROM responses").fetchall()
+        assert [status for status, _ in rows] == ["cancelled"]
+        assert rows[0][1]  # what it had written is kept

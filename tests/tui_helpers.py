@@ -49,9 +49,14 @@ async def send(pilot: Pilot[None], prompt: str) -> None:
 async def wait_finished(pilot: Pilot[None], timeout_s: float = 60) -> None:
     app = pilot.app
     assert isinstance(app, WorkbenchApp)
+    # Until a prompt's turns have started (`_sending`), a pane still holds its last result,
+    # finished: that is not this prompt's end.
     await wait_until(
         pilot,
-        lambda: all(p.result is not None and p.result.finished and not p.busy for p in app.panes),
+        lambda: (
+            not app._sending
+            and all(p.result is not None and p.result.finished and not p.busy for p in app.panes)
+        ),
         timeout_s,
     )
     await pilot.pause(0.1)  # one more frame so the panes show the end

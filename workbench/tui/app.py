@@ -79,6 +79,8 @@ _SCREEN_ACTIONS = {
 }
 _SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
+CANCEL_WAIT_S = 2.0
+"""How long New chat waits for cancelled streams to end before it stores their turns."""
 
 
 class WorkbenchApp(App[None]):
@@ -941,7 +943,18 @@ class WorkbenchApp(App[None]):
         await self.start_turn(pane, prompt.content, pane.batch_id, private=prompt.private)
 
     async def action_clear(self) -> None:
+        streaming = [p.result for p in self.panes if p.busy and p.result is not None]
         self.action_cancel_all()
+        # Stored now, as Esc would leave them: once cleared, the frame loop that stores a
+        # finished turn no longer sees them (they waited for the app's exit).
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        # The engine thread ends them, and signals nothing the UI loop could await.
+        while any(not r.finished for r in streaming) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        for result in streaming:
+            if not result.finished:  # its stream did not hear the cancel in time
+                result.status = "cancelled"
+            self._store_turn(result)
         for pane in self.panes:
             await pane.clear()
             pane.conversation.turns.clear()

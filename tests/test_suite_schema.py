@@ -124,7 +124,7 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "a regex that its vars break",
         HEAD + "cases:\n  - id: fr\n    vars: {country: 'Fr(ance'}\n    expect:\n"
         "      - regex: '^{{country}}'\n",
-        "7: cases[0].expect[0]: invalid regex once its vars are filled in: missing ), "
+        "7: cases[0].expect[0]: invalid regex '^Fr(ance': missing ), "
         "unterminated subpattern at position 3",
     ),
     (
@@ -366,6 +366,27 @@ def test_checks_fill_in_the_case_vars_as_promptfoo_does(tmp_path: Path) -> None:
         Not(value=Regex(value="^Paris$")),
         IContains(value="Paris is"),
     ]
+
+
+def test_a_var_holding_braces_is_inserted_as_it_is_into_a_check_as_into_the_prompt(
+    tmp_path: Path,
+) -> None:
+    """Values are never rendered. A suite file's cases are made as they stream in and again
+    as part of the suite: filled in each time, `{{b}}` in a value became X in the check, and
+    `{{x}}` an undefined var that refused the suite."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: demo\nprompt: 'Repeat exactly: {{a}}'\ncases:\n"
+        "  - id: one\n    vars: {a: '{{b}}', b: X}\n    expect: [{equals: '{{a}}'}]\n"
+        "  - id: two\n    vars: {a: '{{x}}'}\n    expect: [{contains: '{{a}}'}]\n"
+    )
+    suite = load_suite(path)
+    one, two = suite.cases
+    assert render_messages(suite, one)[-1].content == "Repeat exactly: {{b}}"
+    assert [c.model_dump() for c in one.expect] == [
+        {"type": "equals", "value": "{{b}}", "exact": False}
+    ]
+    assert [c.model_dump() for c in two.expect] == [{"type": "contains", "value": "{{x}}"}]
 
 
 def test_any_all_and_not_in_a_suite_file(tmp_path: Path) -> None:

@@ -157,23 +157,23 @@ def cost_of_requests(
     shapes = [(i, o, n) for i, o, n in requests if n > 0]
     if source.is_local:
         return 0.0
-    if not shapes:
-        return 0.0 if _model_prices(model, source) is not None else None
-    if tier_threshold(model, source) is None:
-        # Untiered, a price is linear in the tokens, apart from a fee per request (what a
-        # request of no tokens costs): one calculation for the lot.
-        total = cost_for(model, source, input_tokens=sum(i * n for i, _, n in shapes),
-                         output_tokens=sum(o * n for _, o, n in shapes))  # fmt: skip
-        fee = cost_for(model, source, input_tokens=0, output_tokens=0)
-        if total.usd is None or fee.usd is None:
-            return None
-        return total.usd + fee.usd * (sum(n for *_, n in shapes) - 1)
-    usd = 0.0
+    rates = per_million(model, source)
+    fee = cost_for(model, source, input_tokens=0, output_tokens=0).usd  # a fee per request
+    if rates is None or fee is None:
+        return None
+    threshold = tier_threshold(model, source)
+    # Up to the first tier a price is linear in the tokens, plus the fee: one calculation
+    # for all of those (a chat's requests are nearly all of different sizes, and the costs
+    # screen prices them as the user types). Only a request past the tier is priced alone.
+    short = [s for s in shapes if threshold is None or s[0] <= threshold]
+    tokens_in, tokens_out = (sum(s[k] * s[2] for s in short) for k in (0, 1))
+    usd = (tokens_in * rates[0] + tokens_out * rates[1]) / 1e6 + fee * sum(s[2] for s in short)
     for input_tokens, output_tokens, count in shapes:
-        cost = cost_for(model, source, input_tokens=input_tokens, output_tokens=output_tokens)
-        if cost.usd is None:
-            return None
-        usd += cost.usd * count
+        if threshold is not None and input_tokens > threshold:
+            cost = cost_for(model, source, input_tokens=input_tokens, output_tokens=output_tokens)
+            if cost.usd is None:
+                return None
+            usd += cost.usd * count
     return usd
 
 

@@ -61,7 +61,8 @@ def test_sizing_context_rules() -> None:
     assert fit.sizing_context(None, 131_072) == (fit.DEFAULT_CONTEXT, False)
     assert fit.sizing_context(None, 4096) == (4096, False)
     assert fit.sizing_context(2048, 8192, 32_768) == (8192, True)
-    assert fit.sizing_context(4096, None, 8192) == (4096, True)  # n_ctx stands for the max
+    # A server's n_ctx is how it was started, not the model's longest: asked, as asked.
+    assert fit.sizing_context(4096, None, 8192) == (8192, False)
 
 
 ANTHROPIC = PriceSource(provider_id="anthropic")

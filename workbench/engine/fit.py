@@ -21,13 +21,14 @@ def sizing_context(
     """The context to size a KV cache for, and whether it is the model's longest instead of
     `asked`: what was asked, else the window the model runs with (the KV cache a runtime
     allocates), else DEFAULT_CONTEXT; never past what the model was trained for, as no
-    runtime reads further (where that is unknown, the window it runs with stands for it)."""
+    runtime reads further. A server's window (llama-server's `n_ctx`) is its setting, not
+    the model's longest: a larger one asked is sized as asked."""
     most = trained or runs_with
     if asked is None:
         context = runs_with or min(most or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
         return (min(context, most) if most else context), False
-    if most is not None and asked > most:
-        return most, True
+    if trained is not None and asked > trained:
+        return trained, True
     return asked, False
 
 

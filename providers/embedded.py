@@ -305,11 +305,22 @@ class EmbeddedProvider:
         loaded = self._loaded.get(self.model_path(model))
         return loaded.context_length if loaded else None
 
-    async def resources(self) -> ResourceUsage | None:
+    async def resources(self, model: str | None = None) -> ResourceUsage | None:
+        if model is not None:
+            try:
+                path = self.model_path(model)
+            except ProviderError:
+                return None
+            loaded = self._loaded.get(path)
+            if loaded is None:
+                return None
+            return ResourceUsage(loaded.rss_added, detail=f"RSS loading {path.name} added")
         if not self._loaded:
             return None
         names = ", ".join(p.name for p in self._loaded)
-        return ResourceUsage(sum(m.rss_added for m in self._loaded.values()), detail=names)
+        return ResourceUsage(
+            sum(m.rss_added for m in self._loaded.values()), detail=f"RSS loading {names} added"
+        )
 
     async def aclose(self) -> None:
         # Loaded models stay: reloading costs more than they hold, and closing is at exit.

@@ -3,10 +3,23 @@ timeouts, and a model list from the server or the config."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import asyncio
+import ipaddress
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from providers.base import ModelInfo, ProviderError, ResourceUsage
 from providers.errors import transport_error
+from providers.registry import is_loopback_url
+
+if TYPE_CHECKING:
+    import psutil
+
+_FORWARDERS = frozenset(
+    {"ssh", "docker-proxy", "rootlessport", "gvproxy", "com.docker.backend", "kubectl", "socat"}
+)
+"""Processes that listen on a loopback port for a server elsewhere (a tunnel, a container):
+their memory is not the model's, so a port they hold gets no figure."""
 
 
 class KeyedAPI:
@@ -35,6 +48,8 @@ class KeyedAPI:
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._configured_models = models
+        self._listeners: dict[int, psutil.Process] = {}
+        """The server process found listening on each port, so later figures skip the search."""
 
     @property
     def _where(self) -> str:
@@ -89,8 +104,100 @@ class KeyedAPI:
             return [ModelInfo(i, is_local=self.is_local) for i in self._configured_models]
         return await self._listed()
 
-    async def resources(self) -> ResourceUsage | None:
+    async def resources(self, model: str | None = None) -> ResourceUsage | None:
+        """The memory of the server process on this machine, when the base URL is loopback
+        (llama-server, LM Studio, vLLM); a remote server's is not ours to see. `model` is not
+        told apart: the process holds whatever it has loaded."""
+        url = self.base_url or self.default_url
+        if not is_loopback_url(url):
+            return None
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
+        # Reading /proc (or asking the kernel for every socket) blocks: not on the loop that
+        # timestamps the other panes' streams.
+        return await asyncio.to_thread(self._server_memory, port)
+
+    def _server_memory(self, port: int) -> ResourceUsage | None:
+        import psutil
+
+        process = self._listeners.get(port)
+        try:
+            if process is None or not _listens(process, port):
+                process = _find_listener(port)
+                if process is None:
+                    self._listeners.pop(port, None)
+                    return None
+                self._listeners[port] = process
+            name = process.name()
+            if name in _FORWARDERS:
+                return None
+            # Servers that run models in worker processes (vLLM's engine core, LM Studio's,
+            # Ollama's runners) hold them in the children, not in the listener.
+            children = process.children(recursive=True)
+            rss = process.memory_info().rss
+            for child in children:
+                try:
+                    rss += child.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._listeners.pop(port, None)
+            return None
+        with_children = f" with {len(children)} child processes" if children else ""
+        return ResourceUsage(rss, detail=f"{name} RSS (pid {process.pid}){with_children}")
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    """Whether the process (the same one: psutil checks its start time) still listens on
+    `port`: its own sockets, not every process's, as a search reads."""
+    if not process.is_running():
+        return False
+    return any(_is_listener(c, port) for c in process.net_connections(kind="tcp"))
+
+
+def _find_listener(port: int) -> psutil.Process | None:
+    """The process listening on `port` on loopback; None if there is none or the OS will not
+    say whose it is (another user's, without privileges)."""
+    import psutil
+
+    try:
+        # One table for the whole system is cheaper than asking every process for its own…
+        owners = {c.pid for c in psutil.net_connections(kind="tcp") if _is_listener(c, port)}
+    except psutil.AccessDenied:
+        # …but macOS gives it only to root: then each of the processes we may look into.
+        for process in psutil.process_iter():
+            try:
+                if any(_is_listener(c, port) for c in process.net_connections(kind="tcp")):
+                    return process
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
         return None
+    try:
+        processes = [psutil.Process(pid) for pid in owners if pid is not None]
+        # A pre-forking server's workers share its listening socket: the parent is the server.
+        roots = [p for p in processes if p.ppid() not in owners]
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return roots[0] if len(roots) == 1 else None
+
+
+def _is_listener(connection: Any, port: int) -> bool:
+    """A listening socket on `port` that a loopback client reaches: bound to loopback or to
+    every address."""
+    import psutil
+
+    if connection.status != psutil.CONN_LISTEN or not connection.laddr:
+        return False
+    if connection.laddr.port != port:
+        return False
+    try:
+        address = ipaddress.ip_address(connection.laddr.ip.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def listed_window(extra: object) -> int | None:

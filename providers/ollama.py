@@ -257,17 +257,27 @@ class OllamaProvider:
             if m.context_length
         }
 
-    async def resources(self) -> ResourceUsage | None:
+    async def resources(self, model: str | None = None) -> ResourceUsage | None:
         try:
             running = await self._sdk().ps()
         except Exception:
+            return None
+        if model is not None:
+            wanted = _canonical(model)
+            for m in running.models:
+                if _canonical(m.model or m.name or "") == wanted:
+                    return ResourceUsage(
+                        memory_bytes=m.size or 0,
+                        vram_bytes=m.size_vram or 0,
+                        detail=f"/api/ps size of {m.model or m.name}",
+                    )
             return None
         if not running.models:
             return None
         size = sum(m.size or 0 for m in running.models)
         vram = sum(m.size_vram or 0 for m in running.models)
         names = ", ".join(m.model or "?" for m in running.models)
-        return ResourceUsage(memory_bytes=size, vram_bytes=vram, detail=names)
+        return ResourceUsage(memory_bytes=size, vram_bytes=vram, detail=f"/api/ps size of {names}")
 
     async def aclose(self) -> None:
         if self._client is not None:

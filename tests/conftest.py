@@ -7,12 +7,16 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from providers.embedded import EmbeddedProvider
 from tests.llama_server import LlamaServer
 from tests.ollama_server import OllamaServer
+
+if TYPE_CHECKING:
+    from tests.tui_helpers import Loop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,6 +70,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    """An OpenAI-compatible server on loopback of the test's own (see `tui_helpers.Loop`)."""
+    # Imported here: the TUI is not loaded for the tests that do not drive it.
+    from tests.fault_servers import WIRES, threaded_server
+    from tests.tui_helpers import Loop
+
+    with threaded_server() as server:  # a held stream blocks no other request
+        served = Loop(server.url_for("/v1"))
+        server.expect_request(WIRES["openai"].path).respond_with_handler(served.answer)
+        try:
+            yield served
+        finally:
+            served.release.set()  # before the server stops: it waits for its streams
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from providers.base import ChatRequest, GenParams, Usage
 from providers.embedded import EmbeddedProvider
 from tests.fault_servers import WIRES, Stall, streamed
 from tests.llama_server import LlamaServer
-from tests.tui_helpers import one_pane_app, send, shown, wait_finished, wait_until
+from tests.tui_helpers import Loop, one_pane_app, send, shown, wait_finished, wait_until
 from workbench.config import Endpoint, Settings
 from workbench.tui import app as tui_app
 from workbench.tui.app import WorkbenchApp, make_app
@@ -357,3 +357,18 @@ async def test_what_is_typed_in_the_picker_is_what_is_added() -> None:
             assert app.is_running
             assert "unknown provider 'nosuch'" in list(app._notifications)[-1].message
             assert [p.target.provider for p in app.panes] == ["embedded"] * 3
+
+
+async def test_ctrl_c_says_how_to_quit_in_words_not_markup(loop: Loop) -> None:
+    """`Press [b]ctrl+q[/b] to quit the app`: the app shows every toast as plain text, and
+    Textual's own message is markup."""
+    app = loop.app("loop:a")
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        await pilot.press("ctrl+c")
+        notes = app._notifications
+        await wait_until(pilot, lambda: bool(notes), 5)
+        await pilot.pause(0.2)
+        screen = app.export_screenshot().replace("&#160;", " ")
+        assert "Press Ctrl+Q to quit the app" in screen and "Do you want to quit?" in screen
+        assert "[b]" not in screen and "[/b]" not in screen
+        assert "[b]" not in list(notes)[-1].message

@@ -4,20 +4,15 @@ opened, exported and re-run."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Markdown, Static
-from werkzeug import Request, Response
 
 from providers.base import Message
 from providers.registry import parse_target
-from tests.fault_servers import WIRES, Cut
-from tests.tui_helpers import send, wait_finished, wait_until
+from tests.tui_helpers import Loop, assert_in_order, send, wait_finished, wait_until
 from workbench import locations
 from workbench.commands.ask import run_ask
 from workbench.config import Endpoint, Settings
@@ -34,36 +29,6 @@ SMOL = "embedded:smollm2@temperature=0,max_tokens=6"
 OTHER = "embedded:smollm2@max_tokens=4"
 SLOW_S = 300
 """A generous bound: the machine these run on may be busy with much else."""
-
-
-@dataclass
-class Loop:
-    """An OpenAI-compatible server on loopback that answers, is down, or cuts its answer
-    short, as `mode` says at the time."""
-
-    url: str
-    mode: str = "up"
-
-
-@pytest.fixture
-def loop(httpserver: HTTPServer) -> Iterator[Loop]:
-    wire = WIRES["openai"]
-    server = Loop(httpserver.url_for("/v1"))
-
-    def answer(request: Request) -> Response:
-        if server.mode == "down":
-            return wire.error(503, "the server is down")
-        if server.mode == "cut":
-            return wire.stream("half an ", then=[Cut()])
-        return wire.stream("back ", "up")
-
-    httpserver.expect_request(wire.path).respond_with_handler(answer)
-    yield server
-
-
-def _loop_app(loop: Loop, *targets: str) -> WorkbenchApp:
-    endpoints = {"loop": Endpoint(kind="openai", base_url=loop.url)}
-    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
 
 
 def _shown_body(view: ComparisonView) -> list[str]:
@@ -323,7 +288,7 @@ async def test_an_opened_chat_shows_its_failed_turns_as_the_pane_did(
     """A turn that failed is taken back out of the conversation (it is not sent again), so
     the later turns' messages do not have it, and a partial answer kept in it reads like a
     whole one: opened from history, each is shown with its mark and reason, as it ended."""
-    app = _loop_app(loop, "loop:m")
+    app = loop.app("loop:m")
     async with app.run_test(size=(140, 40)) as pilot:
         await _chat(pilot, "one")
         loop.mode = "down"
@@ -348,10 +313,7 @@ async def test_an_opened_chat_shows_its_failed_turns_as_the_pane_did(
             "> one", "back up", "> two", f"✗ failed: {down}",
             "> three", "half an", f"✗ failed: {cut}", "> four", "back up",
         ]  # fmt: skip
-        at = 0
-        for part in said:
-            assert part in body[at:], f"{part!r} missing, or out of order, in {body!r}"
-            at = body.index(part, at) + len(part)
+        assert_in_order(body, said)
         assert body.count("✗") == 2  # the turns that were answered are not marked
 
 
@@ -360,7 +322,7 @@ async def test_a_retried_turn_is_listed_with_its_turn_in_its_round(home: Path, l
     (one row, every pane), and that round is turn 2 of the chat, whatever the pane's own
     conversation, which lost its failed turns, says."""
     loop.mode = "down"
-    app = _loop_app(loop, "loop:m", SMOL)  # the first pane is the current one: Ctrl+R's
+    app = loop.app("loop:m", SMOL)  # the first pane is the current one: Ctrl+R's
     async with app.run_test(size=(140, 40)) as pilot:
         await _chat(pilot, "My name is Ada.", "What is my name?")
         looped = app.panes[0]
@@ -386,7 +348,7 @@ async def test_a_retried_turn_is_listed_with_its_turn_in_its_round(home: Path, l
 async def test_a_new_chat_is_a_conversation_of_its_own(home: Path, loop: Loop) -> None:
     """After New chat (Ctrl+L) the turns count from 1 again, and the chat before is not
     shown as part of the new one."""
-    app = _loop_app(loop, "loop:m")
+    app = loop.app("loop:m")
     async with app.run_test(size=(140, 40)) as pilot:
         await _chat(pilot, "one", "two")
         await pilot.press("ctrl+l")
@@ -404,7 +366,7 @@ async def test_an_opened_chat_shows_tags_in_prompts_and_answers_as_written(
     home: Path, loop: Loop
 ) -> None:
     """Read as HTML by markdown-it, a tag would be left out: `What does  do?`."""
-    app = _loop_app(loop, "loop:m")
+    app = loop.app("loop:m")
     async with app.run_test(size=(140, 40)) as pilot:
         await _chat(pilot, "What does <blink>this</blink> do?")
         await _open_history(pilot, app)

@@ -1,23 +1,29 @@
 """Panes in the real app: blind mode shows nothing that tells its models apart, the pane the
-keys act on is marked, a pane is one Tab stop, and a pane's lines fit its width. Each test
-failed before its fix."""
+keys act on is marked, a pane is one Tab stop, a pane's lines fit its width, a pane whose
+provider has no API key says so, an Ollama pane learns its model's window, and a thinking
+model's rate shows as it reasons. Each test failed before its fix."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from providers.embedded import EmbeddedProvider
+from providers.ollama import DEFAULT_NUM_CTX
 from providers.registry import parse_target
-from tests.fault_servers import WIRES
-from tests.tui_helpers import send, shown, wait_finished, wait_until
-from workbench.config import Endpoint, Settings
+from tests.ollama_server import OllamaServer
+from tests.tui_helpers import Loop, send, shown, wait_finished, wait_until
+from workbench import locations
+from workbench.config import Settings
 from workbench.engine.result import TargetResult
 from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.costs import CostsScreen
+from workbench.tui.screens.history import HistoryScreen
 from workbench.tui.widgets.pane import Pane, metrics_line
 from workbench.tui.widgets.prompt import PromptBox
 
@@ -26,19 +32,8 @@ CLOUD = ("openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest")
 """Targets that need no server: without their keys, a prompt fails at once."""
 
 
-@pytest.fixture
-def loop(httpserver: HTTPServer) -> Iterator[str]:
-    """An OpenAI-compatible server on loopback that answers `back up`, with usage."""
-    wire = WIRES["openai"]
-    httpserver.expect_request(wire.path).respond_with_handler(
-        lambda request: wire.stream("back ", "up")
-    )
-    yield httpserver.url_for("/v1")
-
-
-def _app(*targets: str, url: str | None = None) -> WorkbenchApp:
-    endpoints = {"loop": Endpoint(kind="openai", base_url=url)} if url else {}
-    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
+def _app(*targets: str) -> WorkbenchApp:
+    return make_app(Settings(), list(targets), env=NO_KEYS)
 
 
 def _on_screen(app: WorkbenchApp) -> str:
@@ -93,10 +88,10 @@ async def test_a_model_loading_in_a_blind_round_looks_like_any_other_pane_until_
         assert pane.blind_name and looked == 0
 
 
-async def test_blind_metrics_show_no_token_counts_until_the_reveal(loop: str) -> None:
+async def test_blind_metrics_show_no_token_counts_until_the_reveal(loop: Loop) -> None:
     """Token counts differ by tokenizer: `in 9 / out 2` beside `in 5 / out 2` hints at
     which family each model is."""
-    app = _app("loop:a", "loop:b", url=loop)
+    app = loop.app("loop:a", "loop:b")
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("f2")
         await send(pilot, "hi")
@@ -279,6 +274,7 @@ def test_the_rate_means_the_same_while_streaming_and_once_done_and_says_when_est
     result = _finished()
     result.status, result.e2e_s = "streaming", None
     result.ttft_s, result.output_tokens, result.output_exact = 0.5, 50, False
+    result.first_token_s = result.ttft_s  # no reasoning: the first token is the answer's
     result.started_at = time.perf_counter() - 1.0  # 50 tokens in the 1 s since it was sent
     live = metrics_line(result, window=8192).plain
     assert live.startswith("TTFT 500ms · ~50 tok/s · ctx ~239/8k · in 189 / out ~50"), live
@@ -286,3 +282,153 @@ def test_the_rate_means_the_same_while_streaming_and_once_done_and_says_when_est
     assert metrics_line(result, window=8192).plain.startswith(
         "TTFT 500ms · 50 tok/s · ctx 239/8k · in 189 / out 50"
     )
+
+
+# --- 5. a pane whose provider has no key says so at once ----------------------------------
+
+
+async def test_a_pane_without_its_api_key_says_which_to_set_before_anything_is_sent(
+    loop: Loop,
+) -> None:
+    app = loop.app("openai:gpt-4o-mini", "loop:a")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.2)
+        keyless, other = app.panes
+        assert "needs OPENAI_API_KEY" in shown(keyless, "header")
+        error = shown(keyless, "error")
+        assert "OPENAI_API_KEY is not set" in error and "export" in error
+        assert shown(other, "header").endswith("ready") and not other.query_one("#error").display
+        assert loop.asked == []
+        added = await app.add_pane(parse_target("anthropic:claude-3-5-haiku-latest"))
+        await pilot.pause(0.1)
+        assert "needs ANTHROPIC_API_KEY" in shown(added, "header")
+        assert "ANTHROPIC_API_KEY is not set" in shown(added, "error")
+        # Blind: it would say which letter is the cloud model, until the reveal.
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: all(p.blind_name for p in app.panes), 5)
+        await pilot.pause(0.1)
+        screen = _on_screen(app)
+        assert "API_KEY" not in screen and "needs" not in screen
+        assert not any(p.query_one("#error").display for p in app.panes)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "needs OPENAI_API_KEY" in shown(keyless, "header"), 5)
+        assert "OPENAI_API_KEY is not set" in shown(keyless, "error")
+
+
+async def test_a_pane_with_its_api_key_set_is_ready(loop: Loop) -> None:
+    env = {**NO_KEYS, "OPENAI_API_KEY": "sk-test-not-a-real-key"}
+    app = loop.app("openai:gpt-4o-mini", env=env)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.2)
+        (pane,) = app.panes
+        assert shown(pane, "header").endswith("cloud · ready")
+        assert not pane.query_one("#error").display
+
+
+async def test_private_mode_takes_the_missing_key_note_off_a_cloud_pane_until_it_is_off() -> None:
+    """Private mode on left `needs OPENAI_API_KEY` and its error line up: the pane was told it
+    no longer needed the key, and not drawn again."""
+    app = _app(CLOUD[0], "embedded:smollm2")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.2)
+        cloud, _ = app.panes
+        assert "needs OPENAI_API_KEY" in shown(cloud, "header")
+        app.action_private()  # what the palette's "Private mode" runs
+        await pilot.pause(0.1)
+        assert app.registry.private
+        assert "needs" not in shown(cloud, "header") and shown(cloud, "header").endswith("ready")
+        assert not cloud.query_one("#error").display
+        assert "OPENAI_API_KEY" not in _on_screen(app)
+        app.action_private()
+        await pilot.pause(0.1)
+        assert "needs OPENAI_API_KEY" in shown(cloud, "header")
+        assert "OPENAI_API_KEY is not set" in shown(cloud, "error")
+
+
+# --- 6. a blind round gives nothing away until the vote -----------------------------------
+
+
+async def test_export_history_and_costs_wait_for_the_vote_in_a_blind_round(
+    home: Path, loop: Loop
+) -> None:
+    app = loop.app("loop:a", "loop:b")
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        exports = locations.data_dir() / "exports"
+        for key in ("ctrl+e", "f9", "f10"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            assert app.screen is app.screen_stack[0], key
+        # The palette calls the actions themselves, past the keys.
+        for action in (app.action_export, app.action_history, app.action_costs):
+            action()
+            await pilot.pause(0.2)
+            assert app.screen is app.screen_stack[0]
+        assert not exports.exists() or not list(exports.iterdir())
+        refusals = [n.message for n in app._notifications if "after the vote" in n.message]
+        assert len(refusals) == 6 and all("F2" in n for n in refusals)
+        await pilot.press("f2")  # leaving blind mode reveals the names
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), 5)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0], 5)
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: isinstance(app.screen, CostsScreen), 5)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0], 5)
+        await pilot.press("ctrl+e")
+        await wait_until(pilot, lambda: exports.is_dir() and any(exports.iterdir()), 5)
+
+
+# --- 7. an Ollama pane's window, once its model has loaded --------------------------------
+
+OLLAMA_MODEL = "smollm2:135m"
+SERVER_DEFAULT = 2048
+"""The window the server runs a model with, as `OLLAMA_CONTEXT_LENGTH=2048 ollama serve`
+would: not Ollama's documented default, which is all the workbench can assume before."""
+
+
+@pytest.fixture
+def ollama_2k(embedded: EmbeddedProvider) -> Iterator[OllamaServer]:
+    """A fresh Ollama on loopback, nothing loaded, that runs models with a 2k window."""
+    with OllamaServer(embedded, default_num_ctx=SERVER_DEFAULT) as server:
+        yield server
+
+
+async def test_an_ollama_panes_window_is_read_again_once_a_turn_has_loaded_its_model(
+    ollama_2k: OllamaServer,
+) -> None:
+    """Read only as the pane was added, before its model had loaded, the window stayed the
+    assumed 4096 for the session, and the overflow guard let 2k–4k conversations through for
+    Ollama to cut without a word."""
+    target = f"ollama:{OLLAMA_MODEL}@max_tokens=4"
+    app = make_app(Settings(), [target], env={"OLLAMA_HOST": ollama_2k.host})
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await wait_until(pilot, lambda: pane.window == DEFAULT_NUM_CTX, 30)  # nothing loaded
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        assert pane.result is not None and pane.result.status == "done"
+        await wait_until(pilot, lambda: pane.window == SERVER_DEFAULT, 10)
+        await wait_until(pilot, lambda: "/2k" in shown(pane, "metrics"), 5)  # was /4k
+
+
+# --- 8. a thinking model's rate, while it reasons -----------------------------------------
+
+
+async def test_a_thinking_models_rate_shows_while_it_reasons(loop: Loop) -> None:
+    """The live rate waited for the answer's first token (TTFT), though the reasoning before
+    it counts among the output tokens, in the estimate and in the final rate."""
+    loop.mode = "think"
+    app = loop.app("loop:a")
+    async with app.run_test(size=(140, 40)) as pilot:
+        (pane,) = app.panes
+        await send(pilot, "hi")
+        await wait_until(pilot, lambda: pane.result is not None and bool(pane.result.reasoning), 10)
+        await wait_until(pilot, lambda: "tok/s" in shown(pane, "metrics"), 5)
+        assert pane.result is not None and pane.result.ttft_s is None  # no answer yet
+        assert "~" in shown(pane, "metrics").split("tok/s")[0]  # as estimated as the count
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not pane.busy, 10)

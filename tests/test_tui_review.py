@@ -4,8 +4,6 @@ embedded model and loopback servers, and failed before its fix."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -15,9 +13,9 @@ from textual.widgets import Input, TextArea
 from werkzeug import Request, Response
 
 from tests.fault_servers import WIRES, Stall
-from tests.tui_helpers import send, shown, wait_finished, wait_until
+from tests.tui_helpers import Loop, send, shown, wait_finished, wait_until
 from workbench import locations
-from workbench.config import Endpoint, Settings
+from workbench.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
@@ -30,34 +28,8 @@ NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
 LOCAL = "embedded:smollm2@max_tokens=4,temperature=0"
 
 
-@dataclass
-class Loop:
-    """An OpenAI-compatible server on loopback (so its targets are local) that can go down."""
-
-    url: str
-    up: bool = True
-    prompts: list[str] | None = None
-
-
-@pytest.fixture
-def loop(httpserver: HTTPServer) -> Iterator[Loop]:
-    wire = WIRES["openai"]
-    server = Loop(httpserver.url_for("/v1"), prompts=[])
-
-    def answer(request: Request) -> Response:
-        assert server.prompts is not None
-        server.prompts.append(request.get_json()["messages"][-1]["content"])
-        if not server.up:
-            return wire.error(503, "the server is down")
-        return wire.stream("back ", "up")
-
-    httpserver.expect_request(wire.path).respond_with_handler(answer)
-    yield server
-
-
 def _app(loop: Loop | None, *targets: str) -> WorkbenchApp:
-    endpoints = {"loop": Endpoint(kind="openai", base_url=loop.url)} if loop else {}
-    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
+    return loop.app(*targets) if loop else make_app(Settings(), list(targets), env=NO_KEYS)
 
 
 async def _pick_typed(pilot: Pilot[None], key: str, target: str) -> None:
@@ -145,19 +117,19 @@ async def test_ctrl_r_sends_a_failed_prompt_again_once_the_server_is_back(loop: 
         (pane,) = app.panes
         await send(pilot, "first")
         await wait_finished(pilot)
-        loop.up = False
+        loop.mode = "down"
         await send(pilot, "second")
         await wait_until(pilot, lambda: _status(pane) == "failed")
         await wait_finished(pilot)
         assert [m.content for m in pane.conversation.turns] == ["first", "back up"]
-        loop.up = True
+        loop.mode = "up"
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: _status(pane) == "done", 10)
         await wait_finished(pilot)
         # The failed prompt, not the exchange before it.
         turns = [m.content for m in pane.conversation.turns]
         assert turns == ["first", "back up", "second", "back up"]
-        assert loop.prompts == ["first", "second", "second"]
+        assert loop.asked == ["first", "second", "second"]
         assert "done" in shown(pane, "header")
 
 

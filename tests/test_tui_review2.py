@@ -3,23 +3,17 @@ loopback servers, and failed before its fix."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, OptionList, Static
-from werkzeug import Request, Response
 
 from providers.base import Message
-from tests.fault_servers import WIRES, Endless, threaded_server
-from tests.tui_helpers import send, shown, wait_finished, wait_until
+from tests.tui_helpers import Loop, send, shown, wait_finished, wait_until
 from workbench import locations
-from workbench.config import Endpoint, Settings
+from workbench.config import Settings
 from workbench.engine import context
 from workbench.engine.conversation import Conversation
 from workbench.store import Store
@@ -29,45 +23,6 @@ from workbench.tui.screens.suites import SuitesScreen, TextScreen
 from workbench.tui.widgets.pane import Pane
 
 NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
-
-
-@dataclass
-class Loop:
-    """An OpenAI-compatible server on loopback, answering at once or (`hold`) endlessly."""
-
-    url: str
-    hold: bool = False
-    release: threading.Event = field(default_factory=threading.Event)
-    requests: int = 0
-
-
-@pytest.fixture(scope="module")
-def make_httpserver() -> Iterator[HTTPServer]:
-    with threaded_server() as server:  # a held stream blocks no other request
-        yield server
-
-
-@pytest.fixture
-def loop(httpserver: HTTPServer) -> Iterator[Loop]:
-    wire = WIRES["openai"]
-    server = Loop(httpserver.url_for("/v1"))
-
-    def answer(request: Request) -> Response:
-        server.requests += 1
-        if server.hold:
-            return wire.stream("partial ", then=[Endless(wire.text("la "), server.release)])
-        return wire.stream("back ", "up")
-
-    httpserver.expect_request(wire.path).respond_with_handler(answer)
-    try:
-        yield server
-    finally:
-        server.release.set()
-
-
-def _app(loop: Loop, *targets: str) -> WorkbenchApp:
-    endpoints = {"loop": Endpoint(kind="openai", base_url=loop.url)}
-    return make_app(Settings(endpoints=endpoints), list(targets), env=NO_KEYS)
 
 
 def _on_screen(app: WorkbenchApp) -> str:
@@ -93,8 +48,8 @@ def _notes(
 async def test_quitting_mid_stream_stores_every_pane_cancelled_with_its_partial_text(
     loop: Loop,
 ) -> None:
-    loop.hold = True
-    app = _app(loop, "loop:a", "loop:b")
+    loop.held = {"a", "b"}
+    app = loop.app("loop:a", "loop:b")
     async with app.run_test(size=(120, 32)) as pilot:
         await send(pilot, "hi")
         panes = app.panes
@@ -116,7 +71,7 @@ async def test_quitting_mid_stream_stores_every_pane_cancelled_with_its_partial_
 async def test_the_context_figure_survives_a_metrics_line_cut_at_the_panes_edge(
     loop: Loop,
 ) -> None:
-    app = _app(loop, "loop:a", "loop:b")
+    app = loop.app("loop:a", "loop:b")
     async with app.run_test(size=(140, 40)) as pilot:
         await send(pilot, "hi")
         await wait_finished(pilot)
@@ -136,7 +91,7 @@ async def test_the_context_figure_survives_a_metrics_line_cut_at_the_panes_edge(
 
 
 async def test_widening_the_terminal_brings_the_full_metrics_back_at_once(loop: Loop) -> None:
-    app = _app(loop, "loop:a", "loop:b")
+    app = loop.app("loop:a", "loop:b")
     async with app.run_test(size=(80, 32)) as pilot:
         await send(pilot, "hi")
         await wait_finished(pilot)
@@ -160,14 +115,14 @@ async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> S
     await wait_until(pilot, lambda: screen.suite is not None)
     screen.query_one("#suite-targets", Input).value = "loop:m"
     await pilot.press("ctrl+r")
-    await wait_until(pilot, lambda: loop.requests > 0, 10)  # the run is in the store
+    await wait_until(pilot, lambda: bool(loop.asked), 10)  # the run is in the store
     return screen
 
 
 def _held(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> tuple[WorkbenchApp, list[str]]:
     """An app on a loop server that holds its answers, and the notes the app will show."""
-    loop.hold = True
-    app = _app(loop, "loop:a")
+    loop.held = {"a", "m"}  # the pane's model, and the suite's
+    app = loop.app("loop:a")
     return app, _notes(app, monkeypatch)
 
 
@@ -199,7 +154,7 @@ async def test_escape_during_a_suite_run_says_how_to_finish_it(
 async def test_the_palette_has_one_leaderboard_and_one_screenshot_that_works(
     loop: Loop,
 ) -> None:
-    app = _app(loop, "loop:a")
+    app = loop.app("loop:a")
     saved = locations.screenshots_dir()
     before = set(saved.glob("*.svg")) if saved.is_dir() else set()
     async with app.run_test(size=(120, 32), notifications=True) as pilot:
@@ -321,7 +276,7 @@ async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(
     loop: Loop,
 ) -> None:
     """`failed: OPENAI_API_KEY is not set …` named the provider of Model A or B."""
-    app = _app(loop, "openai:gpt-4o-mini", "loop:a")
+    app = loop.app("openai:gpt-4o-mini", "loop:a")
     async with app.run_test(size=(140, 40)) as pilot:
         await _blind_round(pilot)
         (failed,) = [p for p in app.panes if p.result and p.result.status == "failed"]
@@ -337,7 +292,7 @@ async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(
 async def test_a_blind_pane_shows_no_loading_or_provider_note_and_no_window_size(
     loop: Loop,
 ) -> None:
-    app = _app(loop, "loop:a", "loop:b")
+    app = loop.app("loop:a", "loop:b")
     async with app.run_test(size=(160, 40)) as pilot:
         await _blind_round(pilot)
         pane = app.panes[0]

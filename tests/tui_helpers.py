@@ -1,14 +1,72 @@
-"""Driving the real app in tests: wait for panes, read what they show."""
+"""Driving the real app in tests: wait for panes, read what they show, and `Loop`, the
+OpenAI-compatible server on loopback that the `loop` fixture (conftest.py) starts."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from textual.pilot import Pilot
+from werkzeug import Request, Response
 
+from tests.fault_servers import WIRES, Cut, Endless, OpenAIWire
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.widgets.pane import Pane
+
+HELD_S = 120
+"""How long a held answer goes on: keys typed while panes stream can take seconds each on a
+busy machine."""
+
+
+@dataclass
+class Loop:
+    """An OpenAI-compatible server on loopback (so its targets are local), at `url`.
+
+    Each request is answered as `mode` says at the time: "up" (`back up`, with usage),
+    "down" (503), "cut" (half an answer, then the connection closes) or "think" (reasoning,
+    as a thinking model sends it, and never an answer). The models named in `held`, and in
+    "think" every model, stream on until `release` is set."""
+
+    url: str
+    mode: str = "up"
+    held: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    asked: list[str] = field(default_factory=list)
+    """The last message of each request, in order."""
+
+    def answer(self, request: Request) -> Response:
+        wire = WIRES["openai"]
+        assert isinstance(wire, OpenAIWire)
+        body: dict[str, Any] = json.loads(request.get_data() or b"{}")
+        messages = body.get("messages") or [{}]
+        self.asked.append(str(messages[-1].get("content", "")))
+        if self.mode == "think":
+            thought = wire._chunk([{"index": 0, "delta": {"reasoning_content": "hmm "}}])
+            return wire.stream(then=[Endless(thought, self.release, limit_s=HELD_S)])
+        if body.get("model") in self.held:
+            endless = Endless(wire.text("la "), self.release, limit_s=HELD_S)
+            return wire.stream("partial ", then=[endless])
+        if self.mode == "down":
+            return wire.error(503, "the server is down")
+        if self.mode == "cut":
+            return wire.stream("half an ", then=[Cut()])
+        return wire.stream("back ", "up")
+
+    def app(
+        self, *targets: str, env: Mapping[str, str] | None = None, **settings: Any
+    ) -> WorkbenchApp:
+        """The app with `targets`, where `loop:<model>` is this server, and no Ollama or API
+        keys within reach unless `env` gives them."""
+        from workbench.config import Endpoint, Settings
+        from workbench.tui.app import make_app
+
+        endpoints = {"loop": Endpoint(kind="openai", base_url=self.url)}
+        env = env if env is not None else {"OLLAMA_HOST": "127.0.0.1:9"}
+        return make_app(Settings(endpoints=endpoints, **settings), list(targets), env=env)
 
 
 def one_pane_app(base_url: str, model: str = "m") -> WorkbenchApp:
@@ -67,3 +125,11 @@ def shown(pane: Pane, widget_id: str) -> str:
     from textual.widgets import Static
 
     return str(pane.query_one(f"#{widget_id}", Static).content)
+
+
+def assert_in_order(text: str, parts: Sequence[str]) -> None:
+    """Each of `parts` is in `text`, each after the one before it."""
+    at = 0
+    for part in parts:
+        assert part in text[at:], f"{part!r} missing, or out of order, in {text!r}"
+        at = text.index(part, at) + len(part)

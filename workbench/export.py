@@ -19,14 +19,11 @@ from providers.base import Message
 from workbench import locations
 from workbench.commands import format as fmt
 from workbench.engine.result import TargetResult
-from workbench.history import StoredTurn
+from workbench.history import STATUS_MARKS, StoredTurn
 from workbench.sanitize import clean, clean_line
 
 if TYPE_CHECKING:
     from workbench.history import Comparison, StoredPane
-
-_MARKS = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
-"""As History and the live pane mark how a turn ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +89,7 @@ def _ended(status: str, error: str | None) -> str:
     """A turn that did not end done: its mark and reason, as History shows them, on a line
     of its own (quoted, it read as part of the prompt quoted above it)."""
     reason = f" {clean_line(error)}" if error else ""
-    return f"**{_MARKS.get(status, '…')} {clean_line(status)}:**{reason}"
+    return f"**{STATUS_MARKS.get(status, '…')} {clean_line(status)}:**{reason}"
 
 
 def _cell(text: str) -> str:

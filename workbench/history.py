@@ -29,6 +29,9 @@ from workbench.store import Store, exactness
 INTERACTIVE = ("ask", "chat")
 """Origins that are comparisons; `suite` and `cached` are suite runs."""
 
+STATUS_MARKS = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
+"""How a turn ended, as History and exports mark it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ComparisonSummary:
@@ -76,7 +79,7 @@ class StoredPane:
         """1 for a first prompt, n for the n-th prompt of its chat, failed ones counted."""
         if not self.turns:  # not loaded from the store
             return sum(m.role == "user" for m in self.sent)
-        return _turn_number(self.opening, len({t.batch for t in self.turns}))
+        return turn_number(self.opening, len({t.batch for t in self.turns}))
 
     def transcript(self) -> list[Message | StoredTurn]:
         """What the pane showed: the turns it was opened with, then every stored turn as
@@ -253,11 +256,11 @@ def _row_turn(row: tuple[Any, ...]) -> int:
     """The turn of a `list_comparisons` row: see `StoredPane.turn`."""
     conversation, batches, first_sent = row[6], row[8], row[9]
     if conversation is None:
-        return _turn_number(_opening(_messages(row[5])), 1)
-    return _turn_number(_opening(_messages(first_sent)), batches)
+        return turn_number(_opening(_messages(row[5])), 1)
+    return turn_number(_opening(_messages(first_sent)), batches)
 
 
-def _turn_number(opening: Sequence[Message], batches: int) -> int:
+def turn_number(opening: Sequence[Message], batches: int) -> int:
     """The prompts a conversation was opened with, and one a turn (batch) since: a turn
     that failed counts, as the user asked it, and a retry does not, as it asks it again."""
     return sum(m.role == "user" for m in opening) + batches

@@ -134,6 +134,10 @@ class WorkbenchApp(App[None]):
         self._panes_removed = False
         self._sending = False
         """A prompt is on its way to the panes, whose turns have not all started."""
+        self._send_step = ""
+        """What that prompt waits for, as Enter's refusal words it ("summarizing …")."""
+        self._sends = 0
+        """Prompts sent so far: which send is the last, whose end ends `_sending`."""
         self._phase = 0
         # Not `_key_…`: Textual calls an attribute `_key_<name>` as the handler of that key
         # (`_key_at` is `@`'s, and a float there crashed the app at the first `@` typed).
@@ -312,33 +316,48 @@ class WorkbenchApp(App[None]):
         """A pane whose provider's API key is not set says so, and what to do, at once: not
         `ready` until a prompt fails. Asked of the registry, which sends nothing to find out
         for a keyed provider; the key is read once, at start, so a restart is needed."""
-        pane.unusable = None
+        pane.unusable = self._missing_key(pane)
+        # Whatever it is now: the pane may still show the note of a key it no longer needs
+        # (private mode turned on, a model switched).
+        if pane.is_attached:
+            pane.render_header()
+            pane.render_metrics()
+
+    def _missing_key(self, pane: Pane) -> tuple[str, str] | None:
+        """`Pane.unusable` for the pane's provider: its API key's note, if the key is not set."""
         # Private mode's refusal (cloud targets are off) is the title's to say: it comes and
         # goes, where the key is there or not for the whole session.
         if self.registry.private and not pane.is_local:
-            return
+            return None
         try:
             variable = self.registry.missing_key(pane.target.provider)
         except TargetError:
-            return  # an unknown provider: its pane fails with that when it is used
+            return None  # an unknown provider: its pane fails with that when it is used
         if variable is None:
-            return
-        pane.unusable = (
+            return None
+        return (
             f"needs {variable}",
             f"{variable} is not set — export it and start the workbench again, "
             "or Ctrl+O for another model",
         )
-        if pane.is_attached:
-            pane.render_header()
-            pane.render_metrics()
 
     @work(group="window")
     async def _fetch_window(self, pane: Pane) -> None:
         target = pane.target
         window = await self.engine.run(context.window_of(self.registry, target))
-        if pane.target is target and pane.is_attached:  # not switched or removed meanwhile
+        # Not switched or removed meanwhile; and a window known already is kept when it
+        # cannot be read again (private mode refusing the server, the server gone).
+        if pane.target is target and pane.is_attached and window is not None:
             pane.window = window
             pane.render_metrics()
+
+    def _window_may_change(self, pane: Pane) -> bool:
+        """Ollama's `/api/ps` says which window a model runs with only once it is loaded, and
+        a model unloaded meanwhile may be loaded again with another: read it after each turn."""
+        try:
+            return self.registry.kind(pane.target.provider) == "ollama"
+        except TargetError:
+            return False
 
     @work(group="warm")
     async def _warm_embedded(self, pane: Pane) -> None:
@@ -406,12 +425,14 @@ class WorkbenchApp(App[None]):
         busy = [p.display_name for p in panes if p.busy]
         if not busy and not self._sending:
             return None
-        if len(busy) == 1:
-            who, them = f"{busy[0]} is", "it"
-        else:  # with none busy yet, the last prompt's turns are being started
-            who, them = f"{', '.join(busy) or 'the models'} are", "them"
+        why = []
+        if busy:
+            why.append(f"{', '.join(busy)} {'is' if len(busy) == 1 else 'are'} still answering")
+        if self._sending:  # some panes' turns have not started: a summary, a model set up…
+            why.append(f"the last prompt is still being sent ({self._send_step}…)")
+        them = "it" if len(busy) + self._sending == 1 else "them"
         return (
-            f"{who} still answering. Wait for {them}, or press Esc to cancel; "
+            f"{', and '.join(why)}. Wait for {them}, or press Esc to cancel; "
             "the prompt stays in the box for Enter"
         )
 
@@ -419,14 +440,22 @@ class WorkbenchApp(App[None]):
         # Until its turns have started, the panes are not busy: a second Enter meanwhile
         # would be sent beside it (see `_refusal`).
         self._sending = True
-        self._send(prompt, private)
+        self._send_step = "setting up the models"
+        self._sends += 1
+        self._send(prompt, private, self._sends)
 
     @work(group="send")
-    async def _send(self, prompt: str, private: bool = False) -> None:
+    async def _send(self, prompt: str, private: bool, serial: int) -> None:
         try:
             await self._send_to_panes(prompt, private)
+        except asyncio.CancelledError:
+            # Esc: the panes not sent it yet never will be; a summary under way is dropped
+            # whole (the turns it was to replace stay), as a summary is kept only once done.
+            self.notify("Sending cancelled; ↑ in the prompt box brings the prompt back")
+            raise
         finally:
-            self._sending = False
+            if serial == self._sends:  # not a send cancelled as a re-run started another
+                self._sending = False
 
     async def _send_to_panes(self, prompt: str, private: bool) -> None:
         self._set_summary(Text())
@@ -439,7 +468,7 @@ class WorkbenchApp(App[None]):
         # Before any pane's clock starts (a pane added since start-up has not been set up).
         await self.engine.run(prepare_all(self.registry, [p.target for p in self.panes]))
         for pane in self.panes:
-            if pane.busy:  # retried (Ctrl+R) while the prompt was on its way: it has a turn
+            if pane.busy:  # never two turns in a pane (Enter and Ctrl+R wait for this send)
                 continue
             if private and not pane.is_local:
                 await pane.note("a private prompt was not sent to this cloud model")
@@ -459,6 +488,7 @@ class WorkbenchApp(App[None]):
         """
         if pane.window is None:
             return True
+        self._send_step = f"fitting the conversation into {pane.display_name}'s context window"
         window, target, conversation = pane.window, pane.target, pane.conversation
         blind = bool(pane.blind_name)
 
@@ -474,6 +504,7 @@ class WorkbenchApp(App[None]):
         advice = "" if conversation.turns else context.too_long_advice(target, blind=blind)
         if advice or not self.settings.auto_summarize:
             overflow = OverflowScreen(pane.display_name, need, window, blind=blind, advice=advice)
+            self._send_step = f"waiting for your choice for {pane.display_name}"
             choice = await self.push_screen_wait(overflow)
         if choice == "skip":
             return False
@@ -488,12 +519,17 @@ class WorkbenchApp(App[None]):
                 await self._not_sent(pane, least, window, "even with no earlier turns")
                 return False
         if choice == "drop":
+            # Counted on a copy and dropped in one step: Esc meanwhile drops none.
+            kept = Conversation(conversation.system, list(conversation.turns))
+            kept.summary = conversation.summary
             dropped = 0
-            while conversation.turns and await asyncio.to_thread(demand, conversation) > window:
-                dropped += conversation.drop_oldest()
+            while kept.turns and await asyncio.to_thread(demand, kept) > window:
+                dropped += kept.drop_oldest()
+            del conversation.turns[:dropped]
             await pane.note(f"{dropped} oldest turns dropped to fit the context window")
         elif choice == "summarize":
             turns = len(conversation.turns)
+            self._send_step = f"summarizing {pane.display_name}'s earlier turns"
             try:
                 summary = await self.engine.run(
                     context.summarize(self.registry, target, conversation.messages())
@@ -600,6 +636,8 @@ class WorkbenchApp(App[None]):
                 finished_now.append(pane)
         for pane in finished_now:
             self._fetch_memory(pane)
+            if self._window_may_change(pane):
+                self._fetch_window(pane)
         if finished_now and not any(p.busy for p in self.panes):
             self.set_timer(0.2, self._collect)
             if self.blind and any(p.blind_name for p in self.panes):
@@ -629,7 +667,8 @@ class WorkbenchApp(App[None]):
         if not pane.is_local:
             return
         try:
-            usage = await self.engine.run(self.registry.get(pane.target.provider).resources())
+            provider = self.registry.get(pane.target.provider)
+            usage = await self.engine.run(provider.resources(pane.target.model))
         except Exception:
             return
         pane.memory_bytes = usage.memory_bytes if usage else None
@@ -833,6 +872,9 @@ class WorkbenchApp(App[None]):
     # --- actions -------------------------------------------------------------------
 
     def action_cancel_all(self) -> None:
+        # The prompt still on its way first (a summary, the models set up): no pane is busy
+        # with it yet, and what Enter's refusal offers is Esc.
+        self.workers.cancel_group(self, "send")
         for pane in self.panes:
             if pane.busy:
                 self.workers.cancel_group(self, pane.id or "pane")
@@ -926,6 +968,15 @@ class WorkbenchApp(App[None]):
     async def action_retry(self) -> None:
         pane = self._current()
         if pane is None:
+            return
+        if self._sending:
+            # The prompt on its way would then skip this pane, busy with the retry: it goes
+            # to every pane or to none.
+            self.notify(
+                "Not retried: the last prompt is still being sent. Wait for it, or press Esc "
+                "to cancel",
+                severity="warning",
+            )
             return
         await self._stop(pane)
         # A turn that produced nothing (failed, or cancelled before a word) is no longer in

@@ -20,6 +20,7 @@ from providers.registry import Target, TargetError, parse_target
 from workbench.commands.models import list_everything
 from workbench.export import ExportFormat, write_stored
 from workbench.history import (
+    STATUS_MARKS,
     Comparison,
     ComparisonSummary,
     StoredTurn,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 PROMPT_CHARS = 44
 TARGETS_CHARS = 30
 MIN_PANE_WIDTH = 40
-_STATUS_MARK = {"done": "✓", "failed": "✗", "cancelled": "⊘"}
 _MARK_STYLE = {"failed": "red", "cancelled": "magenta"}
 """As the live pane's header says them."""
 # Control keys, never letters: on the list, what is typed goes to the search box, and a
@@ -295,7 +295,7 @@ def _row(s: ComparisonSummary) -> tuple[str | Text, ...]:
     origin = f"{s.origin} · turn {s.turn}" if s.turn > 1 else s.origin
     marks = Text()
     for status in s.statuses:
-        marks.append(_STATUS_MARK.get(status, "…"), "green" if status == "done" else "red")
+        marks.append(STATUS_MARKS.get(status, "…"), "green" if status == "done" else "red")
     targets = ", ".join(clean_line(t) for t in s.targets)
     return (
         when,
@@ -334,7 +334,7 @@ def _transcript(items: list[Message | StoredTurn]) -> list[str | Text]:
             parts.append(_answer(item.text))
         if item.status != "done":
             flush()
-            mark = f"{_STATUS_MARK.get(item.status, '✗')} {item.status}"
+            mark = f"{STATUS_MARKS.get(item.status, '✗')} {item.status}"
             reason = f": {clean_line(item.error)}" if item.error else ""
             shown.append(Text(mark + reason, style=_MARK_STYLE.get(item.status, "red")))
     flush()

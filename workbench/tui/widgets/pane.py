@@ -16,7 +16,7 @@ from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation
 from workbench.engine.result import TargetResult
-from workbench.history import StoredTurn
+from workbench.history import StoredTurn, turn_number
 from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.tui.widgets.streamed import Transcript
 
@@ -180,8 +180,8 @@ class Pane(Vertical, can_focus=True):
         """Its chat's turn as History counts it: the prompts it was given, and one for each
         round asked here, whether it failed or not (a retry is the same round again)."""
         shown = self.shown_turns()
-        given = sum(m.role == "user" for m in shown if isinstance(m, Message))
-        return given + len({t.batch for t in shown if isinstance(t, StoredTurn)})
+        given = [m for m in shown if isinstance(m, Message)]
+        return turn_number(given, len({t.batch for t in shown if isinstance(t, StoredTurn)}))
 
     @property
     def transcript(self) -> str:
@@ -425,8 +425,9 @@ def _fit(parts: list[tuple[str, str]], width: int) -> list[tuple[str, str]]:
 def _live_rate(result: TargetResult) -> float | None:
     """The output rate so far, as `output_tps` is once the answer is over (tokens over the
     time since the request went): the figure converges on the final one, never changes
-    meaning as the stream ends (a decode rate here dropped at the end by the TTFT)."""
-    if result.started_at is None or result.ttft_s is None or result.output_tokens < 2:
+    meaning as the stream ends (a decode rate here dropped at the end by the TTFT). From the
+    first token of any kind: a thinking model's reasoning counts among its output tokens."""
+    if result.started_at is None or result.first_token_s is None or result.output_tokens < 2:
         return None
     elapsed = time.perf_counter() - result.started_at
     return result.output_tokens / elapsed if elapsed > 0 else None

@@ -1,0 +1,65 @@
+"""Ctrl+E's export of the open chat, and a stored chat's exports, driven with Pilot and a
+loopback server: failed turns are shown, and the turn is numbered as History numbers it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from tests.tui_helpers import Loop, assert_in_order, send, wait_finished, wait_until
+from workbench import locations
+from workbench.export import CSV_COLUMNS, stored_csv, stored_json, stored_markdown
+from workbench.history import list_comparisons, load_comparison
+
+
+async def _chat(pilot: Pilot[None], loop: Loop, *turns: tuple[str, str]) -> None:
+    """Each (mode, prompt): the server set to `mode`, the prompt sent and ended."""
+    for mode, prompt in turns:
+        loop.mode = mode
+        await send(pilot, prompt)
+        await wait_finished(pilot)
+
+
+async def test_exports_show_failed_turns_and_the_turn_history_shows(home: Path, loop: Loop) -> None:
+    app = loop.app("loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _chat(pilot, loop, ("up", "one"), ("down", "two"), ("cut", "three"), ("up", "four"))
+        await pilot.press("ctrl+e")  # the open chat
+        exports = locations.data_dir() / "exports"
+        await wait_until(pilot, lambda: exports.is_dir() and any(exports.iterdir()), 5)
+        (live,) = [p.read_text(encoding="utf-8") for p in exports.iterdir()]
+        store = app.store
+        (latest, *_) = list_comparisons(store)
+        comparison = load_comparison(store, latest.batch)
+    assert comparison is not None and latest.turn == comparison.turn == 4
+    (pane,) = comparison.panes
+    down, cut = (t.error for t in pane.turns if t.status == "failed")
+    assert down and cut
+
+    for markdown in (stored_markdown(comparison), live):
+        said = [
+            "> one", "back up", "> two", f"✗ failed:** {down}",
+            "> three", "half an", f"✗ failed:** {cut}", "> four", "back up",
+        ]  # fmt: skip
+        assert_in_order(markdown, said)
+        assert markdown.count("✗") == 2
+        assert "chat · turn 4" in markdown
+
+    document = json.loads(stored_json(comparison))
+    assert document["turn"] == 4
+    (exported,) = document["panes"]
+    assert exported["turn"] == 4
+    turns = [(t["prompt"], t["status"], t["error"]) for t in exported["turns"]]
+    assert turns == [
+        ("one", "done", None), ("two", "failed", down), ("three", "failed", cut),
+        ("four", "done", None),
+    ]  # fmt: skip
+    assert exported["turns"][2]["answer"] == "half an "
+
+    header, row = list(csv.reader(io.StringIO(stored_csv(comparison))))
+    record = dict(zip(CSV_COLUMNS, row, strict=True))
+    assert tuple(header) == CSV_COLUMNS and record["turn"] == "4"  # it counted 2: one, four

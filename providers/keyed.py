@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ from providers.registry import is_loopback_url
 if TYPE_CHECKING:
     import psutil
 
+LISTENER_RECHECK_S = 60.0
+"""How long a server process found on a port is taken to be still the one listening there."""
 _FORWARDERS = frozenset(
     {"ssh", "docker-proxy", "rootlessport", "gvproxy", "com.docker.backend", "kubectl", "socat"}
 )
@@ -48,8 +51,9 @@ class KeyedAPI:
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._configured_models = models
-        self._listeners: dict[int, psutil.Process] = {}
-        """The server process found listening on each port, so later figures skip the search."""
+        self._listeners: dict[int, tuple[psutil.Process, float]] = {}
+        """The server process found listening on each port, and when it was last seen to
+        (`time.monotonic()`): later figures skip the search."""
 
     @property
     def _where(self) -> str:
@@ -123,14 +127,23 @@ class KeyedAPI:
     def _server_memory(self, port: int) -> ResourceUsage | None:
         import psutil
 
-        process = self._listeners.get(port)
+        process, seen = self._listeners.get(port, (None, 0.0))
+        now = time.monotonic()
         try:
-            if process is None or not _listens(process, port):
-                process = _find_listener(port)
+            # Whether it still listens takes reading the system's socket tables (~7 ms of
+            # Python, the GIL held, as the last tokens of other panes are drawn): checked
+            # now and then. A process that ended is noticed at once (psutil compares its
+            # start time), which is what a restarted server is.
+            fresh = process is not None and process.is_running()
+            if fresh and now - seen > LISTENER_RECHECK_S:
+                fresh = process is not None and _listens(process, port)
+                seen = now
+            if not fresh or process is None:
+                process, seen = _find_listener(port), now
                 if process is None:
                     self._listeners.pop(port, None)
                     return None
-                self._listeners[port] = process
+            self._listeners[port] = (process, seen)
             name = process.name()
             if name in _FORWARDERS:
                 return None

@@ -134,6 +134,8 @@ class WorkbenchApp(App[None]):
         self._panes_removed = False
         self._sending = False
         """A prompt is on its way to the panes, whose turns have not all started."""
+        self._memory_due: list[Pane] = []
+        """Panes whose turn ended while others still streamed: their memory is read after."""
         self._send_step = ""
         """What that prompt waits for, as Enter's refusal words it ("summarizing …")."""
         self._sends = 0
@@ -635,10 +637,17 @@ class WorkbenchApp(App[None]):
                 self._store_turn(pane.result)
                 finished_now.append(pane)
         for pane in finished_now:
-            self._fetch_memory(pane)
             if self._window_may_change(pane):
                 self._fetch_window(pane)
+        self._memory_due.extend(finished_now)
         if finished_now and not any(p.busy for p in self.panes):
+            # Memory once every pane is done: finding a local server's process reads the
+            # system's socket tables, Python holding the GIL, which would hold up the last
+            # tokens of the panes still streaming.
+            for pane in self._memory_due:
+                if pane.is_attached:
+                    self._fetch_memory(pane)
+            self._memory_due.clear()
             self.set_timer(0.2, self._collect)
             if self.blind and any(p.blind_name for p in self.panes):
                 self.notify("Which answer was best? F3 to vote", timeout=6)

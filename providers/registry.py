@@ -271,7 +271,7 @@ class Registry:
         timeouts = {"connect_timeout_s": self._connect, "read_timeout_s": self._read}
         local = self.is_local(name)
         endpoint = self._endpoints.get(name)
-        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
+        key_env = self._key_env(name)
         models = endpoint.models if endpoint else ()
         key = self._env.get(key_env) if key_env else None
         if kind == "embedded":
@@ -333,9 +333,14 @@ class Registry:
         key when it is not set (a local endpoint may need none), else None."""
         if self.kind(name) not in ("openai", "anthropic"):
             return None
-        endpoint = self._endpoints.get(name)
-        key_env = endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
+        key_env = self._key_env(name)
         return key_env if key_env and not self._env.get(key_env) else None
+
+    def _key_env(self, name: str) -> str | None:
+        """The variable a provider's API key is read from: an endpoint's own (None if it
+        needs none), else `<NAME>_API_KEY`."""
+        endpoint = self._endpoints.get(name)
+        return endpoint.api_key_env if endpoint else f"{name.upper()}_API_KEY"
 
     async def available(self) -> list[Availability]:
         return list(await asyncio.gather(*(self.availability(n) for n in self.names)))

@@ -10,10 +10,14 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from tests.tui_helpers import Loop, assert_in_order, send, wait_finished, wait_until
+from tests.tui_helpers import NO_KEYS, Loop, assert_in_order, send, wait_finished, wait_until
 from workbench import locations
+from workbench.config import Settings
 from workbench.export import CSV_COLUMNS, stored_csv, stored_json, stored_markdown
 from workbench.history import list_comparisons, load_comparison
+from workbench.tui.app import make_app
+
+LOCAL = "embedded:smollm2@max_tokens=4,temperature=0"
 
 
 async def _chat(pilot: Pilot[None], loop: Loop, *turns: tuple[str, str]) -> None:
@@ -63,3 +67,16 @@ async def test_exports_show_failed_turns_and_the_turn_history_shows(home: Path, 
     header, row = list(csv.reader(io.StringIO(stored_csv(comparison))))
     record = dict(zip(CSV_COLUMNS, row, strict=True))
     assert tuple(header) == CSV_COLUMNS and record["turn"] == "4"  # it counted 2: one, four
+
+
+async def test_export_with_nothing_to_export_writes_no_file() -> None:
+    app = make_app(Settings(), [LOCAL], env=NO_KEYS)
+    exports = locations.data_dir() / "exports"
+    before = set(exports.glob("*.md"))
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        await pilot.press("ctrl+d")  # its model may still be loading: the app survives that
+        await wait_until(pilot, lambda: not app.panes, 5)
+        await pilot.press("ctrl+e")
+        await pilot.pause(0.2)
+        assert set(exports.glob("*.md")) == before
+        assert "Nothing to export" in app.export_screenshot().replace("&#160;", " ")

@@ -4,6 +4,7 @@ opened, exported and re-run."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -391,3 +392,26 @@ async def test_a_turn_streaming_at_new_chat_is_stored_cancelled_at_once(home: Pa
         rows = app.store.db.execute("SELECT status, text FROM responses").fetchall()
         assert [status for status, _ in rows] == ["cancelled"]
         assert rows[0][1]  # what it had written is kept
+
+
+async def test_quitting_mid_stream_stores_every_pane_cancelled_with_its_partial_text(
+    loop: Loop,
+) -> None:
+    loop.held = {"a", "b"}
+    app = loop.app("loop:a", "loop:b")
+    async with app.run_test(size=(120, 32)) as pilot:
+        await send(pilot, "hi")
+        panes = app.panes
+        await wait_until(
+            pilot, lambda: all(p.result is not None and "la" in p.result.text for p in panes), 10
+        )
+        batch = panes[0].batch_id
+        started = time.monotonic()
+        await pilot.press("ctrl+q")
+    assert time.monotonic() - started < 5  # quitting stays quick
+    with Store(locations.database_path()) as store:
+        rows = store.responses(batch)
+    assert sorted(str(r["target"]) for r in rows) == ["loop:a", "loop:b"]
+    for row in rows:
+        assert row["status"] == "cancelled"
+        assert str(row["text"]).startswith("partial la")

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, ProgressBar, Static
 
 from tests.test_promptfoo import RUBRIC
-from tests.tui_helpers import wait_until
+from tests.tui_helpers import Loop, toasts, wait_until
 from workbench import locations
 from workbench.config import Settings, load_settings
 from workbench.store import Store
@@ -192,3 +192,53 @@ async def test_f8_lists_suites_from_where_promptfoo_and_earlier_runs_keep_them(
         labels = {str(o.prompt) for o in listed}
         assert {"project/promptfooconfig.yaml", "elsewhere/promptfooconfig.yaml"} <= labels
         assert "offline-basics.yaml" in labels  # the checkout's prompts/ still
+
+
+async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> SuitesScreen:
+    """The suites screen, running the shipped offline suite on `loop:m`."""
+    await pilot.press("f8")
+    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+    screen = app.screen
+    assert isinstance(screen, SuitesScreen)
+    suites = screen.query_one("#suite-list", OptionList)
+    names = [str(suites.get_option_at_index(i).id) for i in range(suites.option_count)]
+    suites.focus()
+    suites.highlighted = next(i for i, n in enumerate(names) if n.endswith("offline-basics.yaml"))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.suite is not None)
+    screen.query_one("#suite-targets", Input).value = "loop:m"
+    await pilot.press("ctrl+r")
+    await wait_until(pilot, lambda: bool(loop.asked), 10)  # the run is in the store
+    return screen
+
+
+def _held(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> tuple[WorkbenchApp, list[str]]:
+    """An app on a loop server that holds its answers, and the notes the app will show."""
+    loop.held = {"a", "m"}  # the pane's model, and the suite's
+    app = loop.app("loop:a")
+    return app, toasts(app, monkeypatch)
+
+
+async def test_suites_compare_waits_for_the_run_to_finish(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, notes = _held(loop, monkeypatch)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _suite_running(pilot, app, loop)
+        await pilot.press("f9")
+        await pilot.pause(0.3)
+        assert app.screen is screen and not isinstance(app.screen, TextScreen)
+        assert any("still going" in note for note in notes)
+        loop.release.set()
+
+
+async def test_escape_during_a_suite_run_says_how_to_finish_it(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, notes = _held(loop, monkeypatch)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _suite_running(pilot, app, loop)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0], 5)
+        assert any(f"workbench run --resume {screen.run_id}" in note for note in notes)
+        loop.release.set()

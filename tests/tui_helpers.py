@@ -10,13 +10,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest import MonkeyPatch
 from textual.pilot import Pilot
+from textual.widgets import Input
 from werkzeug import Request, Response
 
 from tests.fault_servers import WIRES, Cut, Endless, OpenAIWire
-from workbench.tui.app import WorkbenchApp
+from workbench.config import Settings
+from workbench.tui.app import WorkbenchApp, make_app
+from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.widgets.pane import Pane
+from workbench.tui.widgets.streamed import Transcript
 
+NO_KEYS = {"OLLAMA_HOST": "127.0.0.1:9"}
+"""No API keys, and an Ollama address nothing answers: only local targets answer."""
 HELD_S = 120
 """How long a held answer goes on: keys typed while panes stream can take seconds each on a
 busy machine."""
@@ -133,3 +140,42 @@ def assert_in_order(text: str, parts: Sequence[str]) -> None:
     for part in parts:
         assert part in text[at:], f"{part!r} missing, or out of order, in {text!r}"
         at = text.index(part, at) + len(part)
+
+
+def toasts(app: WorkbenchApp, monkeypatch: MonkeyPatch, severity: str | None = None) -> list[str]:
+    """The messages of the toasts `app` shows from now on (only those of `severity`, if set)."""
+    notes: list[str] = []
+    real = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        if severity is None or kwargs.get("severity") == severity:
+            notes.append(message)
+        real(message, **kwargs)
+
+    monkeypatch.setattr(app, "notify", notify)
+    return notes
+
+
+def app_for(loop: Loop | None, *targets: str) -> WorkbenchApp:
+    """The app on `targets`: `loop`'s if given (its endpoint configured), else keyless."""
+    return loop.app(*targets) if loop else make_app(Settings(), list(targets), env=NO_KEYS)
+
+
+async def pick_typed(pilot: Pilot[None], key: str, target: str) -> None:
+    """Open the picker with `key`, move to its text box with Tab and type `target`."""
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ModelPicker))
+    await pilot.press("tab")
+    assert isinstance(pilot.app.focused, Input)
+    await pilot.press(*target, "enter")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, ModelPicker))
+
+
+def transcript_text(pane: Pane) -> str:
+    """The pane's transcript as it is shown, line by line."""
+    return "\n".join(pane.query_one(Transcript).plain_lines())
+
+
+def screen_text(app: WorkbenchApp) -> str:
+    """The whole screen as text, toasts included."""
+    return app.export_screenshot().replace("&#160;", " ")

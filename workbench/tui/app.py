@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
-import string
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,23 +32,24 @@ from workbench import locations
 from workbench.commands import format as fmt
 from workbench.commands.models import list_everything
 from workbench.config import Settings
-from workbench.engine import context, fit, summary, tokens
-from workbench.engine.conversation import Conversation
+from workbench.engine import context, fit, tokens
 from workbench.engine.fanout import new_result, prepare_all, request_for, stream_target
 from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
 from workbench.sanitize import clean, clean_line
 from workbench.store import Store
+from workbench.tui import blind as blind_mode
 from workbench.tui import runtime
+from workbench.tui.room import make_room
 from workbench.tui.screens.leaderboard import LeaderboardScreen
-from workbench.tui.screens.overflow import Choice, OverflowScreen
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.system_prompt import SystemPromptEditor
 from workbench.tui.screens.vote import TIE, VoteScreen
 from workbench.tui.widgets import streamed
 from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.prompt import PromptBox
+from workbench.tui.winners import winners_line
 from workbench.wiring import make_registry
 
 FRAME_S = 1 / 20
@@ -77,7 +76,6 @@ _SCREEN_ACTIONS = {
     "focus_next",
     "focus_previous",
 }
-_SHORT_FIGURES = {"fastest TTFT": "TTFT", "highest tok/s": "tok/s", "longest answer": "longest"}
 MIN_PANE_WIDTH = 40
 CANCEL_WAIT_S = 2.0
 """How long New chat waits for cancelled streams to end before it stores their turns."""
@@ -136,7 +134,7 @@ class WorkbenchApp(App[None]):
         """A prompt is on its way to the panes, whose turns have not all started."""
         self._memory_due: list[Pane] = []
         """Panes whose turn ended while others still streamed: their memory is read after."""
-        self._send_step = ""
+        self.send_step = ""
         """What that prompt waits for, as Enter's refusal words it ("summarizing …")."""
         self._sends = 0
         """Prompts sent so far: which send is the last, whose end ends `_sending`."""
@@ -299,7 +297,7 @@ class WorkbenchApp(App[None]):
             pane.conversation.turns = list(history.turns if local else history.without_private())
             kept_out = len(history.turns) - len(pane.conversation.turns)
         if self.blind and any(p.blind_name for p in self.panes):
-            await self._mount_hidden(pane)
+            await blind_mode.mount_hidden(pane, self.panes, self._grid)
         else:
             await self.query_one("#panes", Grid).mount(pane)
         if kept_out:
@@ -431,7 +429,7 @@ class WorkbenchApp(App[None]):
         if busy:
             why.append(f"{', '.join(busy)} {'is' if len(busy) == 1 else 'are'} still answering")
         if self._sending:  # some panes' turns have not started: a summary, a model set up…
-            why.append(f"the last prompt is still being sent ({self._send_step}…)")
+            why.append(f"the last prompt is still being sent ({self.send_step}…)")
         them = "it" if len(busy) + self._sending == 1 else "them"
         return (
             f"{', and '.join(why)}. Wait for {them}, or press Esc to cancel; "
@@ -442,7 +440,7 @@ class WorkbenchApp(App[None]):
         # Until its turns have started, the panes are not busy: a second Enter meanwhile
         # would be sent beside it (see `_refusal`).
         self._sending = True
-        self._send_step = "setting up the models"
+        self.send_step = "setting up the models"
         self._sends += 1
         self._send(prompt, private, self._sends)
 
@@ -462,7 +460,7 @@ class WorkbenchApp(App[None]):
     async def _send_to_panes(self, prompt: str, private: bool) -> None:
         self._set_summary(Text())
         if self.blind and not any(p.blind_name for p in self.panes):
-            await self._hide_names()
+            await blind_mode.hide_names(self.panes, self._grid)
         batch = uuid.uuid4().hex
         if private and not any(p.is_local for p in self.panes):  # a re-run from history
             self.notify(f"Not sent: {self._refusal(private)}", severity="warning")
@@ -475,94 +473,11 @@ class WorkbenchApp(App[None]):
             if private and not pane.is_local:
                 await pane.note("a private prompt was not sent to this cloud model")
                 continue
-            if await self._make_room(pane, prompt):
+            if await make_room(self, pane, prompt):
                 await self.start_turn(pane, prompt, batch, private=private)
                 if self._round != batch:  # the first pane the prompt went to
                     self._round, self._in_round = batch, set()
                 self._in_round.add(pane)
-
-    async def _make_room(self, pane: Pane, prompt: str) -> bool:
-        """Fit the conversation into the pane's window, as the user chooses; False to skip.
-
-        Nothing goes out that is known not to fit: where the prompt is too long even with no
-        earlier turns, nothing is dropped or summarized, and where a summary leaves it too
-        long, the summary is kept (the turns it replaced are gone) but the prompt is not sent.
-        """
-        if pane.window is None:
-            return True
-        self._send_step = f"fitting the conversation into {pane.display_name}'s context window"
-        window, target, conversation = pane.window, pane.target, pane.conversation
-        blind = bool(pane.blind_name)
-
-        def demand(kept: Conversation) -> int:
-            asked = [*kept.messages(), Message("user", prompt)]
-            return context.needed(target, asked, registry=self.registry, window=window)
-
-        need = await asyncio.to_thread(demand, conversation)
-        if need <= window:
-            return True
-        choice: Choice = "summarize"
-        # With no earlier turns, summarizing or dropping them cannot help: only what can.
-        advice = "" if conversation.turns else context.too_long_advice(target, blind=blind)
-        if advice or not self.settings.auto_summarize:
-            overflow = OverflowScreen(pane.display_name, need, window, blind=blind, advice=advice)
-            self._send_step = f"waiting for your choice for {pane.display_name}"
-            choice = await self.push_screen_wait(overflow)
-        if choice == "skip":
-            return False
-        if choice in ("drop", "summarize"):
-            # What is left with every turn gone: the summary stays when turns are dropped; a
-            # new one replaces it, and is at least a token long.
-            carried = conversation.summary if choice == "drop" else "."
-            least = await asyncio.to_thread(
-                demand, Conversation(conversation.system, summary=carried)
-            )
-            if least > window:
-                await self._not_sent(pane, least, window, "even with no earlier turns")
-                return False
-        if choice == "drop":
-            # Counted on a copy and dropped in one step: Esc meanwhile drops none.
-            kept = Conversation(conversation.system, list(conversation.turns))
-            kept.summary = conversation.summary
-            dropped = 0
-            while kept.turns and await asyncio.to_thread(demand, kept) > window:
-                dropped += kept.drop_oldest()
-            del conversation.turns[:dropped]
-            await pane.note(f"{dropped} oldest turns dropped to fit the context window")
-        elif choice == "summarize":
-            turns = len(conversation.turns)
-            self._send_step = f"summarizing {pane.display_name}'s earlier turns"
-            try:
-                summary = await self.engine.run(
-                    context.summarize(self.registry, target, conversation.messages())
-                )
-            except ProviderError as exc:
-                # Its message names the model, and may give its window's size.
-                hidden = f"{pane.display_name} could not summarize (why is not shown while blind)"
-                self.notify(hidden if blind else exc.message, severity="error")
-                return False
-            conversation.summarized(summary)
-            need = await asyncio.to_thread(demand, conversation)
-            if need > window:  # a long prompt and the summary: kept, for a shorter prompt
-                await self._not_sent(
-                    pane, need, window, f"even with {turns} earlier turns summarized"
-                )
-                return False
-            await pane.note(f"{turns} earlier turns summarized to fit the context window")
-        return True
-
-    async def _not_sent(self, pane: Pane, need: int, window: int, even: str) -> None:
-        """Say, in a toast and in the pane, that the prompt was too long to send to it."""
-        blind = bool(pane.blind_name)  # a window's size, and the advice, hint at the model
-        advice = context.too_long_advice(pane.target, blind=blind)
-        size = f"need {need:,} tokens; the context window is {window:,}"
-        size = "do not fit the context window" if blind else size
-        why = (
-            f"not sent: {even}, the prompt and room for its answer {size} — what helps: "
-            f"{advice} (↑ brings the prompt back)"
-        )
-        self.notify(f"{pane.display_name}: {why}", severity="error")
-        await pane.note(why)
 
     async def start_turn(
         self, pane: Pane, prompt: str, batch: str | None = None, *, private: bool = False
@@ -693,46 +608,12 @@ class WorkbenchApp(App[None]):
             return
         self.blind = not self.blind
         if self.blind:
-            await self._hide_names()
+            await blind_mode.hide_names(self.panes, self._grid)
+            self._set_summary(Text())
             self.notify("Blind mode: names hidden until you vote (F3)")
         else:
-            self._reveal()
+            blind_mode.reveal(self.panes)
         self.render_title()
-
-    async def _hide_names(self) -> None:
-        """Shuffle the panes and call them A, B, C… so position gives nothing away."""
-        panes = self.panes
-        random.shuffle(panes)
-        grid = self.query_one("#panes", Grid)
-        for pane in reversed(panes):
-            grid.move_child(pane, before=0)
-        for letter, pane in zip(string.ascii_uppercase, panes, strict=False):
-            pane.blind_name = letter
-            if pane.transcript and not pane.busy:
-                # What a pane showed under its name (answers, figures, "switched from X to
-                # Y") would say which letter is which model: off the screen, not out of the
-                # conversation.
-                await pane.clear()
-                await pane.note("earlier turns hidden in blind mode; the models still have them")
-            pane.render_header()
-            pane.render_metrics()
-        self._set_summary(Text())
-
-    async def _mount_hidden(self, pane: Pane) -> None:
-        """A pane added to a blind round: the next letter, at a random place in the grid, so
-        the model just picked is not the one at the end; both before it is first drawn."""
-        others = self.panes
-        taken = {p.blind_name for p in others}
-        pane.blind_name = next(c for c in string.ascii_uppercase if c not in taken)
-        place = random.randrange(len(others) + 1)
-        before = others[place] if place < len(others) else None
-        await self.query_one("#panes", Grid).mount(pane, before=before)
-
-    def _reveal(self) -> None:
-        for pane in self.panes:
-            pane.blind_name = None
-            pane.render_header()
-            pane.render_metrics()
 
     @work
     async def action_vote(self) -> None:
@@ -757,7 +638,7 @@ class WorkbenchApp(App[None]):
         reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)
         verdict = "a tie" if choice == TIE else f"Model {choice}"
         self.notify(f"Voted {verdict}. {reveal}", timeout=8)
-        self._reveal()
+        blind_mode.reveal(self.panes)
         self.render_summary()
 
     def action_private_prompt(self) -> None:
@@ -851,22 +732,7 @@ class WorkbenchApp(App[None]):
         self.push_screen(LeaderboardScreen(self.store.leaderboard()))
 
     def render_summary(self) -> None:
-        results = [p.result for p in self.panes if p.result is not None]
-        names = {p.result.name: p.display_name for p in self.panes if p.result is not None}
-        narrow = self.size.width < 120
-        line = Text()
-        for win in summary.winners(results):
-            if line:
-                line.append("  ·  ", style="dim")
-            figure = _SHORT_FIGURES.get(win.figure, win.figure) if narrow else win.figure
-            line.append(f"{figure}: ", style="dim")
-            shown = [names.get(w, w) for w in win.winners]
-            who = shown[0] if len(shown) == 1 else f"{len(shown)}-way tie"
-            if narrow:  # whole settings dropped, never a value cut (`@temp…`, `=12…` of 128)
-                who = fmt.fit_target(who, 22)
-            line.append(who, style="bold")
-            line.append(f" ({win.value})", style="dim")
-        self._set_summary(line)
+        self._set_summary(winners_line(self.panes, self.size.width))
 
     def _set_summary(self, line: Text) -> None:
         self._summarized = bool(line)

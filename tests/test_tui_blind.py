@@ -1,0 +1,136 @@
+"""Blind mode driven for real: letters for names, a vote on the panes the last prompt went
+to, and nothing on the screen that tells the models apart. Each test drives the app with
+Pilot, the real embedded model or loopback servers."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+from tests.tui_helpers import (
+    Loop,
+    app_for,
+    pick_typed,
+    screen_text,
+    send,
+    shown,
+    transcript_text,
+    wait_finished,
+    wait_until,
+)
+from workbench.tui.screens.vote import VoteScreen
+from workbench.tui.widgets.prompt import PromptBox
+
+LOCAL = "embedded:smollm2@max_tokens=4,temperature=0"
+
+
+async def _blind_round(pilot: Pilot[None]) -> None:
+    """Blind mode on, and one prompt answered by every pane."""
+    await pilot.press("f2")
+    await send(pilot, "hi")
+    await wait_finished(pilot)
+
+
+async def test_blind_mode_names_no_model_in_a_pane_old_or_new(loop: Loop) -> None:
+    app = app_for(loop, "loop:y", LOCAL)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        await pick_typed(pilot, "ctrl+o", "loop:z")  # the current pane: the first
+        switched = app.panes[0]
+        await wait_until(pilot, lambda: "switched from" in switched.transcript)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: all(p.blind_name for p in app.panes))
+        for pane in app.panes:
+            for text in (pane.transcript, transcript_text(pane)):
+                assert "loop:" not in text and "smollm2" not in text
+                assert "hidden in blind mode" in text
+        await pick_typed(pilot, "ctrl+o", LOCAL)
+        await wait_until(pilot, lambda: switched.target.provider == "embedded")
+        await pilot.pause(0.1)
+        for text in (switched.transcript, transcript_text(switched)):
+            assert "model switched" in text
+            assert "loop:" not in text and "smollm2" not in text
+        assert shown(switched, "header").startswith("Model ")
+
+
+async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on(
+    loop: Loop,
+) -> None:
+    app = app_for(loop, "loop:y", "loop:z")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        await pick_typed(pilot, "ctrl+n", "loop:w")
+        await wait_until(pilot, lambda: len(app.panes) == 3)
+        (added,) = [p for p in app.panes if p.target.model == "w"]
+        assert added.blind_name == "C"
+        for text in (shown(added, "header"), transcript_text(added)):
+            assert "loop:" not in text
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        assert isinstance(app.screen, VoteScreen)
+        assert sorted(app.screen.names) == ["A", "B"]
+
+
+async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to() -> None:
+    """A cloud pane kept out of a private prompt still shows the round before: it is not
+    voted on as if it had answered this one."""
+    app = app_for(None, LOCAL, "openai:gpt-4o-mini")
+    async with app.run_test(size=(160, 40)) as pilot:
+        local, cloud = app.panes
+        await pilot.press("f2")
+        await send(pilot, "first, to both")
+        await wait_finished(pilot)
+        assert cloud.result is not None  # it answered (with its missing key) the first
+        app.query_one(PromptBox).focus()
+        await pilot.press("f5")  # private: local models only
+        await send(pilot, "second, private")
+        await wait_until(pilot, lambda: len(local.conversation.turns) == 4, 30)
+        await wait_finished(pilot)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        assert isinstance(app.screen, VoteScreen)
+        assert app.screen.names == [local.blind_name]
+
+
+async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(
+    loop: Loop,
+) -> None:
+    """`failed: OPENAI_API_KEY is not set …` named the provider of Model A or B."""
+    app = loop.app("openai:gpt-4o-mini", "loop:a")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _blind_round(pilot)
+        (failed,) = [p for p in app.panes if p.result and p.result.status == "failed"]
+        assert "OPENAI_API_KEY" in (failed.result.error or "")  # type: ignore[union-attr]
+        error = shown(failed, "error")
+        assert error.startswith("failed: ") and "after the vote" in error
+        screen = screen_text(app).lower()
+        assert "openai" not in screen and "api_key" not in screen
+        await pilot.press("f2")  # leaving blind mode reveals it
+        await wait_until(pilot, lambda: "OPENAI_API_KEY" in shown(failed, "error"), 5)
+
+
+async def test_a_blind_pane_shows_no_loading_or_provider_note_and_no_window_size(
+    loop: Loop,
+) -> None:
+    app = loop.app("loop:a", "loop:b")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _blind_round(pilot)
+        pane = app.panes[0]
+        assert pane.result is not None
+        # What a local model shows as it loads, a cloud one as it waits out a rate limit.
+        pane.model_state = ("loading model…", "yellow")
+        pane.result.status = "waiting"
+        pane.result.notes.append("openai rate limit: retrying in 2s")
+        pane.result.load_s, pane.window = 2.5, 8  # 7 of 8 tokens used
+        pane.render_header()
+        pane.render_metrics()
+        await pilot.pause(0.1)
+        header, metrics = shown(pane, "header"), shown(pane, "metrics")
+        assert header.startswith("Model ") and header.endswith("· waiting"), header
+        assert "load" not in metrics and "/8" not in metrics, metrics
+        assert "ctx nearly full" in metrics  # still warned, without the window's size
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "loading model" in shown(pane, "header"), 5)
+        assert "ctx 7/8" in shown(pane, "metrics") and "load 2.5" in shown(pane, "metrics")

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from providers.registry import Registry, TargetError
+from providers.registry import Registry, Target, TargetError
 from workbench import locations
 from workbench.commands import format as fmt
 from workbench.config import Endpoint, Settings
@@ -85,48 +86,14 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         check_writable(args.out)
     # With the report on stdout, everything meant for a person goes to stderr.
     human = sys.stderr if kind is not None and args.out is None else sys.stdout
-    done: set[tuple[str, str, int]] = set()
-    resumed: RunInfo | None = None
-    if args.resume:
-        resumed = resolve_run(store, args.resume)
-        path, specs = Path(resumed.suite_path), resumed.targets
-        repeat, previous = resumed.options.get("repeat"), case_results(store, resumed.id)
-        done = {(r.case_id, r.target, r.attempt) for r in previous}
-    elif args.suite:
-        path, specs, repeat, previous = Path(args.suite), args.run_targets, args.repeat, []
-    else:
-        print("workbench run: name a suite file, or --resume RUN_ID", file=sys.stderr)
-        return 2
-    registry_settings = settings
-    suite = load_suite(path, known_providers=None)
-    if suite.endpoints:  # a promptfoo config's apiBaseUrl servers
-        extra = {n: Endpoint(kind="openai", base_url=url) for n, url in suite.endpoints.items()}
-        registry_settings = settings.model_copy(update={"endpoints": settings.endpoints | extra})
-    registry = make_registry(registry_settings)
-    for name in suite.endpoints:
-        registry.kind(name)
-    if not specs:  # -t replaces the suite's targets: theirs need not name known providers
-        suite = load_suite(path, known_providers=registry.names)
-    targets = suite_targets(suite, specs or None)
-    if not targets:
-        print("workbench run: the suite names no targets; give some with -t", file=sys.stderr)
-        return 2
-    for spec, target in zip(specs or suite.targets, targets, strict=True):
-        try:
-            registry.kind(target.provider)
-        except TargetError as exc:
-            raise TargetError(f"-t {spec}: {exc}" if args.run_targets else str(exc)) from None
+    source = _source(args, store)
+    suite, registry, targets = _load(source, settings, from_flags=bool(args.run_targets))
+    resumed = source.resumed
     skip_unsupported = bool(args.skip_unsupported) or bool(
         resumed is not None and resumed.options.get("skip_unsupported")
     )
-    if suite.unchecked and not skip_unsupported:
-        raise UsageError(_unchecked_refusal(path, suite.unchecked))
-    for line in suite.unsupported:
-        if line in suite.unchecked:
-            print(f"workbench run: not checked (--skip-unsupported): {line}", file=sys.stderr)
-        else:
-            print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
-    planned = plan(suite, targets, repeat, is_local=registry.is_local)
+    _check_unsupported(suite, source.path, skip_unsupported)
+    planned = plan(suite, targets, source.repeat, is_local=registry.is_local)
     baseline = None
     if args.baseline:
         pairs = {(job.case.id, job.target.spec) for job in planned}
@@ -135,17 +102,18 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         run_id = resumed.id
     else:
         run_id = uuid.uuid4().hex[:12]
-        options = {"repeat": repeat, "concurrency": args.concurrency, "cache": args.cache}
+        options = {"repeat": source.repeat, "concurrency": args.concurrency, "cache": args.cache}
         if skip_unsupported:
             options["skip_unsupported"] = True
-        start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(path.resolve()),
+        start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
                                  [t.spec for t in targets], options))  # fmt: skip
+    done = {(r.case_id, r.target, r.attempt) for r in source.previous}
     jobs = [job for job in planned if job.key not in done]
     if skipped := skipped_private(suite, targets, registry.is_local):
         print(f"workbench run: {skipped}", file=sys.stderr)
     unfinished = None
     try:
-        results = previous + asyncio.run(
+        results = source.previous + asyncio.run(
             _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
         )
     except KeyboardInterrupt:
@@ -155,29 +123,101 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     if unfinished is None:
         finish_run(store, run_id)
     _print_results(suite.name, run_id, results, human, unfinished)
-    report_failed = False
-    if kind is not None:
-        try:
-            _write_report(kind, args.out, suite.name, run_id, results, unfinished)
-        except OSError as exc:
-            report_failed = True
-            _say(f"workbench run: could not write the report to {args.out or 'stdout'}: "
-                 f"{exc.strerror or exc}; the results are kept in run {run_id} "
-                 "(workbench history)", sys.stderr)  # fmt: skip
+    report_failed = kind is not None and not _report(
+        kind, args.out, suite.name, run_id, results, unfinished
+    )
     if unfinished is not None:
         _say(f"Interrupted: {len(results)} results kept, {len(unfinished.not_run)} not run. "
              f"Finish with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
         return 130
     regressed = 0
     if baseline is not None:
-        after = resolve_run(store, run_id)
-        comparison = compare.compare_runs(store, baseline, after)
+        comparison = compare.compare_runs(store, baseline, resolve_run(store, run_id))
         regressed = len(comparison.regressions)
         _say(compare.as_markdown(comparison), human)
     if report_failed:
         return 2
     failed = len(report.failed(results))
     return 0 if failed == 0 and regressed == 0 else 1
+
+
+@dataclass
+class _Source:
+    """What `workbench run` was asked to run: a suite file, or a run to finish."""
+
+    path: Path
+    specs: list[str]
+    """The targets given (`-t`, or the resumed run's); none for the suite's own."""
+    repeat: int | None
+    previous: list[CaseResult]
+    """The results a resumed run has already: their requests are not made again."""
+    resumed: RunInfo | None = None
+
+
+def _source(args: argparse.Namespace, store: Store) -> _Source:
+    if args.resume:
+        resumed = resolve_run(store, args.resume)
+        previous = case_results(store, resumed.id)
+        repeat = resumed.options.get("repeat")
+        return _Source(Path(resumed.suite_path), resumed.targets, repeat, previous, resumed)
+    if args.suite:
+        return _Source(Path(args.suite), args.run_targets or [], args.repeat, [])
+    raise UsageError("name a suite file, or --resume RUN_ID")
+
+
+def _load(
+    source: _Source, settings: Settings, *, from_flags: bool
+) -> tuple[Suite, Registry, list[Target]]:
+    """The suite, a registry that knows its servers, and the targets it runs on."""
+    path, specs = source.path, source.specs
+    suite = load_suite(path, known_providers=None)
+    if suite.endpoints:  # a promptfoo config's apiBaseUrl servers
+        extra = {n: Endpoint(kind="openai", base_url=url) for n, url in suite.endpoints.items()}
+        settings = settings.model_copy(update={"endpoints": settings.endpoints | extra})
+    registry = make_registry(settings)
+    for name in suite.endpoints:
+        registry.kind(name)
+    if not specs:  # -t replaces the suite's targets: theirs need not name known providers
+        suite = load_suite(path, known_providers=registry.names)
+    targets = suite_targets(suite, specs or None)
+    if not targets:
+        raise UsageError("the suite names no targets; give some with -t")
+    for spec, target in zip(specs or suite.targets, targets, strict=True):
+        try:
+            registry.kind(target.provider)
+        except TargetError as exc:
+            raise TargetError(f"-t {spec}: {exc}" if from_flags else str(exc)) from None
+    return suite, registry, targets
+
+
+def _check_unsupported(suite: Suite, path: Path, skip_unsupported: bool) -> None:
+    """Refuse a suite with checks that cannot run, unless told to skip them; say which are."""
+    if suite.unchecked and not skip_unsupported:
+        raise UsageError(_unchecked_refusal(path, suite.unchecked))
+    for line in suite.unsupported:
+        if line in suite.unchecked:
+            print(f"workbench run: not checked (--skip-unsupported): {line}", file=sys.stderr)
+        else:
+            print(f"workbench run: not supported, skipped: {line}", file=sys.stderr)
+
+
+def _report(
+    kind: str,
+    out: Path | None,
+    name: str,
+    run_id: str,
+    results: list[CaseResult],
+    unfinished: report.Unfinished | None,
+) -> bool:
+    """Write the report; False, having said why, where it could not be written."""
+    try:
+        _write_report(kind, out, name, run_id, results, unfinished)
+    except OSError as exc:
+        _say(f"workbench run: could not write the report to {out or 'stdout'}: "
+             f"{exc.strerror or exc}; the results are kept in run {run_id} "
+             "(workbench history)", sys.stderr)  # fmt: skip
+        return False
+    return True
 
 
 def _say(text: str, out: TextIO) -> None:

@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import ctypes
 import importlib.util
+import io
 import os
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from providers.base import (
     ChatRequest,
@@ -41,6 +44,65 @@ _DEFAULT_MAX_TOKENS = 1024
 _QUEUE_POLL_S = 0.02
 _QUEUE_REPORTED_S = 0.01
 """A wait for the model shorter than this is the thread hand-off, not a queue."""
+
+
+_LLAMA_ERRORS: list[str] = []
+"""llama.cpp's error lines since a load began: the first says why a model did not load,
+which llama-cpp-python's exception leaves out ("Failed to load model from file")."""
+_LOG_ERROR = 4  # GGML_LOG_LEVEL_ERROR: ggml.h has NONE, DEBUG, INFO, WARN, ERROR, CONT
+_log_callback: Any = None
+"""The ctypes callback llama.cpp holds a pointer to: it must outlive every call."""
+
+
+def _quiet_llama_cpp() -> None:
+    """llama.cpp logs through a callback: ours keeps its errors, and prints nothing."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    def keep_errors(level: int, text: bytes, _user_data: Any) -> None:
+        if level == _LOG_ERROR and len(_LLAMA_ERRORS) < 8:
+            line = text.decode("utf-8", "replace").strip()
+            _LLAMA_ERRORS.append(line.split(": ", 1)[-1])  # without the C function's name
+
+    _log_callback = llama_cpp.llama_log_callback(keep_errors)
+    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+class _StderrOfOtherThreads(io.TextIOBase):
+    """sys.stderr while models load: what the loading threads write goes nowhere."""
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() in _muted:
+            return len(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+
+_muted: set[int] = set()
+_muting = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stderr_kept_from_this_thread() -> Iterator[None]:
+    with _muting:
+        if not _muted:
+            sys.stderr = _StderrOfOtherThreads(sys.stderr)
+        _muted.add(threading.get_ident())
+    try:
+        yield
+    finally:
+        with _muting:
+            _muted.discard(threading.get_ident())
+            # Left as it is if something else has replaced it meanwhile.
+            if not _muted and isinstance(sys.stderr, _StderrOfOtherThreads):
+                sys.stderr = sys.stderr.real
 
 
 def smollm2_path() -> Path:
@@ -117,16 +179,25 @@ class EmbeddedProvider:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             rss_before = psutil.Process().memory_info().rss
+            _quiet_llama_cpp()
+            _LLAMA_ERRORS.clear()
             try:
-                llama = Llama(
-                    model_path=str(path),
-                    n_ctx=self._context_length,
-                    n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads_batch,
-                    verbose=False,
-                )
+                # Not `verbose=False`: that points the whole process's stdout and stderr at
+                # /dev/null while the model loads, from this thread for every thread, and the
+                # TUI's frames and `ask`'s answers written meanwhile were lost. Its prints
+                # are kept from this thread's writes to stderr instead.
+                with _stderr_kept_from_this_thread():
+                    llama = Llama(
+                        model_path=str(path),
+                        n_ctx=self._context_length,
+                        n_threads=self._n_threads,
+                        n_threads_batch=self._n_threads_batch,
+                        verbose=True,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
-                raise ProviderError("not_found", f"cannot load {path.name}: {exc}") from None
+                why = _LLAMA_ERRORS[0] if _LLAMA_ERRORS else exc
+                raise ProviderError("not_found", f"cannot load {path.name}: {why}") from None
+            llama.verbose = False  # nothing more from it as it generates ("prefix-match hit")
             meta = llama.metadata
             template = meta.get("tokenizer.chat_template")
             if not template:
@@ -272,7 +343,9 @@ class EmbeddedProvider:
                 break
             if produced >= max_tokens:
                 break
-        tail = decoder.decode(b"", final=True)
+        # A character whose last bytes never came (the answer cut at max_tokens, or
+        # cancelled) is left out, not shown as U+FFFD: the model wrote no wrong one.
+        tail = decoder.decode(b"", final=reason == "stop")
         if tail:
             put("text", tail)
         ended = time.perf_counter()

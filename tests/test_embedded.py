@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,68 @@ async def test_unknown_models_say_where_to_put_them(model: str, tmp_path: Path) 
         await _events(provider, _request(model))
     assert caught.value.kind == "not_found"
     assert "smollm2" in caught.value.message or "no GGUF file" in caught.value.message
+
+
+async def test_a_file_that_is_no_model_says_why_it_did_not_load(tmp_path: Path) -> None:
+    (tmp_path / "notes.gguf").write_text("hello, not a model")
+    provider = EmbeddedProvider(models_dir=tmp_path)
+    with pytest.raises(ProviderError) as caught:
+        await _events(provider, _request("notes"))
+    assert caught.value.message == (
+        "cannot load notes.gguf: invalid magic characters: 'hell', expected 'GGUF'"
+    )
+
+
+async def test_an_answer_cut_inside_a_character_ends_before_it(embedded: EmbeddedProvider) -> None:
+    """At temperature 0 SmolLM2 answers this with emoji, four bytes each, one token apiece
+    or less: four tokens end inside the second. The cut half is left out, not shown as U+FFFD
+    (which the model did not write)."""
+    request = ChatRequest(
+        "smollm2",
+        (Message("user", "Give me a party emoji."),),
+        GenParams(max_tokens=4, temperature=0),
+    )
+    text = "".join(e.text for e in await _events(embedded, request) if isinstance(e, TextDelta))
+    assert text and "\ufffd" not in text
+    assert len(text.encode("utf-8")) % 4 == 0  # whole emoji only
+
+
+LOAD_WHILE_WRITING = """
+import os, sys, threading
+from providers.embedded import EmbeddedProvider
+
+provider = EmbeddedProvider(context_length=512)
+loaded = threading.Event()
+
+def load() -> None:
+    provider._load(provider.model_path("smollm2"))
+    loaded.set()
+
+threading.Thread(target=load).start()
+written = 0
+while not loaded.is_set() or written < 10:
+    written += 1
+    os.write(1, b"fd %d\\n" % written)
+    print(f"print {written}", flush=True)
+print(f"written {written}", file=sys.stderr, flush=True)
+"""
+
+
+def test_loading_a_model_loses_nothing_the_rest_of_the_program_writes(tmp_path: Path) -> None:
+    """llama-cpp-python hides llama.cpp's chatter by pointing the process's stdout and
+    stderr at /dev/null while a model loads: from its thread, for every thread. The TUI's
+    frames and `ask`'s answers written meanwhile were lost."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WHILE_WRITING],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    )
+    written = int(done.stderr.strip().splitlines()[-1].removeprefix("written "))
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("fd ") for line in lines) == written
+    assert sum(line.startswith("print ") for line in lines) == written
+    # And llama.cpp stays quiet: nothing of its own on either stream.
+    assert done.stderr.strip() == f"written {written}"

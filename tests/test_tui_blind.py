@@ -17,6 +17,7 @@ from tests.tui_helpers import (
     wait_finished,
     wait_until,
 )
+from workbench.tui.app import WorkbenchApp
 from workbench.tui.screens.vote import VoteScreen
 from workbench.tui.widgets.prompt import PromptBox
 
@@ -28,6 +29,11 @@ async def _blind_round(pilot: Pilot[None]) -> None:
     await pilot.press("f2")
     await send(pilot, "hi")
     await wait_finished(pilot)
+
+
+def _battles(app: WorkbenchApp) -> dict[str, int]:
+    """Each target's battles so far, in the store the tests share."""
+    return {s.target: s.battles for s in app.store.leaderboard()}
 
 
 async def test_blind_mode_names_no_model_in_a_pane_old_or_new(loop: Loop) -> None:
@@ -73,14 +79,14 @@ async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on
         assert sorted(app.screen.names) == ["A", "B"]
 
 
-async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to() -> None:
+async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to(loop: Loop) -> None:
     """A cloud pane kept out of a private prompt still shows the round before: it is not
     voted on as if it had answered this one."""
-    app = app_for(None, LOCAL, "openai:gpt-4o-mini")
+    app = app_for(loop, LOCAL, "loop:a", "openai:gpt-4o-mini")
     async with app.run_test(size=(160, 40)) as pilot:
-        local, cloud = app.panes
+        local, other, cloud = app.panes
         await pilot.press("f2")
-        await send(pilot, "first, to both")
+        await send(pilot, "first, to all")
         await wait_finished(pilot)
         assert cloud.result is not None  # it answered (with its missing key) the first
         app.query_one(PromptBox).focus()
@@ -91,7 +97,38 @@ async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to() -> None:
         await pilot.press("f3")
         await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
         assert isinstance(app.screen, VoteScreen)
-        assert app.screen.names == [local.blind_name]
+        assert sorted(app.screen.names) == sorted([local.blind_name, other.blind_name])
+
+
+async def test_a_pane_that_failed_is_not_voted_on_and_loses_no_battle(loop: Loop) -> None:
+    app = app_for(loop, "loop:a", "loop:b", "openai:gpt-4o-mini")  # no key: it fails
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        answering = [p for p in app.panes if p.is_local]
+        before = _battles(app)
+        await _blind_round(pilot)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        assert isinstance(app.screen, VoteScreen)
+        assert sorted(app.screen.names) == sorted(p.blind_name for p in answering)
+        await pilot.press("enter")  # the first answer wins
+        await wait_until(pilot, lambda: not isinstance(app.screen, VoteScreen))
+        after = _battles(app)
+        fought = {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
+        assert fought == {"loop:a": 1, "loop:b": 1}
+
+
+async def test_one_answer_is_no_battle(loop: Loop) -> None:
+    app = app_for(loop, "loop:a", "openai:gpt-4o-mini")
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        (local,) = [p for p in app.panes if p.is_local]
+        before = _battles(app)
+        await _blind_round(pilot)
+        await pilot.press("f3")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, VoteScreen)
+        note = f"A vote needs two answers, and only Model {local.blind_name} answered"
+        assert note in screen_text(app)
+        assert _battles(app) == before
 
 
 async def test_a_failed_pane_in_blind_mode_keeps_its_reason_until_the_reveal(

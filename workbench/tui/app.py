@@ -628,6 +628,17 @@ class WorkbenchApp(App[None]):
         if any(p.busy for p in panes):
             self.notify("Wait for every answer before voting", severity="warning")
             return
+        # As on Chatbot Arena, only answers compete: a model that failed (a key not set, a
+        # server down) or was stopped did not lose a battle, and one answer is no battle.
+        panes = [p for p in panes if p.result is not None and p.result.status == "done"]
+        if len(panes) < 2:
+            answered = f"only Model {panes[0].blind_name} answered" if panes else "none answered"
+            self.notify(
+                f"A vote needs two answers, and {answered}: ask again, or F2 to leave blind "
+                "mode and see what went wrong",
+                severity="warning",
+            )
+            return
         choice = await self.push_screen_wait(VoteScreen([p.blind_name or "" for p in panes]))
         if choice is None:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +80,7 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         await wait_until(pilot, lambda: app.screen is app.screen_stack[0])
 
 
+CHECKOUT_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 TARGET = "embedded:smollm2@temperature=0,max_tokens=8"  # its settings stay together in the field
 
 
@@ -192,6 +194,27 @@ async def test_f8_lists_suites_from_where_promptfoo_and_earlier_runs_keep_them(
         labels = {str(o.prompt) for o in listed}
         assert {"project/promptfooconfig.yaml", "elsewhere/promptfooconfig.yaml"} <= labels
         assert "offline-basics.yaml" in labels  # the checkout's prompts/ still
+
+
+async def test_f8_tells_a_copy_of_the_shipped_suites_from_the_checkouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both in a folder called prompts: each was listed as `prompts/offline-basics.yaml`."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    checkout = CHECKOUT_PROMPTS
+    project = tmp_path / "project"
+    (project / "prompts").mkdir(parents=True)
+    shutil.copy(checkout / "offline-basics.yaml", project / "prompts")
+    monkeypatch.chdir(project)
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+        suites = app.screen.query_one("#suite-list", OptionList)
+        labels = [str(suites.get_option_at_index(i).prompt) for i in range(suites.option_count)]
+        assert len(set(labels)) == len(labels), labels
+        ours = f"{checkout.parent.name}/prompts/offline-basics.yaml"
+        assert {"project/prompts/offline-basics.yaml", ours} <= set(labels)
 
 
 async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> SuitesScreen:

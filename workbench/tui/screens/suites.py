@@ -88,9 +88,20 @@ def known_suites(recent: int = 20) -> list[Path]:
 
 
 def _labels(paths: list[Path]) -> list[str]:
-    """File names, with the folder's where two files share a name (`promptfooconfig.yaml`)."""
-    names = [p.name for p in paths]
-    return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+    """File names, with as many of their folders as tell apart files of one name
+    (`project/promptfooconfig.yaml`; a copy of the shipped suites in ./prompts beside the
+    checkout's: `project/prompts/basics.yaml`, `main/prompts/basics.yaml`)."""
+    depth = [1] * len(paths)
+    while True:
+        labels = ["/".join(p.parts[-d:]) for p, d in zip(paths, depth, strict=True)]
+        clashing = {label for label in labels if labels.count(label) > 1}
+        grew = False
+        for i, (path, label) in enumerate(zip(paths, labels, strict=True)):
+            if label in clashing and depth[i] < len(path.parts):
+                depth[i] += 1
+                grew = True
+        if not grew:
+            return labels
 
 
 class SuitesScreen(Screen[None]):

@@ -162,10 +162,18 @@ class EmbeddedProvider:
                 path = self._models_dir / name
                 if path.is_file():
                     return path
-        where = f" or in {self._models_dir}" if self._models_dir else ""
-        raise ProviderError(
-            "not_found",
-            f"no embedded model {model!r}: use smollm2, a path to a .gguf file{where}",
+        raise ProviderError("not_found", f"no embedded model {model!r}: {self._choices()}")
+
+    def _choices(self) -> str:
+        """What an embedded target can name, on this machine."""
+        folder = self._models_dir
+        if folder is None:
+            return "use smollm2, or the absolute path of a .gguf file"
+        here = sorted(p.stem for p in folder.glob("*.gguf")) if folder.is_dir() else []
+        listed = f" ({', '.join(here)})" if here else " (there are none yet)"
+        return (
+            f"use smollm2, the absolute path of a .gguf file, or the name of a .gguf file "
+            f"in {folder}{listed}"
         )
 
     def _load(self, path: Path) -> tuple[_Loaded, float | None]:

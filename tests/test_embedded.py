@@ -70,6 +70,21 @@ async def test_unknown_models_say_where_to_put_them(model: str, tmp_path: Path) 
     assert "smollm2" in caught.value.message or "no GGUF file" in caught.value.message
 
 
+async def test_an_unknown_model_is_told_what_this_machine_has(tmp_path: Path) -> None:
+    provider = EmbeddedProvider(models_dir=tmp_path / "models")
+    with pytest.raises(ProviderError) as caught:
+        await _events(provider, _request("nope"))
+    assert caught.value.message == (
+        "no embedded model 'nope': use smollm2, the absolute path of a .gguf file, or the name "
+        f"of a .gguf file in {tmp_path / 'models'} (there are none yet)"
+    )
+    (tmp_path / "models").mkdir()
+    os.symlink(smollm2_path(), tmp_path / "models" / "tiny.gguf")
+    with pytest.raises(ProviderError) as caught:
+        await _events(provider, _request("nope"))
+    assert caught.value.message.endswith(f"in {tmp_path / 'models'} (tiny)")
+
+
 async def test_a_file_that_is_no_model_says_why_it_did_not_load(tmp_path: Path) -> None:
     (tmp_path / "notes.gguf").write_text("hello, not a model")
     provider = EmbeddedProvider(models_dir=tmp_path)

@@ -130,6 +130,25 @@ def test_bad_config_field_is_named(
     assert "endpoints.x.kind" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_ask_with_no_targets_anywhere_says_where_to_give_them(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    as_json: bool,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("targets = []\n")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    assert main(["ask", "hi", *(["--json"] if as_json else [])]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"workbench ask: no targets: give some with -t, or set targets in the config ({config})\n"
+    )
+
+
 def test_models_lists_what_is_available(
     endpoint_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,44 @@ def test_a_mistyped_key_is_pointed_at_with_the_key_meant(
     with pytest.raises(ConfigError) as raised:
         load_settings(path)
     assert str(raised.value).startswith(f"{path}:{said}")
+
+
+@pytest.mark.parametrize(
+    ("setting", "fragment"),
+    [
+        ('private = "yes"', "private: must be true or false, without quotes"),
+        ("auto_summarize = 1", "auto_summarize: must be true or false, without quotes"),
+        ("connect_timeout_s = true", "connect_timeout_s: must be a number"),
+        ('read_timeout_s = "60"', "read_timeout_s: must be a number, like 3 or 2.5"),
+        ("read_timeout_s = inf", "read_timeout_s: must be a finite number"),
+        ("max_time_s = nan", "max_time_s: must be a finite number"),
+        ("embedded_context = 8192.5", "embedded_context: must be a whole number"),
+        ("local_concurrency = true", "local_concurrency: must be a whole number"),
+        ('targets = "embedded:smollm2"', "targets: must be a list"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_not_converted(
+    tmp_path: Path, setting: str, fragment: str
+) -> None:
+    """TOML has booleans and numbers of its own: `"yes"` or `true` in place of one is a
+    mistake to point at, never a value to guess at."""
+    path = _config(tmp_path, f"# mine\n{setting}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value).startswith(f"{path}:2: {fragment}")
+
+
+def test_whole_numbers_are_still_numbers_of_seconds(tmp_path: Path) -> None:
+    settings = load_settings(_config(tmp_path, "read_timeout_s = 90\nmax_time_s = 1.5\n"))
+    assert (settings.read_timeout_s, settings.max_time_s) == (90.0, 1.5)
+
+
+def test_more_embedded_threads_than_cores_is_refused(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    path = _config(tmp_path, f"embedded_threads = {cores + 1}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value).startswith(
+        f"{path}:1: embedded_threads: at most {cores}, the cores this machine has"
+    )
+    assert load_settings(_config(tmp_path, f"embedded_threads = {cores}\n")).embedded_threads

@@ -355,6 +355,15 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     except TargetError as exc:
         print(f"workbench ask: {exc}", file=sys.stderr)
         return 2
+    if not targets:  # `targets = []` in the config: asking nobody is never what was meant
+        from workbench import locations
+
+        print(
+            "workbench ask: no targets: give some with -t, or set targets in the config "
+            f"({locations.config_path()})",
+            file=sys.stderr,
+        )
+        return 2
     messages = [Message("user", prompt)]
     if args.system:
         messages.insert(0, Message("system", _as_text(args.system)))
@@ -414,6 +423,11 @@ async def _ask_and_close(
         handled = False
     store = Store(locations.database_path())
     try:
+        store.require_writable()
+    except BaseException:
+        store.close()
+        raise
+    try:
         try:
             return await run_ask(
                 registry, targets, messages, as_json=as_json, store=store, max_time_s=max_time_s
@@ -444,16 +458,25 @@ def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:
 
 
 def entry() -> None:
-    from workbench.commands.format import discard
-    from workbench.store import SchemaTooNewError
+    import sqlite3
 
+    from workbench.commands.format import discard
+    from workbench.store import SchemaTooNewError, StoreUnavailableError, why_not_written
+
+    _fill_closed_std_fds()
     code: int | None = None
     try:
         code = main()
-        sys.stdout.flush()  # here, where a reader gone away is handled, not at exit
-    except SchemaTooNewError as exc:  # every command opens the store; one message for all
+        if sys.stdout is not None:  # None: started with it closed, which `ask` has said
+            sys.stdout.flush()  # here, where a reader gone away is handled, not at exit
+    except (SchemaTooNewError, StoreUnavailableError) as exc:  # every command opens the store
         print(f"workbench: {exc}", file=sys.stderr)
         sys.exit(2)
+    except sqlite3.OperationalError as exc:  # busy beyond the wait, disk full, …
+        from workbench import locations
+
+        print(f"workbench: {why_not_written(exc, locations.database_path())}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:  # a Ctrl-C no command handles itself: no traceback
         sys.exit(130)
     except BrokenPipeError:
@@ -461,7 +484,28 @@ def entry() -> None:
         # stands when it got to decide one; cut off before that, 1, as Python's docs say.
         discard(sys.stdout)
         sys.exit(1 if code is None else code)
+    except OSError as exc:
+        if sys.stdout is None or exc.errno in (None, 0):
+            raise
+        # Writing stdout failed (a full disk): say so, and let nothing more try at exit.
+        discard(sys.stdout)
+        print(f"workbench: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code)
+
+
+def _fill_closed_std_fds() -> None:
+    """Started with stdin, stdout or stderr closed (`>&-`): /dev/null in their place, so
+    that no file opened later (a model, the history) takes their number and then receives
+    what was meant for them. Python has already set such a stream to None; `ask` says so."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from providers.registry import BUILTIN, is_provider_name
@@ -31,6 +31,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class Endpoint(StrictModel):
     """A named server: its targets are written `<name>:<model>`."""
+
+    # TOML has real booleans and numbers: "yes" or `true` where another type belongs is a
+    # mistake to point at, not a value to convert; infinity and NaN bound nothing.
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
     kind: Literal["openai", "anthropic", "ollama"]
     """Which wire protocol the server speaks."""
@@ -60,6 +64,8 @@ class Settings(StrictModel):
 
     An unknown key is refused with the closest known one (a typo), as in suite files."""
 
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)  # as Endpoint's
+
     targets: list[str] = Field(default_factory=lambda: ["embedded:smollm2"])
     """Targets used when none are given on the command line."""
     connect_timeout_s: float = Field(default=3.0, gt=0)
@@ -88,6 +94,19 @@ class Settings(StrictModel):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     """Named servers, `[endpoints.<name>]` tables in the file."""
 
+    @field_validator("embedded_threads")
+    @classmethod
+    def _no_more_threads_than_cores(cls, threads: int | None) -> int | None:
+        # llama.cpp's threads spin while they wait for each other: with more of them than
+        # cores, they wait on the ones the system has put aside, and decoding crawls.
+        cores = usable_cores()
+        if threads is not None and threads > cores:
+            raise ValueError(
+                f"at most {cores}, the cores this machine has (more threads than cores slow "
+                "embedded models down); leave it out for half of them"
+            )
+        return threads
+
     @field_validator("endpoints")
     @classmethod
     def _names_targets_can_use(cls, endpoints: dict[str, Endpoint]) -> dict[str, Endpoint]:
@@ -103,6 +122,14 @@ class Settings(StrictModel):
             if fix := _url_problem(endpoint):
                 raise problem("base_url", fix, at=(name, "base_url"))
         return endpoints
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than
+    the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _url_problem(endpoint: Endpoint) -> str | None:
@@ -169,8 +196,21 @@ def _validation_problem(path: Path, text: str, exc: ValidationError) -> str:
     at = _key_line(text, loc)
     where = f"{path}:{at}" if at else str(path)
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    message = err["msg"].removeprefix("Value error, ")  # pydantic's words for our own
+    message = _TYPE_PROBLEMS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
     return f"{where}: {'.'.join(loc)}: {message}{more}"
+
+
+_TYPE_PROBLEMS = {
+    "bool_type": "must be true or false, without quotes",
+    "float_type": "must be a number, like 3 or 2.5",
+    "int_type": "must be a whole number, like 4",
+    "int_from_float": "must be a whole number",
+    "finite_number": "must be a finite number, not inf or nan",
+    "string_type": "must be text, in quotes",
+    "list_type": 'must be a list, like ["embedded:smollm2"]',
+    "dict_type": "must be a table",
+}
+"""Pydantic's words for a value of the wrong type, as a TOML file's writer would fix it."""
 
 
 _TOML_AT = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")

@@ -29,6 +29,15 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def named(directory: Path) -> str:
+    """A data directory as messages name it: by the variable that chose it, when one did,
+    since that is what the user will change."""
+    explicit = os.environ.get("WORKBENCH_HOME")
+    if explicit and Path(explicit).expanduser() == directory:
+        return f"WORKBENCH_HOME={explicit}"
+    return str(directory)
+
+
 def models_dir() -> Path:
     """GGUF files dropped here become `embedded:<name>` targets."""
     return data_dir() / "models"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from providers.base import Message
+from workbench import locations
 from workbench.engine.result import TargetResult
 from workbench.sanitize import encodable
 
@@ -164,6 +165,9 @@ _CREATE_COMPAT = f"""
 
 # How long a write waits for another process's write to end before it gives up.
 BUSY_TIMEOUT_S = 30.0
+# How long opening an up-to-date database waits for the write lock, to see a migration
+# another process may have under way; schema changes take far less.
+MIGRATION_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,30 +186,106 @@ class SchemaTooNewError(Exception):
     """The database was written by a newer workbench: its tables are not ours to touch."""
 
 
+class StoreUnavailableError(Exception):
+    """The history cannot be opened (or written, where the command must write): the message
+    names the data directory and what to do about it."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        # History can hold private prompts: user-only from the first byte. SQLite gives the
-        # -wal and -shm files the database file's mode, so they follow.
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Only a file that is not there yet: closing a descriptor of a file drops every
-        # POSIX lock this process holds on it, those of a Store still open (the app's, while
-        # a screen opens its own) included, and then another process's reader deleted the
-        # WAL from under it and the database was lost (tests/test_concurrent_writers.py).
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.read_only = False
+        """Opened for reading only: the user may not write the database (or its directory)."""
+        self._make(path)
+        # `check_same_thread` off: `ask` writes from a thread of its own, so that a write
+        # waiting for a busy database does not hold up the streams (one thread at a time).
+        self._db = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         try:
-            # Before anything writes (switching to WAL rewrites the header), so that a
-            # database refused is left as it was; again in `_migrate`, under the write lock.
-            self._refuse_if_too_new()
-            self._enter_wal(deadline=time.monotonic() + BUSY_TIMEOUT_S)
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                # Before anything writes (switching to WAL rewrites the header), so that a
+                # database refused is left as it was; again in `_migrate`, under the lock.
+                self._refuse_if_too_new()
+            except sqlite3.OperationalError as error:
+                if not _is_read_only(error):
+                    raise
+                self._open_read_only()
+            self.read_only = self.read_only or not os.access(path, os.W_OK)
+            if self.read_only and not self._up_to_date():
+                raise StoreUnavailableError(self._unusable(
+                    "the history there is read-only to you, and from an older workbench: it "
+                    "must be upgraded, which needs writing; make it writable"
+                ))  # fmt: skip
+            if not self.read_only:
+                self._enter_wal(deadline=time.monotonic() + BUSY_TIMEOUT_S)
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            if not self.read_only:
+                self._migrate()
         except BaseException:
             self._db.close()
             raise
+
+    def _make(self, path: Path) -> None:
+        """The directory and an empty database file, or a StoreUnavailableError saying why not."""
+        try:
+            # History can hold private prompts: user-only from the first byte. SQLite gives
+            # the -wal and -shm files the database file's mode, so they follow.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Only a file that is not there yet: closing a descriptor of a file drops every
+            # POSIX lock this process holds on it, those of a Store still open (the app's,
+            # while a screen opens its own) included, and then another process's reader
+            # deleted the WAL from under it and the database was lost
+            # (tests/test_concurrent_writers.py).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except (FileExistsError, NotADirectoryError):
+            blocking = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+            where = "it is" if blocking == path.parent else f"{blocking} is"
+            raise StoreUnavailableError(
+                self._unusable(f"{where} a file, not a directory; point it at a directory")
+            ) from None
+        except PermissionError:
+            raise StoreUnavailableError(self._unusable(
+                "permission denied: the history cannot be created there; make the directory "
+                "writable, or point it at another"
+            )) from None  # fmt: skip
+
+    def _open_read_only(self) -> None:
+        """Reopen a database this user may not write, for reading.
+
+        With the directory read-only too, SQLite cannot make the WAL's index beside it and
+        refuses even to read; `immutable` reads the file as it stands, without one. Only a
+        writer the user is not (the owner) can change it meanwhile, and then a read may see
+        a wrong page or fail, never harm the file: nothing is written through this."""
+        self._db.close()
+        uri = f"{self.path.resolve().as_uri()}?immutable=1"
+        self._db = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self.read_only = True
+        self._refuse_if_too_new()
+
+    def _unusable(self, why: str) -> str:
+        return f"cannot use {locations.named(self.path.parent)}: {why}"
+
+    def require_writable(self) -> None:
+        """For commands that store what they do: refuse before doing it, not after."""
+        if self.read_only:
+            raise StoreUnavailableError(self._unusable(
+                f"the history there ({self.path.name}) is read-only to you, and this command "
+                "stores what it does; make it writable, or point it at another directory"
+            ))  # fmt: skip
+
+    @property
+    def busy_timeout_s(self) -> float:
+        """How long a write waits for another process's write to end."""
+        return int(self._db.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
+
+    def why_not_written(self, error: sqlite3.Error) -> str:
+        """A failed write, in words that say what to do."""
+        return why_not_written(error, self.path, self.busy_timeout_s)
 
     def _refuse_if_too_new(self) -> None:
         """A database newer than this code is used only if its record says this code can."""
@@ -258,6 +338,22 @@ class Store:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
+        # Under the write lock, so that a migration another process has in flight is seen
+        # once done. When the database reads as up to date, only briefly: a lock held longer
+        # is someone's long write, which opening must not wait out, and every write checks
+        # the version again under the lock (`transaction`).
+        up_to_date = self._up_to_date()
+        if up_to_date:
+            self._db.execute(f"PRAGMA busy_timeout = {round(MIGRATION_WAIT_S * 1000)}")
+        try:
+            self._migrate_locked()
+        except sqlite3.OperationalError as error:
+            if not (up_to_date and is_busy(error)):
+                raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_S * 1000)}")
+
+    def _migrate_locked(self) -> None:
         with self.transaction():
             # Another process may have taken it past us since the check on open (a newer
             # workbench opening the same new database at the same moment).
@@ -281,11 +377,23 @@ class Store:
                     (readable_from,),
                 )
 
+    def _up_to_date(self) -> bool:
+        """Nothing for `_migrate` to do: at our version with our record, or newer and
+        (as `_refuse_if_too_new` has checked) usable."""
+        if self.version > len(MIGRATIONS):
+            return True
+        return (
+            self.version == len(MIGRATIONS)
+            and self._recorded_readable_from() == MIGRATIONS[-1].readable_from
+        )
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One write that lands whole or not at all."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            # A newer workbench may have migrated it past us since we opened it.
+            self._refuse_if_too_new()
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -388,6 +496,28 @@ class Store:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def why_not_written(error: sqlite3.Error, path: Path, waited_s: float = BUSY_TIMEOUT_S) -> str:
+    """A failed write to the history at `path`, in words that say what to do."""
+    if is_busy(error):
+        return (
+            f"the history database {path} is busy: another process (another workbench?) "
+            f"has been writing to it for over {waited_s:g} s; try again once it is done"
+        )
+    if _is_read_only(error):
+        return f"the history database {path} is read-only to you"
+    if getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
+        return f"the disk holding the history database {path} is full"
+    return f"the history database {path} could not be written: {error}"
+
+
+def is_busy(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def _is_read_only(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY")
 
 
 def exactness(both: object, input_exact: object, output_exact: object) -> tuple[bool, bool]:

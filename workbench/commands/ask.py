@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import io
 import json
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TextIO
 
 from rich.table import Table
@@ -19,30 +23,52 @@ from workbench.engine.fanout import fanout, request_for
 from workbench.engine.guards import MAX_TIME_S
 from workbench.engine.result import TargetResult
 from workbench.sanitize import clean, clean_line, unfinished_escape
-from workbench.store import Store
+from workbench.store import SchemaTooNewError, Store, is_busy, why_not_written
+
+
+class _Output:
+    """Where the answers are printed, and whether they can be: a reader that goes away
+    (`| head`) is its own business; a full disk or a closed stdout loses what the user
+    asked to see, which the command then says, and counts as a failure."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.closed = False
+        """Nothing more is written (the reader went away, or writing failed)."""
+        self.failure: str | None = None
+        """Why the answers could not be printed, when that is a failure."""
+
+    def lost(self, why: str) -> None:
+        self.closed = True
+        self.failure = self.failure or why
+
+    def failed(self, error: OSError) -> None:
+        """A write failed: stop writing, here and in Python's flush at exit."""
+        self.closed = True
+        fmt.discard(self.out)
+        if error.errno != errno.EPIPE:
+            self.failure = self.failure or (error.strerror or str(error))
 
 
 class _Printer:
     """Streams a single target's answer live; with several, prints each as it finishes."""
 
-    def __init__(self, out: TextIO, single: bool) -> None:
-        self._out = out
+    def __init__(self, output: _Output, single: bool) -> None:
+        self._output = output
+        self._out = output.out
         self._single = single
         self._shown: dict[str, int] = {}
         """Parts of each target's answer already written."""
         self._held = ""
         self._finished: set[int] = set()
-        self.closed = False
-        """The reader went away (`| head`): nothing more is written."""
 
     def update(self, result: TargetResult) -> None:
-        if self.closed:
+        if self._output.closed:
             return
         try:
             self._update(result)
-        except BrokenPipeError:
-            self.closed = True
-            fmt.discard(self._out)
+        except OSError as error:
+            self._output.failed(error)
 
     def _update(self, result: TargetResult) -> None:
         key = id(result)
@@ -71,6 +97,52 @@ class _Printer:
             self._out.flush()
 
 
+class _Recorder:
+    """Stores each result as it finishes, on a thread of its own: a write that waits for a
+    busy database (up to the store's busy timeout) must not hold up the streams still
+    running, whose clocks are read on this loop."""
+
+    def __init__(self, store: Store, targets: Sequence[Target], messages: Sequence[Message]):
+        self._store = store
+        self._targets = targets
+        self._messages = messages
+        self._batch = uuid.uuid4().hex
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="workbench-store")
+        self._writes: list[Future[None]] = []
+        self._stored: set[int] = set()
+        self.failures: dict[str, list[str]] = {}
+        """Why answers were not stored, and whose."""
+        self._waited_s = store.busy_timeout_s
+        self._gave_up = False
+
+    def add(self, result: TargetResult) -> None:
+        if id(result) not in self._stored:
+            self._stored.add(id(result))
+            self._writes.append(self._writer.submit(self._write, result))
+
+    def _write(self, result: TargetResult) -> None:
+        sent = request_for(_target_of(result, self._targets), self._messages).messages
+        try:
+            self._store.add_response(result, sent, origin="ask", batch=self._batch)
+        except SchemaTooNewError as error:
+            self.failures.setdefault(str(error), []).append(result.name)
+        except sqlite3.Error as error:
+            why = why_not_written(error, self._store.path, self._waited_s)
+            self.failures.setdefault(why, []).append(result.name)
+            if is_busy(error) and not self._gave_up:
+                # Waited once already: the answers after it try without waiting again,
+                # or each would add the whole wait.
+                self._gave_up = True
+                self._store.db.execute("PRAGMA busy_timeout = 0")
+
+    def settle(self) -> None:
+        """Wait for every write: the streams are over, so waiting holds nothing up."""
+        wait(self._writes)
+        self._writer.shutdown()
+        if self._gave_up:
+            self._store.db.execute(f"PRAGMA busy_timeout = {round(self._waited_s * 1000)}")
+
+
 async def run_ask(
     registry: Registry,
     targets: Sequence[Target],
@@ -81,26 +153,28 @@ async def run_ask(
     store: Store | None = None,
     max_time_s: float = MAX_TIME_S,
 ) -> int:
-    """Exit status 0 when every target answered, 1 when any failed or was cancelled.
+    """Exit status 0 when every target answered and what was asked for was printed and
+    stored; 1 when any target failed or was cancelled, or the answers could not be printed
+    (a full disk, no stdout) or stored (a busy or read-only history), which it says on
+    stderr.
 
     Cancelled (Ctrl-C), it prints and stores every target's result so far, the unfinished
     ones marked cancelled with their partial text, then lets the cancellation propagate.
     If the reader of `out` goes away (`| head`), printing stops quietly; every target still
     runs to its end and is stored, and the exit status is still the targets' own.
     """
-    out = out or sys.stdout
-    printer = None if as_json else _Printer(out, single=len(targets) == 1)
-    batch = uuid.uuid4().hex
+    output = _Output(out or sys.stdout or io.StringIO())
+    if out is None and sys.stdout is None:  # started with it closed (`>&-`): Python gives None
+        output.lost("stdout is closed")
+    printer = None if as_json else _Printer(output, single=len(targets) == 1)
+    recorder = None if store is None else _Recorder(store, targets, messages)
 
     def update(result: TargetResult) -> None:
         if printer is not None:
             printer.update(result)
-        if store is not None and result.finished and id(result) not in stored:
-            stored.add(id(result))
-            sent = request_for(_target_of(result, targets), messages).messages
-            store.add_response(result, sent, origin="ask", batch=batch)
+        if recorder is not None and result.finished:
+            recorder.add(result)
 
-    stored: set[int] = set()
     results: list[TargetResult] = []
     try:
         # Nobody watches token counts tick here: estimate once at the end, if at all.
@@ -113,17 +187,40 @@ async def run_ask(
             if not result.finished:  # cancelled before its stream began
                 result.status = "cancelled"
                 update(result)
-        _report(results, as_json, out, printer)
+        _report(results, as_json, output)
+        _settle(recorder, output)
         raise
-    _report(results, as_json, out, printer)
-    return 0 if all(r.status == "done" for r in results) else 1
+    _report(results, as_json, output)
+    unwritten = _settle(recorder, output)
+    if unwritten or any(r.status != "done" for r in results):
+        return 1
+    return 0
 
 
-def _report(
-    results: Sequence[TargetResult], as_json: bool, out: TextIO, printer: _Printer | None
-) -> None:
-    if printer is not None and printer.closed:
+def _settle(recorder: _Recorder | None, output: _Output) -> bool:
+    """Wait for the stores, then say what could not be printed or stored; True if any."""
+    if recorder is not None:
+        recorder.settle()
+    if output.failure is not None:
+        if recorder is None:
+            kept = ""
+        elif recorder.failures:
+            kept = "; nor could they be stored:"
+        else:
+            kept = "; they are stored (workbench history --chats)"
+        print(f"workbench ask: cannot print the answers ({output.failure}){kept}",
+              file=sys.stderr)  # fmt: skip
+    failures = recorder.failures if recorder is not None else {}
+    for why, names in failures.items():
+        whose = "the answers above were" if output.failure is None else "the answers were"
+        print(f"workbench ask: {whose} not stored ({', '.join(names)}): {why}", file=sys.stderr)
+    return output.failure is not None or bool(failures)
+
+
+def _report(results: Sequence[TargetResult], as_json: bool, output: _Output) -> None:
+    if output.closed:
         return
+    out = output.out
     try:
         if as_json:
             for result in results:
@@ -131,8 +228,8 @@ def _report(
         else:
             print_metrics(results, out)
         out.flush()  # here, not in Python's flush at exit, which would complain
-    except BrokenPipeError:
-        fmt.discard(out)
+    except OSError as error:
+        output.failed(error)
 
 
 def _target_of(result: TargetResult, targets: Sequence[Target]) -> Target:

@@ -1,0 +1,102 @@
+"""A `WORKBENCH_HOME` the workbench cannot use says so in one line, and a history the
+user may only read can still be read."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.child_process import ROOT
+from workbench.store import Store
+
+COMMANDS = [["ask", "hi", "-t", "embedded:smollm2@max_tokens=2"], ["history"], ["costs"]]
+
+# Root may write anywhere: the read-only cases run the command as `nobody` instead.
+_SOMEONE_ELSE = (
+    ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if os.geteuid() == 0 and shutil.which("setpriv")
+    else []
+)
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A directory everyone may enter (pytest's own is its user's only), for `nobody`."""
+    path = Path(tempfile.mkdtemp(prefix="wb-home-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for inside in path.rglob("*"):
+            if inside.is_dir():
+                inside.chmod(0o755)
+        shutil.rmtree(path)
+
+
+def _workbench(home: Path, args: list[str], *, as_other: bool = False) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env |= {"WORKBENCH_HOME": str(home), "WORKBENCH_CONFIG": os.devnull,
+            "PYTHONPATH": str(ROOT), "OLLAMA_HOST": "127.0.0.1:9"}  # fmt: skip
+    prefix = _SOMEONE_ELSE if as_other else []
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "workbench.cli", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("file", "it is a file, not a directory"),
+        ("file/sub", "is a file, not a directory"),
+    ],
+)
+def test_a_home_that_is_a_file_is_named_in_one_line(
+    place: Path, args: list[str], where: str, said: str
+) -> None:
+    (place / "file").write_text("")
+    home = place / where
+    code, out, err = _workbench(home, args)
+    assert (code, out) == (2, ""), err
+    (line,) = err.splitlines()
+    assert line.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ") and said in line
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_a_home_nobody_may_write_to_is_named_in_one_line(place: Path, args: list[str]) -> None:
+    home = place / "home"
+    home.mkdir(mode=0o555)
+    code, out, err = _workbench(home, args, as_other=True)
+    assert (code, out) == (2, ""), err
+    (line,) = err.splitlines()
+    assert line.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ")
+    assert "permission" in line
+
+
+def test_a_history_that_may_only_be_read_can_still_be_read(place: Path) -> None:
+    home = place / "home"
+    code, _, err = _workbench(home, ["ask", "hi", "-t", "embedded:smollm2@max_tokens=2"])
+    assert code == 0, err
+    (home / "workbench.db").chmod(0o644)
+    home.chmod(0o555)  # not even the WAL's index file can be made beside it
+    code, out, err = _workbench(home, ["history", "--chats"], as_other=True)
+    assert (code, err) == (0, "")
+    assert "embedded:smollm2@max_tokens=2" in out
+    code, out, err = _workbench(home, ["costs"], as_other=True)
+    assert (code, err) == (0, "")
+    assert "embedded:smollm2@max_tokens=2" in out
+    # Asking, which must store, says so up front instead of answering into the void.
+    code, out, err = _workbench(home, COMMANDS[0], as_other=True)
+    assert (code, out) == (2, ""), err
+    assert err.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ")
+    assert "read-only" in err
+    assert Store(home / "workbench.db").version > 0  # left as it was

@@ -27,6 +27,7 @@ from providers.errors import (
     redact,
     send,
     status_error,
+    token_count,
     transport_error,
     unreadable,
 )
@@ -129,14 +130,14 @@ class AnthropicProvider(KeyedAPI):
                         saw_start = True
                         message = json_object(event.get("message"), "`message`")
                         u = json_object(message.get("usage"), "`usage`")
-                        read = json_field(u, "cache_read_input_tokens", int)
-                        write = json_field(u, "cache_creation_input_tokens", int)
+                        read = token_count(u, "cache_read_input_tokens")
+                        write = token_count(u, "cache_creation_input_tokens")
                         # input_tokens counts only the uncached part of the prompt.
-                        uncached = json_field(u, "input_tokens", int)
+                        uncached = token_count(u, "input_tokens")
                         if uncached is not None:
                             input_tokens = uncached + (read or 0) + (write or 0)
                         cached = read or 0
-                        output_tokens = json_field(u, "output_tokens", int)
+                        output_tokens = token_count(u, "output_tokens")
                     case "content_block_delta":
                         delta = json_object(event.get("delta"), "`delta`")
                         match json_field(delta, "type", str):
@@ -151,7 +152,7 @@ class AnthropicProvider(KeyedAPI):
                     case "message_delta":
                         # Cumulative counts, not increments.
                         usage = json_field(event, "usage", dict) or {}
-                        output_tokens = json_field(usage, "output_tokens", int) or output_tokens
+                        output_tokens = token_count(usage, "output_tokens") or output_tokens
                         delta = json_field(event, "delta", dict) or {}
                         stop_reason = json_field(delta, "stop_reason", str) or stop_reason
                     case "message_stop":
@@ -196,7 +197,7 @@ class AnthropicProvider(KeyedAPI):
         elif isinstance(exc, anthropic_sdk.APITimeoutError):
             error = self._timeout(exc)
         elif isinstance(exc, anthropic_sdk.APIConnectionError):
-            error = transport_error(exc, self._where, mid_stream=mid_stream)
+            error = transport_error(exc, self._where, mid_stream=mid_stream, https=self._https)
         elif isinstance(exc, anthropic_sdk.APIError):
             kind = _STREAM_ERROR_KINDS.get(_error_type(exc.body), "server")
             error = failed_mid_answer(kind, target, error_body_text(exc.body) or exc.message)
@@ -204,7 +205,7 @@ class AnthropicProvider(KeyedAPI):
             error = unreadable(self._where, "an event", exc)
         else:
             # Mid-stream, the SDK lets httpx2's own errors (ReadTimeout, ReadError...) through.
-            error = transport_error(exc, self._where, mid_stream=mid_stream)
+            error = transport_error(exc, self._where, mid_stream=mid_stream, https=self._https)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
 

@@ -163,6 +163,8 @@ ErrorKind = Literal[
     "server",
     "protocol",
 ]
+UNREACHABLE: frozenset[ErrorKind] = frozenset({"offline", "connection", "timeout"})
+"""Kinds that say the server cannot be reached, rather than that it refused something."""
 
 
 class ProviderError(Exception):

@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from providers.base import ErrorKind, ProviderError
 
@@ -50,12 +51,25 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
+PLAIN_HTTP_HINT = " — if the server speaks plain HTTP, use http://"
+"""For an https URL whose connection fails in or times out during the TLS handshake: a
+plain-HTTP server answers a ClientHello with an HTTP error (WRONG_VERSION_NUMBER) or, as
+llama-server does, waits in silence for a request line that never comes."""
+
+
 def transport_error(
-    exc: BaseException, where: str, *, hint: str = "", mid_stream: bool = False
+    exc: BaseException,
+    where: str,
+    *,
+    hint: str = "",
+    mid_stream: bool = False,
+    https: bool = False,
 ) -> ProviderError:
     """A failure below HTTP: no route, refused, reset, TLS, or a timeout.
 
-    `mid_stream` says the answer had begun, so a reset or an early close cut it short.
+    `mid_stream` says the answer had begun, so a reset or an early close cut it short;
+    `https` that the URL asks for TLS, so a connection that never completes may be TLS
+    spoken to a plain-HTTP server.
     """
     for cause in causes(exc):
         if isinstance(cause, socket.gaierror):
@@ -70,16 +84,14 @@ def transport_error(
             )
         if isinstance(cause, ssl.SSLError):
             fix = (
-                "the server's certificate is not trusted: add its authority to this"
+                " — the server's certificate is not trusted: add its authority to this"
                 " machine's trust store"
                 if isinstance(cause, ssl.SSLCertVerificationError)
-                else "check that the URL's scheme (http or https) is what the server speaks"
+                else PLAIN_HTTP_HINT
             )
-            return ProviderError(
-                "connection", f"TLS handshake with {where} failed: {cause} — {fix}"
-            )
+            return ProviderError("connection", f"TLS handshake with {where} failed: {cause}{fix}")
         if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
-            return ProviderError("timeout", _timeout_message(cause, where))
+            return ProviderError("timeout", _timeout_message(cause, where, https=https))
         if isinstance(cause, OSError) and cause.errno is not None and not mid_stream:
             return ProviderError("connection", f"cannot reach {where}: {cause.strerror}{hint}")
     if mid_stream:
@@ -103,10 +115,11 @@ def _detail(exc: BaseException) -> str:
     return said[-1] if said else type(exc).__name__
 
 
-def _timeout_message(exc: BaseException, where: str) -> str:
+def _timeout_message(exc: BaseException, where: str, *, https: bool = False) -> str:
     name = type(exc).__name__
     if "Connect" in name or "Pool" in name:
-        return f"{where} did not accept a connection in time"
+        # Connecting includes the TLS handshake.
+        return f"{where} did not accept a connection in time{PLAIN_HTTP_HINT if https else ''}"
     return (
         f"{where} stopped sending (read timeout) — the server may be stuck or overloaded;"
         " if the model is only slow to answer, raise read_timeout_s in the config"
@@ -147,6 +160,12 @@ _JSON_TYPES: dict[type, str] = {
     type(None): "null",
 }
 
+MAX_TOKEN_COUNT = 10**9
+"""The largest token count taken from a server: a hundred times the longest window any model
+offers (10 M tokens), so no real request reaches it, while a count past it (a broken or
+hostile server) would overflow the history's 64-bit integers and price an answer in
+astronomical dollars."""
+
 _V = TypeVar("_V", dict[str, Any], list[Any], str, int)
 
 
@@ -169,9 +188,29 @@ def json_field(obj: dict[str, Any], key: str, kind: type[_V]) -> _V | None:
         return value
     if value is None:
         return None
-    raise Malformed(
-        f"`{key}` is {_JSON_TYPES.get(type(value), 'not JSON')}, not {_JSON_TYPES[kind]}"
-    )
+    if kind is int and isinstance(value, float):
+        # Both are numbers to JSON: the value says what is wrong with it.
+        raise Malformed(f"`{key}` is {_short(value)}, not a whole number")
+    expected = "a whole number" if kind is int else _JSON_TYPES[kind]
+    raise Malformed(f"`{key}` is {_JSON_TYPES.get(type(value), 'not JSON')}, not {expected}")
+
+
+def token_count(obj: dict[str, Any], key: str) -> int | None:
+    """A token count from a server's usage: None if absent; anything but a whole number from
+    0 to `MAX_TOKEN_COUNT` is `Malformed`."""
+    count = json_field(obj, key, int)
+    if count is not None and not 0 <= count <= MAX_TOKEN_COUNT:
+        raise Malformed(
+            f"`{key}` is {_short(count)}, not a token count (a whole number from 0 to"
+            f" {MAX_TOKEN_COUNT:,})"
+        )
+    return count
+
+
+def _short(number: float) -> str:
+    """A number a server sent, in a few characters however many digits it has."""
+    text = str(number)
+    return text if len(text) <= 20 else f"a {len(text.lstrip('-'))}-digit number"
 
 
 def not_an_event_stream(where: str, content_type: str | None) -> ProviderError:
@@ -239,6 +278,31 @@ def status_error(
         kind = "protocol"
         message = f"{target}: unexpected HTTP {status}{said}"
     return ProviderError(kind, message, retry_after=retry_after)
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be shown, stored or logged: a password in it (`user:pass@host`)
+    replaced by `***`, the user name kept so the person sees which account it is."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password written into a URL, as it stands there and decoded, so that a message
+    an SDK wrote quoting either form can be redacted."""
+    try:
+        password = urlsplit(url or "").password
+    except ValueError:
+        return []
+    return list(dict.fromkeys((password, unquote(password)))) if password else []
 
 
 def redact(text: str, secrets: list[str]) -> str:

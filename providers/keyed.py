@@ -9,8 +9,8 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from providers.base import ModelInfo, ProviderError, ResourceUsage
-from providers.errors import transport_error
+from providers.base import UNREACHABLE, ModelInfo, ProviderError, ResourceUsage
+from providers.errors import shown_url, transport_error, url_secrets
 from providers.registry import is_loopback_url
 
 if TYPE_CHECKING:
@@ -57,11 +57,16 @@ class KeyedAPI:
 
     @property
     def _where(self) -> str:
-        return f"{self.name} at {self.base_url or self.default_url}"
+        return f"{self.name} at {shown_url(self.base_url or self.default_url)}"
+
+    @property
+    def _https(self) -> bool:
+        return (self.base_url or self.default_url).lower().startswith("https://")
 
     @property
     def _secrets(self) -> list[str]:
-        return [self._api_key] if self._api_key else []
+        # A password in the base URL too: an SDK's message may quote the URL it was given.
+        return [*([self._api_key] if self._api_key else []), *url_secrets(self.base_url)]
 
     def _key(self) -> str:
         """The key to send; a missing one is an error only now, when a target needs it."""
@@ -83,7 +88,7 @@ class KeyedAPI:
 
     def _timeout(self, exc: BaseException) -> ProviderError:
         """The SDKs' timeout error, told apart: never connected, or stopped sending."""
-        error = transport_error(exc.__cause__ or exc, self._where)
+        error = transport_error(exc.__cause__ or exc, self._where, https=self._https)
         if error.kind != "timeout":
             error = ProviderError("timeout", f"{self._where} stopped sending (read timeout)")
         return error
@@ -104,9 +109,20 @@ class KeyedAPI:
             await client.close()
 
     async def list_models(self) -> list[ModelInfo]:
-        if self._configured_models:
-            return [ModelInfo(i, is_local=self.is_local) for i in self._configured_models]
-        return await self._listed()
+        """The server's models, or the config's where it names them. The server is asked
+        either way: a list written in the config says nothing of whether anything listens,
+        and the server may know each model's window."""
+        if not self._configured_models:
+            return await self._listed()
+        try:
+            listed = {m.id: m.context_length for m in await self._listed()}
+        except ProviderError as exc:
+            if exc.kind in UNREACHABLE:
+                raise
+            listed = {}  # it answered, if not with a list (no /v1/models, a proxy): it is there
+        return [
+            ModelInfo(i, listed.get(i), is_local=self.is_local) for i in self._configured_models
+        ]
 
     async def resources(self, model: str | None = None) -> ResourceUsage | None:
         """The memory of the server process on this machine, when the base URL is loopback

@@ -22,12 +22,15 @@ from providers.base import (
     Usage,
 )
 from providers.errors import (
+    Malformed,
     cut_short,
     error_body_text,
     failed_mid_answer,
+    json_field,
     not_an_event_stream,
     redact,
     status_error,
+    token_count,
     transport_error,
     unreadable,
 )
@@ -131,7 +134,11 @@ class OllamaProvider:
             raise self._translate(exc, request.model, mid_stream=begun) from None
         if final is None:
             raise cut_short(f"Ollama at {self.host}")
-        if (usage := _usage(final)) is not None:
+        try:
+            usage = _usage(final)
+        except Malformed as exc:
+            raise unreadable(f"Ollama at {self.host}", "a line", exc) from None
+        if usage is not None:
             yield usage
         yield ServerTimings(
             prompt_s=_seconds(final.prompt_eval_duration),
@@ -152,7 +159,11 @@ class OllamaProvider:
         where = f"Ollama at {self.host}"
         if isinstance(exc, httpx.HTTPStatusError):
             reply = exc.response
-            error = self._status(reply.status_code, _error_text(reply), model, reply.headers)
+            # Ollama says which model it lacks in JSON; a plain 404 is another server's.
+            foreign = reply.status_code == 404 and not _ollama_error(reply)
+            error = self._status(
+                reply.status_code, _error_text(reply), model, reply.headers, foreign=foreign
+            )
         elif isinstance(exc, ollama_sdk.ResponseError) and exc.status_code >= 400:
             error = self._status(exc.status_code, exc.error, model)
         elif isinstance(exc, ollama_sdk.ResponseError):
@@ -160,10 +171,11 @@ class OllamaProvider:
             target = f"{self.name}:{model}" if model else self.name
             error = failed_mid_answer("server", target, exc.error)
         elif isinstance(exc, ValueError | KeyError | TypeError):
-            error = unreadable(where, "a line", exc)
+            error = unreadable(where, "a line", _readable(exc))
         else:
             hint = " — start it with `ollama serve`"
-            error = transport_error(exc, where, hint=hint, mid_stream=mid_stream)
+            https = self.host.startswith("https://")
+            error = transport_error(exc, where, hint=hint, mid_stream=mid_stream, https=https)
             if error.kind == "connection" and "refused" in error.message:
                 error = ProviderError("connection", f"Ollama is not running at {self.host}{hint}")
         # The ollama client sends OLLAMA_API_KEY, and a server may echo it back.
@@ -171,15 +183,37 @@ class OllamaProvider:
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
     def _status(
-        self, status: int, detail: str, model: str | None, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        detail: str,
+        model: str | None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        foreign: bool = False,
     ) -> ProviderError:
+        """`foreign`: the reply is not Ollama's, so pulling the model would not help."""
+        if foreign:
+            hint = f" — {self._not_ollama()}"
+        else:
+            hint = f" — fetch it with `ollama pull {model}`" if model else ""
         return status_error(
             status,
             detail,
             target=f"{self.name}:{model}" if model else self.name,
             headers=headers,
             key_env="OLLAMA_API_KEY",
-            not_found_hint=f" — fetch it with `ollama pull {model}`" if model else "",
+            not_found_hint=hint,
+        )
+
+    def _not_ollama(self) -> str:
+        if self.name == "ollama":
+            return (
+                f"the server at OLLAMA_HOST ({self.host}) does not look like Ollama: point"
+                " OLLAMA_HOST at Ollama, or name this server as an endpoint of its own kind"
+            )
+        return (
+            f"the server at {self.host} does not look like Ollama: check base_url in"
+            f" [endpoints.{self.name}], and its kind"
         )
 
     async def version(self) -> str:
@@ -315,10 +349,28 @@ def _usage(final: Any) -> Usage | None:
     is unknown, and an exact 0 would show a prompt as free and the answer as never measured.
     The engine estimates only the missing count: `eval_count` is still the server's, exact.
     """
-    prompt, answer = final.prompt_eval_count, final.eval_count
+    counts = {"prompt_eval_count": final.prompt_eval_count, "eval_count": final.eval_count}
+    prompt, answer = token_count(counts, "prompt_eval_count"), token_count(counts, "eval_count")
     if not prompt and not answer:
         return None
-    return Usage(int(prompt) if prompt else None, int(answer) if answer else None)
+    return Usage(prompt or None, answer or None)
+
+
+def _readable(exc: BaseException) -> BaseException:
+    """A line the ollama client's pydantic models refused, said in a few words as for the
+    other providers: its own report runs to lines of types and URLs."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return exc
+    for error in errors():
+        key = ".".join(str(part) for part in error.get("loc", ()))
+        if str(error.get("type", "")).startswith("int_"):
+            try:
+                json_field({key: error.get("input")}, key, int)
+            except Malformed as said:
+                return said
+        return Malformed(f"`{key}`: {str(error.get('msg', '')).lower()}")
+    return exc
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -339,6 +391,16 @@ async def _raise_for_status(response: httpx.Response) -> None:
         # A web page (a proxy's, a portal's) where the API should be; its lines are no JSON.
         host = f"{response.url.scheme}://{response.url.netloc.decode()}"
         raise not_an_event_stream(f"Ollama at {host}", content_type)
+
+
+def _ollama_error(reply: httpx.Response) -> bool:
+    """Whether an error reply is Ollama's own: a JSON object with an `error` (its router's
+    404 for an unknown path is plain text, as is llama-server's, vLLM's is JSON `detail`)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "error" in body
 
 
 def _error_text(reply: httpx.Response) -> str:

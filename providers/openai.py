@@ -27,6 +27,7 @@ from providers.errors import (
     redact,
     send,
     status_error,
+    token_count,
     transport_error,
     unreadable,
 )
@@ -173,7 +174,7 @@ class OpenAIProvider(KeyedAPI):
         elif isinstance(exc, ValueError | KeyError | TypeError):
             error = unreadable(self._where, "a chunk", exc)
         else:
-            error = transport_error(exc, self._where, mid_stream=mid_stream)
+            error = transport_error(exc, self._where, mid_stream=mid_stream, https=self._https)
         return ProviderError(error.kind, redact(error.message, secrets), error.retry_after)
 
 
@@ -192,9 +193,9 @@ def _usage(usage: dict[str, Any]) -> Usage:
     OpenAI-compatible servers send `usage` with only one of the two."""
     details = json_field(usage, "prompt_tokens_details", dict) or {}
     return Usage(
-        input_tokens=json_field(usage, "prompt_tokens", int),
-        output_tokens=json_field(usage, "completion_tokens", int),
-        cached_input_tokens=json_field(details, "cached_tokens", int) or 0,
+        input_tokens=token_count(usage, "prompt_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
+        cached_input_tokens=token_count(details, "cached_tokens") or 0,
     )
 
 

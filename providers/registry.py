@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from providers.base import GenParams, ModelInfo, Provider, ProviderError
+from providers.errors import shown_url
 
 BUILTIN = ("embedded", "ollama", "openai", "anthropic")
 _OVERRIDE_KEYS = ("temperature", "top_p", "max_tokens", "seed", "system", "label")
@@ -27,6 +28,9 @@ SETTING_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 one clamps, one runs without a limit, one refuses."""
 # At the end of the model, as the known settings are split off first: `m@tempreature=1`.
 _UNKNOWN_SETTING = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
+_KEYS = "|".join(_OVERRIDE_KEYS)
+# A known setting with no "=value", where settings stand: `m@temperature`, `m@seed,top_p=1`.
+_BARE_SETTING = re.compile(rf"@({_KEYS})(?=,|$)")
 _NAME_TEXT = r"[A-Za-z][A-Za-z0-9_.-]*"
 _NAME = re.compile(rf"^{_NAME_TEXT}$")
 
@@ -96,13 +100,25 @@ def parse_target(text: str) -> Target:
         )
     if not is_provider_name(provider):
         raise TargetError(f"target {text!r}: {provider!r} is not a provider name")
-    # Model names may hold "@", but not a setting: `smollm2@tempreature=1` is a typo.
+    # Model names may hold "@", but not a setting: `smollm2@tempreature=1` is a typo, and
+    # `smollm2@` or `smollm2@temperature` a setting left unfinished, which the provider
+    # would otherwise report as a model it does not have.
+    if model.endswith("@"):
+        raise TargetError(
+            f"target {text!r} ends with '@'; write @key=value ({', '.join(_OVERRIDE_KEYS)})"
+            " or drop the '@'"
+        )
+    if bare := _BARE_SETTING.search(model):
+        key = bare.group(1)
+        raise TargetError(f"target {text!r}: {key} has no value; write {key}=VALUE")
     if unknown := _UNKNOWN_SETTING.search(model):
         overrides = [model[unknown.start() + 1 :], *overrides]
     values: dict[str, str] = {}
     for item in overrides:
         key, eq, value = item.partition("=")
         key = key.strip()
+        if not eq and key in _OVERRIDE_KEYS:
+            raise TargetError(f"target {text!r}: {key} has no value; write {key}=VALUE")
         if not eq or key not in _OVERRIDE_KEYS:
             raise TargetError(
                 f"target {text!r}: unknown setting {item!r}; use {', '.join(_OVERRIDE_KEYS)}"
@@ -125,13 +141,13 @@ def parse_target(text: str) -> Target:
 def split_settings(text: str) -> tuple[str, list[str]]:
     """A target spec's `provider:model` and its `key=value` settings, in order."""
     # The last "@" followed by key=value starts the settings; model names may contain "@".
-    match = re.search(r"@(?=(?:" + "|".join(_OVERRIDE_KEYS) + r")=)", text)
+    match = re.search(rf"@(?=(?:{_KEYS})=)", text)
     if not match:
         return text, []
     base, rest = text[: match.start()], text[match.end() :]
-    # Split on commas that start another key=value, so a system prompt may contain commas.
-    keys = "|".join(_OVERRIDE_KEYS)
-    return base, [part for part in re.split(rf",(?=(?:{keys})=)", rest) if part]
+    # Split on commas that start another setting, so a system prompt may contain commas; a
+    # key with no "=" (`,seed` at the end) splits too, to be refused rather than taken in.
+    return base, [part for part in re.split(rf",(?=(?:{_KEYS})(?:=|,|$))", rest) if part]
 
 
 def _number(values: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
@@ -250,6 +266,16 @@ class Registry:
             return self._env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
         return None
 
+    def configured_models(self, name: str) -> tuple[str, ...]:
+        """The models the config file lists for an endpoint; () where it lists none."""
+        endpoint = self._endpoints.get(name)
+        return endpoint.models if endpoint else ()
+
+    def shown_url(self, name: str) -> str | None:
+        """`base_url` as it may be shown or stored: a password in it masked."""
+        url = self.base_url(name)
+        return shown_url(url) if url else None
+
     def resolve(self, target: str | Target) -> tuple[Target, Provider]:
         parsed = parse_target(target) if isinstance(target, str) else target
         return parsed, self.get(parsed.provider)
@@ -260,7 +286,7 @@ class Registry:
             raise ProviderError(
                 "auth",
                 f"private mode: {name} sends prompts off this machine "
-                f"({self.base_url(name)}); only local targets may be used",
+                f"({self.shown_url(name)}); only local targets may be used",
             )
         if name not in self._providers:
             self._providers[name] = self._create(name)
@@ -309,7 +335,7 @@ class Registry:
         """Whether targets of this provider can be used now, without sending a prompt."""
         kind = self.kind(name)
         local = self.is_local(name)
-        where = self.base_url(name) or "in this process"
+        where = self.shown_url(name) or "in this process"
         if kind == "embedded":
             return Availability(name, kind, True, True, "in this process")
         if self.private and not local:

@@ -26,8 +26,10 @@ async def test_llama_servers_own_window_is_the_panes(llama_server: LlamaServer) 
         assert await window_of(registry, target) == llama_server.context
         (info,) = await registry.list_models("llamacpp")
         assert info.context_length == llama_server.context  # the picker's `ctx` too
-        # Models named in the config are not asked for: nothing to read a window from.
-        assert await window_of(registry, Target("listed", MODEL_ALIAS, GenParams())) is None
+        # Models named in the config are asked for too (is the server there?), and a model
+        # the server lists takes its window from there.
+        listed = Target("listed", MODEL_ALIAS, GenParams())
+        assert await window_of(registry, listed) == llama_server.context
     finally:
         await registry.aclose()
 

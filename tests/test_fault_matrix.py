@@ -41,6 +41,7 @@ from tests.fault_servers import (
     Part,
     Stall,
     Wire,
+    streamed,
     threaded_server,
 )
 from workbench.cli import main
@@ -93,6 +94,8 @@ class Fault:
     kind_by: dict[str, str] = field(default_factory=dict)
     partial: str = ""
     """The text the target must keep ("..." at the end: it must start so)."""
+    partial_by: dict[str, str] = field(default_factory=dict)
+    """The text to keep, for one provider kind only."""
     retry_after: float | None = None
     max_tokens: int | None = 16
     beside_embedded: tuple[str, ...] = ()
@@ -136,6 +139,48 @@ def _html_page(env: Env) -> Handler:
     return lambda _request: Response(page, status=200, content_type="text/html")
 
 
+_COUNT_SIDE = {
+    "prompt_tokens": 0, "input_tokens": 0, "prompt_eval_count": 0,
+    "completion_tokens": 1, "output_tokens": 1, "eval_count": 1,
+}  # fmt: skip
+"""Each API's names for the prompt's (0) and the answer's (1) token counts."""
+
+
+def _recount(part: Part, counts: tuple[object, object]) -> Part:
+    """The part with every token count in its JSON replaced by `counts` (prompt, answer)."""
+    if not isinstance(part, bytes) or (start := part.find(b"{")) < 0:
+        return part
+    end = part.rfind(b"}") + 1
+
+    def swap(value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                k: counts[_COUNT_SIDE[k]] if k in _COUNT_SIDE else swap(v) for k, v in value.items()
+            }
+        return value
+
+    return part[:start] + json.dumps(swap(json.loads(part[start:end]))).encode() + part[end:]
+
+
+def _counted(prompt: object, answer: object) -> Callable[[Env], Handler]:
+    """A whole, well-formed answer whose usage carries these counts."""
+
+    def handler(env: Env) -> Handler:
+        parts = [*env.wire.start(), env.wire.text("Hel"), env.wire.text("lo"), *env.wire.end()]
+        recounted = [_recount(part, (prompt, answer)) for part in parts]
+        return lambda _request: streamed(recounted, env.wire.content_type)
+
+    return handler
+
+
+PROMPT_COUNT = {
+    "openai": "prompt_tokens",
+    "anthropic": "input_tokens",
+    "ollama": "prompt_eval_count",
+}
+COUNTED_FIRST = {"anthropic": ""}
+"""Anthropic counts the prompt in `message_start`, before any text."""
+
 CONTEXT_TOO_LONG = {
     # Each server's own words for it.
     "openai": "This model's maximum context length is 8192 tokens. However, your messages "
@@ -166,7 +211,7 @@ FAULTS = [
     Fault(
         "TLS handshake fails",
         "connection",
-        ("TLS handshake", "check that the URL's scheme (http or https)"),
+        ("TLS handshake", "if the server speaks plain HTTP, use http://"),
         # https:// to a server that speaks plain HTTP: the handshake meets an HTTP reply.
         base=lambda env: f"https://127.0.0.1:{env.server.port}",
     ),
@@ -283,6 +328,35 @@ FAULTS = [
         ("ignores max_tokens", "max_tokens=16"),
         _stream(then=lambda env: [Endless(env.wire.text("la " * 40), env.release, every_s=0.001)]),
         partial="la la ...",
+    ),
+    # Counts no model could produce: stored, 10**30 overflowed SQLite and took the healthy
+    # target's answer down with it; a negative one became a negative cost.
+    Fault(
+        "token count beyond any window",
+        "protocol",
+        ("cannot read", "not a token count"),
+        _counted(10**30, 2),
+        said_by={kind: (f"`{key}`",) for kind, key in PROMPT_COUNT.items()},
+        partial="Hello",
+        partial_by=COUNTED_FIRST,
+    ),
+    Fault(
+        "negative token counts",
+        "protocol",
+        ("cannot read", "-5", "not a token count"),
+        _counted(-5, -3),
+        said_by={kind: (f"`{key}`",) for kind, key in PROMPT_COUNT.items()},
+        partial="Hello",
+        partial_by=COUNTED_FIRST,
+    ),
+    Fault(
+        "fractional token count",
+        "protocol",
+        ("cannot read", "5.5", "not a whole number"),
+        _counted(5.5, 2),
+        said_by={kind: (f"`{key}`",) for kind, key in PROMPT_COUNT.items()},
+        partial="Hello",
+        partial_by=COUNTED_FIRST,
     ),
     Fault(
         "5 MB single chunk",
@@ -457,7 +531,7 @@ async def test_fault_beside_a_healthy_target(
             assert words in message, f"{words!r} not in {message!r}"
         assert SECRET not in message
         assert failed.retry_after_s == fault.retry_after
-    _assert_kept(failed.text, fault.partial)
+    _assert_kept(failed.text, fault.partial_by.get(kind, fault.partial))
 
     assert (healthy.status, healthy.error) == ("done", None)
     if beside_embedded:

@@ -8,6 +8,7 @@ The faults come from a loopback pytest-httpserver that speaks each API's real wi
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -165,6 +166,31 @@ async def test_closed_port_is_connection(kind: str, closed_port: int) -> None:
     else:
         assert "refused" in error.message
         assert f"127.0.0.1:{closed_port}" in error.message
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never says a word, as llama-server does to a TLS
+    ClientHello: it waits for an HTTP request line that never comes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes the TCP handshake; nobody accepts
+        yield listener.getsockname()[1]
+
+
+async def test_https_to_a_silent_plain_http_server_says_to_try_http(
+    kind: str, silent_port: int
+) -> None:
+    """The TLS handshake is part of connecting: it times out, and the likely cause is said."""
+    provider = make_provider(kind, f"https://127.0.0.1:{silent_port}")
+    try:
+        text, error, elapsed = await stream_until_error(provider)
+    finally:
+        await provider.aclose()
+    assert (error.kind, text) == ("timeout", "")
+    assert elapsed < 5.0  # the 2 s connect timeout, not the read timeout's wait for a reply
+    assert "did not accept a connection in time" in error.message
+    assert error.message.endswith("— if the server speaks plain HTTP, use http://")
 
 
 async def test_401_is_auth_and_names_the_key_variable(

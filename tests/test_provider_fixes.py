@@ -182,3 +182,57 @@ async def test_a_named_endpoint_limits_output_with_max_tokens(httpserver: HTTPSe
     body = await sent_body(httpserver, Registry(endpoints=[endpoint], env={}), "lmstudio:qwen2.5")
     assert body["max_tokens"] == 16
     assert "max_completion_tokens" not in body
+
+
+# --- Ollama: a 404 from a server that is not Ollama ------------------------------------
+
+
+def file_not_found(_request: Request) -> Response:
+    """What llama-server answers on a path it does not serve, `/api/chat` among them."""
+    return Response("File Not Found", status=404, content_type="text/plain")
+
+
+async def test_a_404_from_a_server_that_is_not_ollama_says_so(httpserver: HTTPServer) -> None:
+    """`ollama pull` would not help: OLLAMA_HOST points at some other server."""
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(file_not_found)
+    host = httpserver.url_for("").rstrip("/")
+    registry = Registry(env={"OLLAMA_HOST": host})
+    try:
+        (result,) = await fanout(registry, [parse_target("ollama:llama3.2:1b")], PROMPT)
+    finally:
+        await registry.aclose()
+    assert (result.status, result.error_kind) == ("failed", "not_found")
+    message = result.error or ""
+    assert f"the server at OLLAMA_HOST ({host}) does not look like Ollama" in message
+    assert "ollama pull" not in message
+
+
+async def test_ollamas_own_404_for_a_missing_model_still_says_pull_it(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/api/chat", method="POST").respond_with_json(
+        {"error": "model 'llama3.2:1b' not found"}, status=404
+    )
+    registry = Registry(env={"OLLAMA_HOST": httpserver.url_for("").rstrip("/")})
+    try:
+        (result,) = await fanout(registry, [parse_target("ollama:llama3.2:1b")], PROMPT)
+    finally:
+        await registry.aclose()
+    assert result.error_kind == "not_found"
+    assert "fetch it with `ollama pull llama3.2:1b`" in (result.error or "")
+    assert "does not look like Ollama" not in (result.error or "")
+
+
+async def test_a_named_endpoint_that_is_not_ollama_is_unavailable_and_says_so(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/api/version", method="GET").respond_with_handler(file_not_found)
+    url = httpserver.url_for("").rstrip("/")
+    registry = Registry(endpoints=[EndpointSpec("box", "ollama", url)], env={})
+    try:
+        found = await registry.availability("box")
+    finally:
+        await registry.aclose()
+    assert not found.available
+    assert f"the server at {url} does not look like Ollama" in found.reason
+    assert "check base_url in [endpoints.box]" in found.reason

@@ -66,6 +66,11 @@ def test_settings_at_the_edges_of_their_ranges_are_kept() -> None:
         # Not a model named "smollm2@tempreature=1", which the provider could not find.
         ("embedded:smollm2@tempreature=1", "unknown setting 'tempreature=1'"),
         ("embedded:smollm2@tempreature=1@max_tokens=3", "unknown setting 'tempreature=1'"),
+        # Not a model named "smollm2@" or "smollm2@temperature": a setting left unfinished.
+        ("embedded:smollm2@", "ends with '@'; write @key=value"),
+        ("embedded:smollm2@temperature", "temperature has no value; write temperature=VALUE"),
+        ("embedded:smollm2@temperature,max_tokens=8", "temperature has no value"),
+        ("embedded:smollm2@max_tokens=8,seed", "seed has no value"),
     ],
 )
 def test_malformed_targets_say_what_is_wrong(text: str, fragment: str) -> None:

@@ -11,15 +11,12 @@ from typing import TextIO
 from rich.table import Table
 from rich.text import Text
 
-from providers.base import ModelInfo, ProviderError
+from providers.base import UNREACHABLE, ModelInfo, ProviderError
 from providers.registry import Availability, Registry
 from workbench.commands import format as fmt
 from workbench.engine import pricing
 from workbench.engine.fanout import price_source
 from workbench.sanitize import clean_line
-
-_UNREACHABLE = ("offline", "connection", "timeout")
-"""Errors that say the server cannot be reached, rather than that it refused the list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +36,8 @@ class ProviderListing:
     availability: Availability
     models: list[ModelRow]
     error: str | None
+    configured: bool = False
+    """The models are the config's list for a server that did not answer, not its own."""
 
 
 async def list_everything(registry: Registry) -> list[ProviderListing]:
@@ -53,11 +52,20 @@ async def _listing(registry: Registry, a: Availability) -> ProviderListing:
     try:
         infos = await registry.list_models(a.provider)
     except ProviderError as exc:
-        if exc.kind in _UNREACHABLE:  # a server that is not there is not available
-            return ProviderListing(replace(a, available=False, reason=exc.message), [], None)
+        if exc.kind in UNREACHABLE:  # a server that is not there is not available
+            gone = replace(a, available=False, reason=exc.message)
+            configured = registry.configured_models(a.provider)
+            if configured:  # still shown, so the person sees what the config holds
+                infos = [ModelInfo(i, is_local=a.is_local) for i in configured]
+                return ProviderListing(gone, _rows(registry, a, infos), None, configured=True)
+            return ProviderListing(gone, [], None)
         return ProviderListing(a, [], exc.message)
+    return ProviderListing(a, _rows(registry, a, infos), None)
+
+
+def _rows(registry: Registry, a: Availability, infos: list[ModelInfo]) -> list[ModelRow]:
     source = price_source(registry, a.provider)
-    rows = [
+    return [
         ModelRow(
             f"{a.provider}:{m.id}",
             m,
@@ -67,7 +75,6 @@ async def _listing(registry: Registry, a: Availability) -> ProviderListing:
         )
         for m in infos
     ]
-    return ProviderListing(a, rows, None)
 
 
 async def run_models(
@@ -95,6 +102,7 @@ def _as_json(listing: ProviderListing) -> dict[str, object]:
         "local": a.is_local,
         "reason": a.reason,
         "error": listing.error,
+        "models_configured": listing.configured,
         "models": [
             {
                 "target": row.target,
@@ -125,6 +133,8 @@ def _print(listings: list[ProviderListing], out: TextIO) -> None:
             console.print(Text(f"    cannot list models: {clean_line(listing.error)}", style="red"))
         if not listing.models:
             continue
+        if listing.configured:
+            console.print(Text("    configured (not reachable now):", style="dim"))
         table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 4), header_style="bold")
         for column in ("target", "context", "size", "params", "quant", "$/1M in", "$/1M out"):
             left = column == "target"

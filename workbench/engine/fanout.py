@@ -214,7 +214,8 @@ def price_source(registry: Registry, name: str) -> pricing.PriceSource:
     official = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
     if name == kind and url == official.get(kind):
         return pricing.PriceSource(provider_id=kind)
-    return pricing.PriceSource(api_url=url)
+    # genai-prices matches on the host; a password in the URL is no business of it.
+    return pricing.PriceSource(api_url=registry.shown_url(name))
 
 
 async def prepare_all(registry: Registry, targets: Iterable[Target]) -> None:

@@ -508,3 +508,23 @@ def test_a_test_with_some_checks_not_run_is_marked_wherever_its_verdict_shows(
     report = json.loads((home / "r.json").read_text())
     checked = next(r for r in report["results"] if r["case"] == "judged and checked")
     assert checked["not_checked"] == ["llm-rubric 'names Paris'"]
+
+
+def test_with_t_the_configs_providers_are_not_checked(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: -t runs its targets instead of the config's, which then need not exist here;
+    yet an unsupported provider id was refused with exit 2."""
+    path = write(home, """\
+prompts: ["What is the capital of France?"]
+providers: [some-unsupported-id, bedrock:anthropic.claude-v2]
+tests:
+  - description: capital
+    assert:
+      - type: not-contains
+        value: XYZZY
+""")  # fmt: skip
+    assert main(["run", str(path), "-t", "embedded:smollm2@max_tokens=4"]) == 0
+    assert "capital" in capsys.readouterr().out
+    assert main(["run", str(path)]) == 2  # without -t its providers are the targets
+    assert "provider 'some-unsupported-id' is not supported" in capsys.readouterr().err

@@ -579,3 +579,24 @@ def test_a_failure_repeated_alike_is_one_line_saying_which_attempts(
                                   "(all 3 attempts): contains 'XYZZY': ")  # fmt: skip
     listed = [line for line in (home / "r.md").read_text().splitlines() if line.startswith("- ")]
     assert len(listed) == 1 and "(all 3 attempts): contains 'XYZZY'" in listed[0]
+
+
+HOSTILE_IDS = ['=HYPERLINK("http://x")', "a|b</x>"]
+
+
+def test_reports_keep_hostile_case_ids_inert(home: Path) -> None:
+    """The CSV wrote `=HYPERLINK(...)` for a spreadsheet to run, and `a|b</x>` split its
+    Markdown row into an extra cell."""
+    path = home / "hostile.yaml"
+    path.write_text(SUITE.format(name="hostile", case="x").replace(
+        "  - id: x\n    expect: [{not_contains: XYZZY}]\n",
+        "".join(f"  - id: '{i}'\n    expect: [{{not_contains: XYZZY}}]\n" for i in HOSTILE_IDS),
+    ))  # fmt: skip
+    assert main(["run", str(path), "--out", str(home / "r.csv")]) == 0
+    assert main(["run", str(path), "--out", str(home / "r.md")]) == 0
+    rows = list(csv.DictReader(io.StringIO((home / "r.csv").read_text())))
+    assert [r["case"] for r in rows] == ["'" + HOSTILE_IDS[0], HOSTILE_IDS[1]]
+    matrix = [line for line in (home / "r.md").read_text().splitlines() if line.startswith("| ")]
+    assert matrix[2].startswith("| a\\|b\\</x> | ✓ ")
+    # A row is as many cells as the header, once escaped pipes are set aside.
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in matrix[:3]} == {4}

@@ -240,6 +240,51 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "- just\n- a list\n",
         "1: a suite is a mapping with at least `name` and `cases`",
     ),
+    # Refused with -t embedded:smollm2@temperature=-1; a suite's params ran with them.
+    (
+        "temperature out of range",
+        "name: demo\nparams:\n  top_p: 0.5\n  temperature: -3\ncases: [{id: a, prompt: hi}]\n",
+        "4: params.temperature: temperature must be at least 0, not -3",
+    ),
+    (
+        "top_p out of range",
+        "name: demo\nparams: {temperature: 0.5, top_p: 7}\ncases: [{id: a, prompt: hi}]\n",
+        "2: params.top_p: top_p must be above 0 and at most 1, not 7",
+    ),
+    (
+        "temperature not finite",
+        "name: demo\nparams:\n  temperature: .inf\ncases: [{id: a, prompt: hi}]\n",
+        "3: params.temperature: temperature must be a finite number, not inf",
+    ),
+    # Empty checks passed whatever the answer.
+    (
+        "empty regex",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n      - regex: ''\n",
+        "7: cases[0].expect[0].value: an empty regex matches every answer; give a pattern",
+    ),
+    (
+        "empty item of contains_any",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+        "      - icontains: paris\n      - contains_any: [Paris, '']\n",
+        "8: cases[0].expect[1].value[1]: an empty text is in every answer; give the text "
+        "to look for",
+    ),
+    (
+        "empty contains made by a var",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France, city: ''}\n    expect:\n"
+        "      - contains: '{{city}}'\n",
+        "7: cases[0].expect[0].value: an empty text is in every answer; give the text to look for",
+    ),
+    (
+        "empty case prompt",
+        "name: demo\ncases:\n  - id: a\n    prompt: ''\n",
+        "4: cases[0].prompt: the prompt is empty; write one, or remove the case",
+    ),
+    (
+        "suite prompt empty once rendered",
+        'name: demo\nprompt: "{{country}}"\ncases:\n  - id: a\n    vars: {country: " "}\n',
+        "5: cases[0].vars: the prompt is empty once this case's vars are filled in; give them text",
+    ),
 ]
 
 

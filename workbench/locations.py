@@ -38,6 +38,11 @@ def named(directory: Path) -> str:
     return str(directory)
 
 
+def claims_dir() -> Path:
+    """The lock files of suite runs being made, one process to a run (`suites/claim.py`)."""
+    return data_dir() / "claims"
+
+
 def models_dir() -> Path:
     """GGUF files dropped here become `embedded:<name>` targets."""
     return data_dir() / "models"

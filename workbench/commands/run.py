@@ -2,7 +2,8 @@
 
 Exit status 0 only when every assertion passed and, with --baseline, nothing regressed:
 it drops into CI as it is. 1 when something failed or regressed, 2 when the command could
-not do what it was asked (a bad suite, target, baseline or report path), 130 on Ctrl+C.
+not do what it was asked (a bad suite, target, baseline or report path), 130 on Ctrl+C and
+143 on SIGTERM (a CI job cancelled or timed out).
 
 `--baseline latest` and `--baseline previous` both name the latest earlier run of the same
 suite (by its `name:`) on the targets about to run: the run being made is the latest, so
@@ -10,8 +11,13 @@ the baseline is the one before it, and a CI job per target sharing one history c
 each target with its own last run. A baseline that shares no case × target with this run
 (or none at all) is found out before anything runs: nothing runs and the exit status is 2.
 
-A run stopped by Ctrl+C still writes its report, which says it was interrupted and lists
-each request not made (in JUnit as an `<error>`), so that it never reads as a pass.
+A run stopped by Ctrl+C or SIGTERM still writes its report, which says it was interrupted
+and lists each request not made (in JUnit as an `<error>`), so that it never reads as a pass
+and a CI step that publishes it never picks up an earlier run's instead.
+
+`--resume RUN_ID` finishes a run of the suite the run started, as it was then: a file that
+has become another suite, or whose cases or settings have changed, is refused (its results
+would be judged by two suites). One process makes a run at a time (`claim.py`).
 
 A report goes to `--out FILE`, in the format `--report` names or else the one the file's
 extension names (.json, .csv, .xml for JUnit, .md). Without `--out` it goes to stdout, and
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
@@ -45,10 +53,12 @@ from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
 from workbench.store import Store
 from workbench.suites import compare, report
+from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
 from workbench.suites.runner import Job, plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
     KEYWORDS,
+    SUITE_HASH,
     CaseResult,
     RunInfo,
     case_results,
@@ -57,6 +67,7 @@ from workbench.suites.runs import (
     resolve_run,
     run_pairs,
     start_run,
+    suite_hashes,
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
@@ -69,40 +80,53 @@ class UsageError(Exception):
     """The command line asks for something that cannot be done: said before anything runs."""
 
 
+class Terminated(Exception):
+    """SIGTERM arrived while the suite ran: it stops as Ctrl+C stops it."""
+
+
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(locations.database_path())
     try:
-        return _run(args, settings, store)
-    except (SuiteError, TargetError, LookupError, UsageError) as exc:
+        with contextlib.ExitStack() as held:
+            return _run(args, settings, store, held)
+    except (SuiteError, TargetError, LookupError, UsageError, RunBusy) as exc:
         print(f"workbench run: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
 
 
-def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+def _run(
+    args: argparse.Namespace, settings: Settings, store: Store, held: contextlib.ExitStack
+) -> int:
+    """`held` keeps the run claimed (`claim.py`) until the command ends."""
+    _check_references(args)
     kind = report_format(args.report, args.out)
     if args.out is not None:
         check_writable(args.out)
     # With the report on stdout, everything meant for a person goes to stderr.
     human = sys.stderr if kind is not None and args.out is None else sys.stdout
-    source = _source(args, store)
+    source = _source(args, store, held)
     suite, registry, targets = _load(source, settings, from_flags=bool(args.run_targets))
     resumed = source.resumed
+    if resumed is not None:
+        _check_same_suite(resumed, suite, source.path)
     skip_unsupported = bool(args.skip_unsupported) or bool(
         resumed is not None and resumed.options.get("skip_unsupported")
     )
     _check_unsupported(suite, source.path, skip_unsupported)
     planned = plan(suite, targets, source.repeat, is_local=registry.is_local)
     baseline = None
-    if args.baseline:
+    if args.baseline is not None:
         pairs = {(job.case.id, job.target.spec) for job in planned}
         baseline = _baseline(store, args.baseline, suite.name, pairs, resumed)
     if resumed is not None:
         run_id = resumed.id
     else:
         run_id = uuid.uuid4().hex[:12]
-        options = {"repeat": source.repeat, "concurrency": args.concurrency, "cache": args.cache}
+        held.enter_context(claimed(run_id))
+        options = {"repeat": source.repeat, "concurrency": args.concurrency, "cache": args.cache,
+                   SUITE_HASH: suite_hashes(suite)}  # fmt: skip
         if skip_unsupported:
             options["skip_unsupported"] = True
         start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
@@ -111,12 +135,13 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     jobs = [job for job in planned if job.key not in done]
     if skipped := skipped_private(suite, targets, registry.is_local):
         print(f"workbench run: {skipped}", file=sys.stderr)
-    unfinished = None
+    unfinished, stopped = None, 0
     try:
         results = source.previous + asyncio.run(
             _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
+        stopped = 143 if isinstance(exc, Terminated) else 130
         results = case_results(store, run_id)
         made = {(r.case_id, r.target, r.attempt) for r in results}
         unfinished = report.Unfinished(run_id, [j.key for j in planned if j.key not in made])
@@ -127,9 +152,10 @@ def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
         kind, args.out, suite.name, run_id, results, unfinished
     )
     if unfinished is not None:
-        _say(f"Interrupted: {len(results)} results kept, {len(unfinished.not_run)} not run. "
+        how = "Terminated" if stopped == 143 else "Interrupted"
+        _say(f"{how}: {len(results)} results kept, {len(unfinished.not_run)} not run. "
              f"Finish with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
-        return 130
+        return stopped
     regressed = 0
     if baseline is not None:
         comparison = compare.compare_runs(store, baseline, resolve_run(store, run_id))
@@ -154,9 +180,25 @@ class _Source:
     resumed: RunInfo | None = None
 
 
-def _source(args: argparse.Namespace, store: Store) -> _Source:
+def _check_references(args: argparse.Namespace) -> None:
+    """`--baseline "$BASE"` with BASE unset in CI: read as no baseline, the run would go on
+    with no regression gate, and pass."""
+    for flag, ref, otherwise in (
+        ("--baseline", args.baseline, "leave --baseline out to run with no comparison"),
+        ("--resume", args.resume, "leave --resume out to start a new run"),
+    ):
+        if ref is not None and not ref.strip():
+            raise UsageError(f"{flag} is empty (an unset variable?): give a run id, latest or "
+                             f"previous, or {otherwise}")  # fmt: skip
+
+
+def _source(args: argparse.Namespace, store: Store, held: contextlib.ExitStack) -> _Source:
     if args.resume:
         resumed = resolve_run(store, args.resume)
+        if args.suite:
+            _check_suite_file(resumed, Path(args.suite))
+        held.enter_context(claimed(resumed.id))
+        # Read once the run is ours: until then another process could be adding to it.
         previous = case_results(store, resumed.id)
         repeat = resumed.options.get("repeat")
         return _Source(Path(resumed.suite_path), resumed.targets, repeat, previous, resumed)
@@ -165,12 +207,48 @@ def _source(args: argparse.Namespace, store: Store) -> _Source:
     raise UsageError("name a suite file, or --resume RUN_ID")
 
 
+def _check_suite_file(resumed: RunInfo, given: Path) -> None:
+    """`run SUITE --resume ID` is accepted when SUITE is the run's own file, as a CI script
+    may well name it beside the run, and refused otherwise: it either means another run
+    (drop --resume) or a mistake, and silently running the run's own suite instead hides
+    both. A file of the same content elsewhere is still another file: the run records where
+    its suite is, and that is what it resumes."""
+    with contextlib.suppress(OSError):
+        if os.path.samefile(given, resumed.suite_path):
+            return
+    raise UsageError(
+        f"run {resumed.id} is a run of {resumed.suite_path}, not {given}: drop {given} to "
+        f"finish it, or drop --resume to start a new run of {given}"
+    )
+
+
+def _check_same_suite(resumed: RunInfo, suite: Suite, path: Path) -> None:
+    """Refuse to finish a run with a suite file that is no longer the suite it started: its
+    stored results were judged by the file as it was, the rest would be by the file as it
+    is, and the report would mix the two. A run stored before suites were hashed can only
+    be told by its suite's name."""
+    start_new = f"start a new run: workbench run {path}"
+    if suite.name != resumed.suite:
+        raise UsageError(f"run {resumed.id} is of suite {resumed.suite!r}, but {path} is now "
+                         f"suite {suite.name!r}; {start_new}")  # fmt: skip
+    then = resumed.options.get(SUITE_HASH)
+    if not isinstance(then, dict):
+        return
+    now = suite_hashes(suite)
+    parts = {"cases": "its cases", "settings": "its prompt, system prompt, params or repeat"}
+    changed = [said for part, said in parts.items() if then.get(part) != now[part]]
+    if changed:
+        raise UsageError(f"suite {suite.name!r} in {path} has changed since run {resumed.id} "
+                         f"started: {' and '.join(changed)} differ; the results it has were judged "
+                         f"by the file as it was; {start_new}")  # fmt: skip
+
+
 def _load(
     source: _Source, settings: Settings, *, from_flags: bool
 ) -> tuple[Suite, Registry, list[Target]]:
     """The suite, a registry that knows its servers, and the targets it runs on."""
     path, specs = source.path, source.specs
-    suite = load_suite(path, known_providers=None)
+    suite = load_suite(path, known_providers=None, targets_given=bool(specs))
     if suite.endpoints:  # a promptfoo config's apiBaseUrl servers
         extra = {n: Endpoint(kind="openai", base_url=url) for n, url in suite.endpoints.items()}
         settings = settings.model_copy(update={"endpoints": settings.endpoints | extra})
@@ -324,6 +402,7 @@ async def _run_with_progress(
             failed += not result.passed and not result.skipped
             progress.update(task, advance=1, failed=failed)
 
+        terminated = _on_sigterm()
         try:
             return await run_jobs(
                 suite, jobs, registry, store, run_id,
@@ -331,8 +410,32 @@ async def _run_with_progress(
                 local_concurrency=settings.local_concurrency, cache=args.cache,
                 on_result=on_result, max_time_s=settings.max_time_s,
             )  # fmt: skip
+        except asyncio.CancelledError:
+            if terminated.is_set():
+                raise Terminated from None
+            raise
         finally:
             await registry.aclose()
+
+
+def _on_sigterm() -> asyncio.Event:
+    """SIGTERM (a CI job cancelled or timed out) stops the run as Ctrl+C does, by cancelling
+    it, so that the results made are kept and the report written; killed outright, the run
+    left no report, and a CI step publishing one found an earlier run's. The event is set
+    once it has come."""
+    came = asyncio.Event()
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        if task is not None and not came.is_set():  # once: a second must not cut the cleanup
+            came.set()
+            task.cancel()
+
+    # Not on Windows, which has no SIGTERM to handle; and for this loop only, which ends
+    # with the run.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    return came
 
 
 def _print_results(

@@ -19,8 +19,11 @@ from workbench.suites.template import render
 __all__ = ["SuiteError", "load_suite", "render_messages", "validate"]
 
 
-def load_suite(path: Path, *, known_providers: Collection[str] | None = None) -> Suite:
-    """Read and validate a suite file (ours or promptfoo's)."""
+def load_suite(
+    path: Path, *, known_providers: Collection[str] | None = None, targets_given: bool = False
+) -> Suite:
+    """Read and validate a suite file (ours or promptfoo's). `targets_given`: the targets
+    come from elsewhere (`-t`), so a promptfoo config's providers need not be ones we run."""
     document = read_yaml(path)
     data = document.data
     if not isinstance(data, Mapping):
@@ -29,8 +32,9 @@ def load_suite(path: Path, *, known_providers: Collection[str] | None = None) ->
         raise SuiteError(path, line, "", message)
     if promptfoo.is_promptfoo(data):
         return promptfoo.load_promptfoo(
-            data, path, root=document.root, known_providers=known_providers
-        )
+            data, path, root=document.root, known_providers=known_providers,
+            targets_given=targets_given,
+        )  # fmt: skip
     return validate(data, path, Locator(document.root), known_providers=known_providers)
 
 

@@ -47,18 +47,23 @@ def load_promptfoo(
     *,
     root: yaml.Node | None = None,
     known_providers: Collection[str] | None = None,
+    targets_given: bool = False,
 ) -> Suite:
-    """The config as a Suite; `root` (its YAML nodes) lets errors give line numbers."""
-    converter = _Converter(path, Locator(root))
+    """The config as a Suite; `root` (its YAML nodes) lets errors give line numbers.
+
+    With `targets_given` (`-t`), the config's providers are not run, so they need not be
+    ones workbench can run: those it cannot are left out of `targets`, unsaid."""
+    converter = _Converter(path, Locator(root), check_providers=not targets_given)
     suite_data = converter.convert(data)
     locator = Locator(root, converter.origins)
     return validate(suite_data, path, locator, known_providers=known_providers, internal=True)
 
 
 class _Converter:
-    def __init__(self, path: Path, locator: Locator) -> None:
+    def __init__(self, path: Path, locator: Locator, *, check_providers: bool = True) -> None:
         self.path = path
         self.locator = locator
+        self.check_providers = check_providers
         self.origins: dict[Loc, Loc] = {}
         self.unsupported: list[str] = []
         self.unchecked: list[str] = []
@@ -144,6 +149,8 @@ class _Converter:
         if isinstance(providers, str | Mapping):
             providers = [providers]
         if not isinstance(providers, list):
+            if not self.check_providers:
+                return []
             raise self.fail(("providers",), "expected a list of providers")
         targets: list[str] = []
         for index, item in enumerate(providers):
@@ -151,6 +158,8 @@ class _Converter:
             try:
                 spec, ignored = convert_provider(item, self.endpoints)
             except ConvertError as exc:
+                if not self.check_providers:
+                    continue
                 raise self.fail(loc, str(exc)) from None
             for key in ignored:
                 self.note(f"providers[{index}].config.{key}: not supported (ignored)")

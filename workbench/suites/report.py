@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 
 from workbench.commands import format as fmt
 from workbench.engine.pricing import format_usd
+from workbench.export import csv_cell
 from workbench.sanitize import clean, clean_line
 from workbench.suites.assertions import NOT_CHECKED
 from workbench.suites.runs import CaseResult
@@ -189,12 +190,12 @@ def markdown(
     if unfinished is not None:
         lines += [f"**Interrupted**: {len(pending)} of {len(results) + len(pending)} requests "
                   f"not run; finish it with `workbench run --resume {run_id}`.", ""]  # fmt: skip
-    lines += ["| case | " + " | ".join(clean_line(t) for t in targets) + " |"]
+    lines += ["| case | " + " | ".join(_md(t) for t in targets) + " |"]
     lines += ["|---" * (len(targets) + 1) + "|"]
     grid = {(c.case_id, c.target): c for c in cells(results)}
     left = not_run_counts(unfinished)
     for case_id in dict.fromkeys([*(r.case_id for r in results), *(c for c, _, _ in pending)]):
-        row = [clean_line(case_id)]
+        row = [_md(case_id)]
         for target in targets:
             key = (case_id, target)
             row.append(cell_label(grid.get(key), left.get(key, 0)))
@@ -203,7 +204,7 @@ def markdown(
         lines += ["", f"\\* {note}"]
     lines += ["", "| target | pass rate | p50 | p90 | cost |", "|---|---|---|---|---|"]
     for t in totals(results):
-        lines.append(f"| {clean_line(t.target)} | {t.pass_label} | "
+        lines.append(f"| {_md(t.target)} | {t.pass_label} | "
                      f"{fmt.seconds(t.p50_s)} | {fmt.seconds(t.p90_s)} | "
                      f"{t.cost_label} |")  # fmt: skip
     listed = (
@@ -214,12 +215,18 @@ def markdown(
         if groups:
             lines += ["", f"## {title}", ""]
         for first, attempts, why in groups:
-            lines.append(f"- **{clean_line(first.case_id)}** × {clean_line(first.target)}"
-                         f"{attempts}: {clean_line(why)}")  # fmt: skip
+            lines.append(f"- **{_md(first.case_id)}** × {_md(first.target)}"
+                         f"{attempts}: {_md(why)}")  # fmt: skip
     cached = sum(r.cached for r in results)
     if cached:
         lines += ["", f"{cached} answers came from the cache (--cache)."]
     return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text from a suite or an answer as one Markdown table cell or list item: a `|` would
+    end the cell, and `<` could open an HTML tag the page then renders or hides."""
+    return clean_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
 
 
 def failed(results: Sequence[CaseResult]) -> list[CaseResult]:
@@ -392,15 +399,16 @@ def as_csv(results: Sequence[CaseResult], unfinished: Unfinished | None = None) 
                      "cost_estimated"])  # fmt: skip
     for r in results:
         failing = "; ".join(o.assertion for o in r.outcomes if not o.passed and not o.skipped)
-        writer.writerow([r.case_id, r.target, r.attempt, r.passed, r.cached, r.result.status,
-                         e2e_s(r), r.result.ttft_s, output_tokens(r),
-                         r.result.cost.usd if r.result.cost else "", failing,
-                         r.skipped, "; ".join(o.assertion for o in r.outcomes
-                                              if o.skipped), r.result.output_exact,
+        writer.writerow([csv_cell(r.case_id), csv_cell(r.target), r.attempt, r.passed,
+                         r.cached, r.result.status, e2e_s(r), r.result.ttft_s,
+                         output_tokens(r), r.result.cost.usd if r.result.cost else "",
+                         csv_cell(failing), r.skipped,
+                         csv_cell("; ".join(o.assertion for o in r.outcomes if o.skipped)),
+                         r.result.output_exact,
                          bool(r.result.cost and r.result.cost.estimated)])  # fmt: skip
     for case_id, target, attempt in unfinished.not_run if unfinished else []:
-        writer.writerow([case_id, target, attempt, False, False, "not run", "", "", "", "",
-                         "", False, "", "", ""])  # fmt: skip
+        writer.writerow([csv_cell(case_id), csv_cell(target), attempt, False, False, "not run",
+                         "", "", "", "", "", False, "", "", ""])  # fmt: skip
     return out.getvalue()
 
 

@@ -6,6 +6,7 @@ left undone, and `compare` can line two runs up case by case.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
 from workbench.store import Store, exactness
 from workbench.suites.assertions import Outcome
+from workbench.suites.schema import Suite
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +254,28 @@ def _result(
     return result
 
 
+SUITE_HASH = "suite_sha256"
+"""The run option holding `suite_hashes` of the suite as the run started it."""
+
+
+def suite_hashes(suite: Suite) -> dict[str, str]:
+    """What tells whether a suite file is still the suite a run started: a sha256 of its
+    cases and one of the rest that decides what is asked and how it is judged. Left out:
+    its targets (a run keeps its own, and `--resume` runs those), its description and
+    concurrency, which change no result."""
+    settings = suite.model_dump(
+        mode="json", exclude={"cases", "targets", "description", "concurrency", "endpoints"}
+    )
+    cases = [case.model_dump(mode="json") for case in suite.cases]
+    return {"settings": _sha256(settings), "cases": _sha256(cases)}
+
+
+def _sha256(data: object) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def messages_key(target: str, messages: Sequence[Message]) -> str:
     """What makes two requests identical: the target spec (model and settings) and messages."""
-    import hashlib
-
     body = json.dumps([target, [[m.role, m.content] for m in messages]], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()

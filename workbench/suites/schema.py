@@ -7,6 +7,7 @@ mappings (`- icontains: paris`, `- max_latency_s: 5`, `- json: {required: [name]
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from providers.registry import SETTING_RANGES
 from workbench.suites.template import TemplateError, render, variables_in
 from workbench.suites.validation import ASSERTION_TYPES as ASSERTION_TYPES
 from workbench.suites.validation import (
@@ -32,15 +34,40 @@ class Params(StrictModel):
 
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = None
     seed: int | None = None
+
+    @field_validator("temperature", "top_p", "max_tokens")
+    @classmethod
+    def _in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # The rule `-t …@temperature=` is held to: a suite's params go to the same providers.
+        key = info.field_name or ""
+        if value is None:
+            return value
+        if not math.isfinite(value):
+            raise problem("param_range", f"{key} must be a finite number, not {value:g}")
+        allowed, said = SETTING_RANGES[key]
+        if not allowed(value):
+            raise problem("param_range", f"{key} must be {said}, not {value:g}")
+        return value
 
 
 # --- assertions ----------------------------------------------------------------
 
+_EMPTY_TEXT = "an empty text is in every answer; give the text to look for"
+
 
 class _TextAssertion(StrictModel):
     value: str
+    _empty_allowed: ClassVar[bool] = False
+    """Whether `""` means something; for most checks it passes (or fails) every answer."""
+
+    @field_validator("value")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value and not cls._empty_allowed:
+            raise problem("empty_check", _EMPTY_TEXT)
+        return value
 
 
 class Contains(_TextAssertion):
@@ -64,6 +91,7 @@ class StartsWith(_TextAssertion):
 
 class Equals(_TextAssertion):
     type: Literal["equals"] = "equals"
+    _empty_allowed: ClassVar[bool] = True  # the answer is empty
     exact: bool = False
     """Spaces around the answer count too (promptfoo's equals; set by the loader only)."""
     _internal: ClassVar[frozenset[str]] = frozenset({"exact"})
@@ -71,6 +99,13 @@ class Equals(_TextAssertion):
 
 class _ListAssertion(StrictModel):
     value: list[str] = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _no_empty_item(cls, value: list[str]) -> list[str]:
+        if "" in value:
+            raise problem("empty_check", _EMPTY_TEXT, at=(value.index(""),))
+        return value
 
 
 class ContainsAny(_ListAssertion):
@@ -100,6 +135,13 @@ class Regex(_TextAssertion):
         for letter in self.flags:
             flags |= _REGEX_FLAGS[letter]
         return re.compile(self.value, flags)
+
+    @field_validator("value")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value:
+            raise problem("empty_check", "an empty regex matches every answer; give a pattern")
+        return value
 
     @model_validator(mode="after")
     def _compiles(self) -> Regex:

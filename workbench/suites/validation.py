@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from providers.registry import TargetError, parse_target
-from workbench.suites.template import TemplateError, variables_in
+from workbench.suites.template import TemplateError, render, variables_in
 
 if TYPE_CHECKING:
     from workbench.suites.schema import Case, Suite
@@ -182,6 +182,7 @@ def _case_problems(suite: Suite, index: int, case: Case) -> Iterator[PydanticCus
             "or give `messages`",
             at=here,
         )
+        return
     for where, loc, text in texts:
         try:
             used = variables_in(text)
@@ -195,3 +196,17 @@ def _case_problems(suite: Suite, index: int, case: Case) -> Iterator[PydanticCus
                 f"{case.id!r}",
                 at=(*here, "vars"),
             )
+    _, loc, last = texts[-1]  # the prompt, or the last turn (the user's)
+    try:
+        rendered = render(last, case.vars)
+    except TemplateError:
+        return  # said above
+    if not last.strip():
+        yield problem("empty_prompt", "the prompt is empty; write one, or remove the case", at=loc)
+    elif not rendered.strip():
+        # Refused as `workbench ask ""` is: a model asked nothing answers anything.
+        yield problem(
+            "empty_prompt",
+            "the prompt is empty once this case's vars are filled in; give them text",
+            at=(*here, "vars"),
+        )

@@ -21,7 +21,15 @@ from tests.tui_helpers import Loop, toasts, wait_until
 from workbench import locations
 from workbench.config import Settings, load_settings
 from workbench.store import Store
-from workbench.suites.runs import RunInfo, list_runs, start_run
+from workbench.suites.claim import RunBusy, claimed
+from workbench.suites.runs import (
+    SUITE_HASH,
+    RunInfo,
+    list_runs,
+    resolve_run,
+    start_run,
+    suite_hashes,
+)
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.suites import CellScreen, SuitesScreen, TextScreen
 
@@ -264,4 +272,20 @@ async def test_escape_during_a_suite_run_says_how_to_finish_it(
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is app.screen_stack[0], 5)
         assert any(f"workbench run --resume {screen.run_id}" in note for note in notes)
+        loop.release.set()
+
+
+async def test_a_suite_run_in_the_tui_is_claimed_and_hashed_as_the_cli_does(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that `workbench run --resume` of it is kept out while it runs, and can tell later
+    whether the file is still the suite it ran."""
+    app, _ = _held(loop, monkeypatch)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _suite_running(pilot, app, loop)
+        assert screen.run_id is not None and screen.suite is not None
+        with pytest.raises(RunBusy), claimed(screen.run_id):
+            pass
+        options = resolve_run(app.store, screen.run_id).options
+        assert options[SUITE_HASH] == suite_hashes(screen.suite)
         loop.release.set()

@@ -36,9 +36,11 @@ from workbench.engine.runner import EngineThread
 from workbench.sanitize import clean, clean_line
 from workbench.store import Store
 from workbench.suites import compare, report
+from workbench.suites.claim import claimed
 from workbench.suites.loader import load_suite
 from workbench.suites.runner import plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
+    SUITE_HASH,
     CaseResult,
     RunInfo,
     finish_run,
@@ -46,6 +48,7 @@ from workbench.suites.runs import (
     resolve_run,
     run_pairs,
     start_run,
+    suite_hashes,
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
@@ -182,7 +185,9 @@ class SuitesScreen(Screen[None]):
         except TargetError as exc:
             self.notify(str(exc), severity="error")
             return
-        options: dict[str, object] = {}
+        # As `workbench run` records it, so that `workbench run --resume` can tell whether
+        # the file is still this suite.
+        options: dict[str, object] = {SUITE_HASH: suite_hashes(suite)}
         if suite.unchecked:  # as `workbench run`: not run unless the user lets them go unchecked
             if not await self.app.push_screen_wait(UncheckedScreen(suite.name, suite.unchecked)):
                 self.notify(f"{suite.name}: not run", severity="warning")
@@ -205,14 +210,15 @@ class SuitesScreen(Screen[None]):
         async def go() -> None:
             store = Store(locations.database_path())  # sqlite objects stay in their thread
             try:
-                start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
-                                         [t.spec for t in targets], options))  # fmt: skip
-                await run_jobs(
-                    suite, jobs, self.registry, store, run_id, on_result=arrived,
-                    local_concurrency=settings.local_concurrency,
-                    max_time_s=settings.max_time_s,
-                )  # fmt: skip
-                finish_run(store, run_id)
+                with claimed(run_id):  # a `--resume` of it meanwhile is kept out
+                    start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
+                                             [t.spec for t in targets], options))  # fmt: skip
+                    await run_jobs(
+                        suite, jobs, self.registry, store, run_id, on_result=arrived,
+                        local_concurrency=settings.local_concurrency,
+                        max_time_s=settings.max_time_s,
+                    )  # fmt: skip
+                    finish_run(store, run_id)
             finally:
                 store.close()
 

@@ -283,6 +283,17 @@ class Store:
         """How long a write waits for another process's write to end."""
         return int(self._db.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
 
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes in the block wait this long, not `BUSY_TIMEOUT_S`, for another process's
+        write to end: for a caller that has better to do than wait (the TUI's loop)."""
+        before = self.busy_timeout_s
+        self._db.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {round(before * 1000)}")
+
     def why_not_written(self, error: sqlite3.Error) -> str:
         """A failed write, in words that say what to do."""
         return why_not_written(error, self.path, self.busy_timeout_s)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from pathlib import Path
 
 from rich.text import Text
 from textual import events, on, work
@@ -38,9 +37,10 @@ from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
 from workbench.sanitize import clean, clean_line
-from workbench.store import Store
+from workbench.store import SchemaTooNewError, Store, why_not_written
 from workbench.tui import blind as blind_mode
-from workbench.tui import runtime
+from workbench.tui import runtime, saving
+from workbench.tui.history_writer import CLOSING_WAIT_S, RETRY_S, HistoryWriter, Turn
 from workbench.tui.room import make_room
 from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.picker import ModelPicker
@@ -151,6 +151,7 @@ class WorkbenchApp(App[None]):
         """Where "this session" starts on the costs screen."""
         self._summarized = False
         """The summary row shows the winners (see `render_summary`)."""
+        self._history = HistoryWriter(store, self._history_note)
         self._unstored: dict[int, tuple[TargetResult, list[Message], str, str]] = {}
         """The turns under way, by `id` of their result, with what they were sent, their
         batch and their conversation's id: each is stored when it ends, or as the app
@@ -182,6 +183,10 @@ class WorkbenchApp(App[None]):
         # Runs only while a pane streams: idle, the app takes no turns.
         self._turns = self.set_interval(FRAME_S / PHASES, self._next_phase, pause=True)
         self.set_interval(5, self.render_title)  # free RAM moves as models load
+        self.set_interval(RETRY_S, self._history.retry)  # turns a busy history turned away
+        if self.store.read_only:
+            self.notify("The history is read-only to you: this session is not stored",
+                        severity="warning", timeout=8)  # fmt: skip
         self.query_one(PromptBox).focus()
 
     @work(group="warm")
@@ -212,6 +217,7 @@ class WorkbenchApp(App[None]):
             if not result.finished:  # its stream outlived the engine's stop
                 result.status = "cancelled"
             self._store_turn(result)
+        self._history.retry(CLOSING_WAIT_S)
         self.store.close()
 
     def on_resize(self) -> None:
@@ -573,9 +579,10 @@ class WorkbenchApp(App[None]):
         """Store a finished turn's response, once."""
         if (turn := self._unstored.pop(id(result), None)) is not None:
             _, sent, batch, conversation = turn
-            self.store.add_response(
-                result, sent, origin="chat", batch=batch, conversation=conversation
-            )
+            self._history.add(Turn(result, sent, batch, conversation))
+
+    def _history_note(self, message: str, error: bool) -> None:
+        self.notify(message, severity="error" if error else "information", timeout=8)
 
     def _collect(self) -> None:
         runtime.collect(frozen_too=self._panes_removed)
@@ -645,7 +652,12 @@ class WorkbenchApp(App[None]):
         winner = next((p for p in panes if p.blind_name == choice), None)
         batch = self._round
         targets = [p.target.spec for p in panes]
-        self.store.add_vote(batch, targets, winner.target.spec if winner else None)
+        try:
+            self.store.add_vote(batch, targets, winner.target.spec if winner else None)
+        except (sqlite3.Error, SchemaTooNewError) as error:
+            why = str(error) if isinstance(error, SchemaTooNewError) else why_not_written(
+                error, self.store.path)  # fmt: skip
+            self.notify(f"The vote was not stored: {why}", severity="error")
         reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)
         verdict = "a tie" if choice == TIE else f"Model {choice}"
         self.notify(f"Voted {verdict}. {reveal}", timeout=8)
@@ -930,23 +942,15 @@ class WorkbenchApp(App[None]):
         if not any(p.result is not None or p.conversation.turns for p in self.panes):
             self.notify("Nothing to export yet", severity="warning")
             return
-        path = export_path()
         records = [
             PaneRecord(p.display_name, p.conversation.system, p.shown_turns(), p.result, p.turn)
             for p in self.panes
         ]
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.touch(mode=0o600)  # like the store: prompts can be private
-        path.write_text(comparison_markdown(records), encoding="utf-8")
+        path = saving.write_export(comparison_markdown(records))
         self.notify(f"Exported to {path}")
 
     def action_save_svg(self) -> None:
-        directory = locations.screenshots_dir()
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"workbench-{_stamp()}.svg"
-        (directory / name).touch(mode=0o600)  # the screen shows prompts; Textual keeps the mode
-        path = self.save_screenshot(filename=name, path=str(directory))
-        self.notify(f"Screenshot saved to {path}")
+        self.notify(f"Screenshot saved to {saving.save_screenshot(self)}")
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
@@ -970,14 +974,6 @@ class WorkbenchApp(App[None]):
             "Set a system prompt for the current pane only",
             lambda: self.action_system_prompt(only_current=True),
         )
-
-
-def export_path() -> Path:
-    return locations.data_dir() / "exports" / f"comparison-{_stamp()}.md"
-
-
-def _stamp() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def make_app(

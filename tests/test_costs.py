@@ -143,7 +143,11 @@ def test_shadow_choices_are_priced_cloud_models_cheapest_first() -> None:
     ("shadow", "why"),
     [
         ("embedded:smollm2", "a local target costs nothing"),
-        ("openai:no-such-model", "genai-prices has no price for 'no-such-model'"),
+        (
+            "openai:no-such-model",
+            "genai-prices has no price for 'no-such-model'; name a cloud model it prices, "
+            "e.g. openai:gpt-4o-mini or anthropic:claude-3-5-haiku-latest",
+        ),
     ],
 )
 def test_a_shadow_that_prices_nothing_is_refused(

@@ -317,7 +317,7 @@ FAULTS = [
     Fault(
         "endless stream (max time)",
         "timeout",
-        (f"stopped after {MAX_TIME_S:g} s", "max_time_s", "kept streaming"),
+        (f"stopped after {MAX_TIME_S:g} s", "max_time_s", "still answering"),
         _stream(then=lambda env: [Endless(env.wire.text("la "), env.release, every_s=0.02)]),
         partial="la la ...",
         max_time_s=MAX_TIME_S,

@@ -600,3 +600,16 @@ def test_reports_keep_hostile_case_ids_inert(home: Path) -> None:
     assert matrix[2].startswith("| a\\|b\\</x> | ✓ ")
     # A row is as many cells as the header, once escaped pipes are set aside.
     assert {len(re.split(r"(?<!\\)\|", line)) for line in matrix[:3]} == {4}
+
+
+def test_history_with_no_runs_names_a_suite_that_runs_from_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From another folder, `workbench run prompts/offline-basics.yaml` found no file."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["history"]) == 0
+    said = capsys.readouterr().out
+    suggested = said.split("workbench run ", 1)[1].strip()
+    assert "\n" not in suggested  # one line, to copy
+    assert Path(suggested).is_file() and suggested.endswith("offline-basics.yaml")

@@ -131,7 +131,7 @@ def shadow_target(
         if pricing.per_million(target.model, source) is None:
             raise TargetError(
                 f"shadow {chosen}: genai-prices has no price for {target.model!r}; name "
-                "another cloud model (workbench models lists their prices)"
+                f"a cloud model it prices, e.g. {' or '.join(DEFAULT_SHADOWS)}"
             )
         return chosen
     choices = shadow_choices(registry, used, configured)

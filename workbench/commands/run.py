@@ -619,7 +619,8 @@ def history_command(args: argparse.Namespace) -> int:
             f"No suite run's suite or targets contain {args.search!r} (prompts and answers: "
             "--chats)"
             if args.search
-            else "No suite runs yet: workbench run prompts/offline-basics.yaml"
+            else f"No suite runs yet: workbench run {_example_suite()}",
+            soft_wrap=True,  # a path to copy stays on one line
         )
         return 0
     table = Table(box=None, header_style="bold")
@@ -636,3 +637,12 @@ def history_command(args: argparse.Namespace) -> int:
                       format_usd(sum(costs)))  # fmt: skip
     console.print(table)
     return 0
+
+
+def _example_suite() -> str:
+    """The shipped offline suite, as a path that works from the current folder."""
+    shipped = Path("prompts") / "offline-basics.yaml"
+    if shipped.is_file():
+        return str(shipped)
+    checkout = Path(__file__).resolve().parents[2] / shipped
+    return str(checkout) if checkout.is_file() else "SUITE.yaml"

@@ -73,7 +73,7 @@ class Guarded:
             raise ProviderError(
                 "timeout",
                 f"{self._where} was stopped after {self._max_time_s:g} s (max_time_s in the"
-                " config) — the server kept streaming; the text so far is kept",
+                " config) — the model was still answering; the text so far is kept",
             ) from None
         if isinstance(event, TextDelta | ReasoningDelta):
             self._chars += len(event.text)

@@ -347,9 +347,9 @@ def metrics_line(
     window: int | None = None,
     width: int | None = None,
 ) -> Text:
-    """`TTFT 0.21s · 87 tok/s · ctx 148/4,096 · in 36 / out ~112 · $0.00 local · 240 MB`
+    """`TTFT 210ms · 87 tok/s · ctx 148/4k · in 36 / out ~112 · local · 240 MB`
 
-    Compact, for narrow panes: `0.21s · 87 t/s · ctx 148/4,096 · 36→~112 · 240 MB` (a local
+    Compact, for narrow panes: `210ms · 87 t/s · ctx 148/4k · 36→~112 · 240 MB` (a local
     target's $0 left to the header's `local`), or `… · 36→112 · $0.0012` for a cloud one. The
     context figure comes before the token counts, cost and memory: in `width` cells, figures
     give way from the end, and its warning (past `WARN_AT` of the `window`) must stay in sight.

@@ -106,6 +106,17 @@ async def test_the_summary_goes_with_its_panes_and_follows_the_width(loop: Loop)
         assert _summary(app) == ""  # a resize does not bring it back
 
 
+async def test_a_narrow_summary_tells_two_settings_of_one_model_apart(loop: Loop) -> None:
+    """Both were `loop:a@temperature=0,…`: which of them won could not be read."""
+    app = app_for(loop, "loop:a@temperature=0,max_tokens=40", "loop:a@temperature=0,top_p=0.5")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        await wait_until(pilot, lambda: "TTFT:" in _summary(app), 5)
+        summary = _summary(app)
+        assert "@max_tokens=40" in summary or "@top_p=0.5" in summary, summary
+
+
 async def test_the_context_figure_survives_a_metrics_line_cut_at_the_panes_edge(
     loop: Loop,
 ) -> None:

@@ -100,3 +100,22 @@ def test_a_history_that_may_only_be_read_can_still_be_read(place: Path) -> None:
     assert err.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ")
     assert "read-only" in err
     assert Store(home / "workbench.db").version > 0  # left as it was
+
+
+@pytest.mark.skipif(not _SOMEONE_ELSE, reason="needs root, to be someone else with setpriv")
+def test_a_config_in_a_folder_the_user_may_not_enter_is_named_in_one_line(place: Path) -> None:
+    """`Path.exists` raised PermissionError, and the command ended in a traceback."""
+    shut = place / "config"
+    (shut / "llm-workbench").mkdir(parents=True)
+    (shut / "llm-workbench" / "config.toml").write_text("")
+    shut.chmod(0o700)  # root's alone
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_CONFIG"}
+    env |= {"XDG_CONFIG_HOME": str(shut), "WORKBENCH_HOME": str(place / "home"),
+            "PYTHONPATH": str(ROOT)}  # fmt: skip
+    done = subprocess.run(
+        [*_SOMEONE_ELSE, sys.executable, "-m", "workbench.cli", "history"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    config = shut / "llm-workbench" / "config.toml"
+    assert done.stderr.strip() == f"workbench: {config}: cannot read: Permission denied"

@@ -485,7 +485,9 @@ def entry() -> None:
         discard(sys.stdout)
         sys.exit(1 if code is None else code)
     except OSError as exc:
-        if sys.stdout is None or exc.errno in (None, 0):
+        # A file's error names the file (a config folder that may not be entered, say):
+        # only a write to stdout fails with none.
+        if sys.stdout is None or exc.errno in (None, 0) or exc.filename is not None:
             raise
         # Writing stdout failed (a full disk): say so, and let nothing more try at exit.
         discard(sys.stdout)

@@ -162,9 +162,13 @@ def load_settings(path: Path | None = None) -> Settings:
     by_env = path is None and bool(os.environ.get("WORKBENCH_CONFIG"))
     named = path is not None or by_env
     path = path or locations.config_path()
-    if not path.exists() or path.is_dir():  # /dev/null is read: an empty config
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # a folder on the way this user may not enter
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not exists or is_dir:  # /dev/null is read: an empty config
         if named:
-            what = "is a directory" if path.exists() else "does not exist"
+            what = "is a directory" if exists else "does not exist"
             raise ConfigError(f"{path}: {what}{' (WORKBENCH_CONFIG names it)' if by_env else ''}")
         return Settings()
     try:

@@ -217,6 +217,11 @@ def test_no_tests_runs_the_prompt_once(tmp_path: Path) -> None:
 HEAD = "prompts: ['Capital of {{country}}?']\nproviders: [openai:gpt-4o-mini]\n"
 BAD = [
     (
+        "no prompts",
+        "prompts: []\nproviders: [openai:gpt-4o-mini]\n",
+        "1: prompts: is empty: give at least one prompt",
+    ),
+    (
         "unsupported provider",
         "prompts: [hi]\nproviders:\n  - openai:gpt-4o-mini\n  - vertex:gemini-pro\n",
         "4: providers[1]: provider 'vertex:gemini-pro' is not supported; use openai:, "

@@ -281,6 +281,17 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "4: cases[0].prompt: the prompt is empty; write one, or remove the case",
     ),
     (
+        "a latency limit of no time",
+        HEAD + "cases:\n  - id: fr\n    vars: {country: France}\n    expect:\n"
+        "      - max_ttft_s: 0\n",
+        "7: cases[0].expect[0].value: should be greater than 0, got 0",
+    ),
+    (
+        "empty case id",
+        "name: demo\ncases:\n  - id: ''\n    prompt: hi\n",
+        "3: cases[0].id: must not be empty",
+    ),
+    (
         "suite prompt empty once rendered",
         'name: demo\nprompt: "{{country}}"\ncases:\n  - id: a\n    vars: {country: " "}\n',
         "5: cases[0].vars: the prompt is empty once this case's vars are filled in; give them text",

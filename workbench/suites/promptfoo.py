@@ -113,8 +113,10 @@ class _Converter:
             prompts = [prompts]
         elif isinstance(prompts, Mapping):  # {"file://prompt.txt": "label"}
             prompts = list(prompts)
-        if not isinstance(prompts, list) or not prompts:
+        if not isinstance(prompts, list):
             raise self.fail(("prompts",), "expected a list of prompts")
+        if not prompts:
+            raise self.fail(("prompts",), "is empty: give at least one prompt")
         if len(prompts) > 1:
             self.note(f"prompts: {len(prompts)} prompts given; only the first is run")
         first, loc = prompts[0], ("prompts", 0)

@@ -172,12 +172,12 @@ class Json(StrictModel):
 
 class MaxLatency(StrictModel):
     type: Literal["max_latency_s"] = "max_latency_s"
-    value: float = Field(ge=0)
+    value: float = Field(gt=0)  # no answer comes in no time: 0 could only fail
 
 
 class MaxTtft(StrictModel):
     type: Literal["max_ttft_s"] = "max_ttft_s"
-    value: float = Field(ge=0)
+    value: float = Field(gt=0)  # no answer comes in no time: 0 could only fail
 
 
 class MaxCost(StrictModel):

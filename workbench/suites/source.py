@@ -246,7 +246,10 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] in _EXPECTED:
         return f"expected {_EXPECTED[err['type']]}, got {_shown(err['input'])}"
     if err["type"] == "too_short":
-        return f"needs at least {ctx['min_length']} item, got {ctx['actual_length']}"
+        if isinstance(err["input"], str):
+            return "must not be empty"
+        items = "item" if ctx["min_length"] == 1 else "items"
+        return f"needs at least {ctx['min_length']} {items}, got {ctx['actual_length']}"
     if err["type"] == "value_error" and "error" in ctx:
         return str(ctx["error"])
     message = err["msg"].replace("Input should be", "should be")

@@ -96,6 +96,7 @@ def test_settings_out_of_range_are_pointed_at(tmp_path: Path, setting: str, frag
         ("ftp://h/v1", "the scheme must be http:// or https://, not ftp://"),
         ("http:///v1", "names no host"),
         ("http://h:99999/v1", "the port must be a number from 0 to 65535"),
+        ("http://[::1/v1", "is not a URL (Invalid IPv6 URL): write it like http://[::1]:8080/v1"),
     ],
 )
 def test_a_base_url_that_cannot_work_is_refused_up_front(

@@ -144,7 +144,10 @@ def _url_problem(endpoint: Endpoint) -> str | None:
             return None
         example = f"http://{url or '127.0.0.1:8080/v1'}"
         return f"{url!r} needs its scheme: write base_url = {json.dumps(example)}"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # `http://[::1/v1`: an IPv6 address left open
+        return f"{url!r} is not a URL ({exc}): write it like http://[::1]:8080/v1"
     if parts.scheme not in ("http", "https"):
         return f"{url!r}: the scheme must be http:// or https://, not {parts.scheme}://"
     if not parts.hostname:

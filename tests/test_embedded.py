@@ -21,6 +21,8 @@ from providers.base import (
     TextDelta,
 )
 from providers.embedded import EmbeddedProvider, smollm2_path
+from workbench.config import Settings
+from workbench.engine.result import TargetResult
 
 
 def _request(model: str, max_tokens: int = 6) -> ChatRequest:
@@ -148,3 +150,35 @@ def test_loading_a_model_loses_nothing_the_rest_of_the_program_writes(tmp_path: 
     assert sum(line.startswith("print ") for line in lines) == written
     # And llama.cpp stays quiet: nothing of its own on either stream.
     assert done.stderr.strip() == f"written {written}"
+
+
+async def test_an_answer_cancelled_before_its_usage_counts_the_prompt_as_the_model_does(
+    embedded: EmbeddedProvider,
+) -> None:
+    """Its count comes with the end of the answer: cancelled before, the prompt was estimated
+    without the chat template (`in ~8` for 31 tokens)."""
+    from providers.registry import parse_target
+    from workbench.engine.fanout import new_result, request_for, stream_target
+    from workbench.wiring import make_registry
+
+    target = parse_target("embedded:smollm2@max_tokens=200")
+    request = request_for(target, [Message("user", "Tell me a long story about a fox.")])
+    await embedded.load("smollm2")
+    result = new_result(target, make_registry(Settings(), {}))
+    answering = asyncio.Event()
+
+    def update(result: TargetResult) -> None:
+        if result.text:
+            answering.set()
+
+    streaming = asyncio.create_task(
+        stream_target(target, embedded, request, result, on_update=update, live_estimates=False)
+    )
+    await answering.wait()
+    streaming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await streaming
+    counted = embedded.prompt_counter("smollm2")
+    assert counted is not None
+    assert result.status == "cancelled"
+    assert (result.input_tokens, result.input_exact) == (counted(request.messages), True)

@@ -19,6 +19,7 @@ from providers.base import (
     TextDelta,
     Usage,
 )
+from providers.embedded import EmbeddedProvider
 from providers.registry import Registry, Target, TargetError
 from workbench.engine import pricing, tokens
 from workbench.engine.conversation import SUMMARY_NOTE
@@ -63,6 +64,8 @@ async def stream_target(
     counter = tokens.estimator_for(target.provider, target.model) if live_estimates else None
     if counter is not None:
         result.input_tokens = counter.count_messages(request.messages)
+    if (own := _own_prompt_count(provider, target, request.messages)) is not None:
+        result.input_tokens, result.input_exact = own, True
     started = result.started_at = clock()
 
     def notify() -> None:
@@ -154,6 +157,10 @@ async def stream_target(
     except Exception as exc:  # a bug in an adapter must not take the other targets down
         _end(result, clock() - started, "failed", "protocol", f"{type(exc).__name__}: {exc}")
     finally:
+        # The model may have loaded since the request began.
+        own = None if result.input_exact else _own_prompt_count(provider, target, request.messages)
+        if own is not None:
+            result.input_tokens, result.input_exact = own, True
         if counter is None and not result.tokens_exact:
             late = tokens.estimator_for(target.provider, target.model)
             if not result.input_exact:
@@ -279,3 +286,20 @@ async def fanout(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return results
+
+
+def _own_prompt_count(
+    provider: Provider, target: Target, messages: Sequence[Message]
+) -> int | None:
+    """The model's own count of the prompt, chat template and all, where it can give one
+    without loading anything (an embedded model already loaded): a request cancelled before
+    its usage came is still counted exactly, not estimated without the template."""
+    if not isinstance(provider, EmbeddedProvider):
+        return None
+    count = provider.prompt_counter(target.model)
+    if count is None:
+        return None
+    try:
+        return count(messages)
+    except Exception:  # a template that refuses these messages: the request will say so
+        return None

@@ -84,6 +84,21 @@ class _StderrOfOtherThreads(io.TextIOBase):
     def flush(self) -> None:
         self.real.flush()
 
+    # What other threads ask of stderr meanwhile is the real one's answer.
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.real.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.real.errors
+
 
 _muted: set[int] = set()
 _muting = threading.Lock()

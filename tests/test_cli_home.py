@@ -100,6 +100,11 @@ def test_a_history_that_may_only_be_read_can_still_be_read(place: Path) -> None:
     assert err.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ")
     assert "read-only" in err
     assert Store(home / "workbench.db").version > 0  # left as it was
+    # A suite run is kept there: refused in one line, before anything runs.
+    code, out, err = _workbench(home, ["run", "prompts/offline-basics.yaml"], as_other=True)
+    assert (code, out) == (2, ""), err
+    (line,) = err.splitlines()
+    assert line.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ") and "read-only" in line
 
 
 @pytest.mark.skipif(not _SOMEONE_ELSE, reason="needs root, to be someone else with setpriv")

@@ -124,10 +124,9 @@ async def test_one_answer_is_no_battle(loop: Loop) -> None:
         before = _battles(app)
         await _blind_round(pilot)
         await pilot.press("f3")
-        await pilot.pause(0.3)
-        assert not isinstance(app.screen, VoteScreen)
         note = f"A vote needs two answers, and only Model {local.blind_name} answered"
-        assert note in screen_text(app)
+        await wait_until(pilot, lambda: note in screen_text(app), 5)
+        assert not isinstance(app.screen, VoteScreen)
         assert _battles(app) == before
 
 

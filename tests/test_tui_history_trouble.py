@@ -4,11 +4,18 @@ newer workbench's): the app carries on, says so, and loses no turn it could keep
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from textual.widgets import Input, OptionList
 
 from tests.tui_helpers import Loop, screen_text, send, wait_finished, wait_until
 from workbench import locations
 from workbench.store import COMPAT_TABLE
 from workbench.tui.history_writer import RETRY_S
+from workbench.tui.screens.suites import SuitesScreen
+from workbench.tui.screens.vote import VoteScreen
 
 
 def _count(batch: str) -> int:
@@ -20,12 +27,38 @@ def _count(batch: str) -> int:
         db.close()
 
 
+@contextmanager
+def _newer_history() -> Iterator[None]:
+    """A newer workbench has migrated the history past this one (and left it so)."""
+    with sqlite3.connect(locations.database_path()) as db:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        (readable_from,) = db.execute(f"SELECT readable_from FROM {COMPAT_TABLE}").fetchone()
+        db.execute(f"PRAGMA user_version = {version + 50}")
+        db.execute(f"UPDATE {COMPAT_TABLE} SET readable_from = ?", (version + 50,))
+    try:
+        yield
+    finally:
+        with sqlite3.connect(locations.database_path()) as db:
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute(f"UPDATE {COMPAT_TABLE} SET readable_from = ?", (readable_from,))
+
+
+@contextmanager
+def _held() -> Iterator[None]:
+    """Another workbench writing to the history for a long while."""
+    blocker = sqlite3.connect(locations.database_path(), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
 async def test_a_turn_a_busy_history_turns_away_is_written_once_it_is_free(loop: Loop) -> None:
     app = loop.app("loop:a")
     async with app.run_test(size=(120, 32), notifications=True) as pilot:
-        blocker = sqlite3.connect(locations.database_path(), isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")  # another workbench, writing for a long while
-        try:
+        with _held():
             await send(pilot, "hi")
             await wait_finished(pilot)
             batch = app.panes[0].batch_id
@@ -34,9 +67,6 @@ async def test_a_turn_a_busy_history_turns_away_is_written_once_it_is_free(loop:
             await send(pilot, "and again")  # the app still answers, and keeps both turns
             await wait_finished(pilot)
             assert _count(batch) == 0
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         await wait_until(pilot, lambda: _count(batch) == 1, RETRY_S * 3)
         await wait_until(pilot, lambda: "History written again (2 turns" in screen_text(app), 5)
 
@@ -46,19 +76,55 @@ async def test_a_history_a_newer_workbench_took_over_is_said_once_and_nothing_br
 ) -> None:
     app = loop.app("loop:a")
     async with app.run_test(size=(120, 32), notifications=True) as pilot:
-        with sqlite3.connect(locations.database_path()) as db:  # migrated past us meanwhile
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            (readable_from,) = db.execute(f"SELECT readable_from FROM {COMPAT_TABLE}").fetchone()
-            db.execute(f"PRAGMA user_version = {version + 50}")
-            db.execute(f"UPDATE {COMPAT_TABLE} SET readable_from = ?", (version + 50,))
-        try:
+        with _newer_history():
             await send(pilot, "hi")
             await wait_finished(pilot)
             await wait_until(pilot, lambda: "not being stored" in screen_text(app), 5)
             await send(pilot, "still here")
             await wait_finished(pilot)
             assert app.panes[0].result is not None and app.panes[0].result.text == "back up"
-        finally:
-            with sqlite3.connect(locations.database_path()) as db:
-                db.execute(f"PRAGMA user_version = {version}")
-                db.execute(f"UPDATE {COMPAT_TABLE} SET readable_from = ?", (readable_from,))
+            said = [n.message for n in app._notifications if "not being stored" in n.message]
+            assert len(said) == 1
+
+
+async def test_a_vote_a_busy_history_turns_away_is_said_and_holds_nothing_up(
+    loop: Loop,
+) -> None:
+    """The vote waited out the store's whole busy timeout on the UI loop: 30 s frozen."""
+    app = loop.app("loop:a", "loop:b")
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        await pilot.press("f2")
+        await send(pilot, "hi")
+        await wait_finished(pilot)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen), 5)
+        with _held():
+            started = time.monotonic()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "The vote was not stored" in screen_text(app), 10)
+            assert time.monotonic() - started < 5
+        assert "is busy" in screen_text(app)
+
+
+async def test_a_suite_run_the_history_will_not_take_is_said_and_the_app_lives_on(
+    loop: Loop,
+) -> None:
+    """The suites screen's run let the store's error out of its worker: the app died."""
+    app = loop.app("loop:a")
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+        screen = app.screen
+        assert isinstance(screen, SuitesScreen)
+        suites = screen.query_one("#suite-list", OptionList)
+        names = [str(suites.get_option_at_index(i).id) for i in range(suites.option_count)]
+        suites.focus()
+        suites.highlighted = next(i for i, n in enumerate(names) if n.endswith("basics.yaml"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.suite is not None)
+        screen.query_one("#suite-targets", Input).value = "loop:m"
+        with _newer_history():
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: "not run to the end" in screen_text(app), 10)
+            assert "newer llm-workbench" in screen_text(app)
+            assert app.is_running and not screen.running

@@ -273,6 +273,9 @@ def _tui(specs: list[str], settings: Settings) -> int:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
     app.run()
+    if app.unstored:  # the app's own toast went with its screen
+        print(f"workbench: {app.unstored} turns of this session were not stored in the "
+              "history (the toasts said why)", file=sys.stderr)  # fmt: skip
     return app.return_code or 0  # 1 after a crash: Textual has shown the traceback
 
 
@@ -438,8 +441,7 @@ async def _ask_and_close(
     except asyncio.CancelledError:
         if not interrupted:
             raise
-        task.uncancel()
-        print("workbench ask: interrupted; the answers so far are kept", file=sys.stderr)
+        task.uncancel()  # run_ask has said what was kept
         return 130
     finally:
         if handled:

@@ -208,7 +208,8 @@ class Store:
                 # database refused is left as it was; again in `_migrate`, under the lock.
                 self._refuse_if_too_new()
             except sqlite3.OperationalError as error:
-                if not _is_read_only(error):
+                # On a read-only file system SQLite cannot open it at all (CANTOPEN).
+                if not (is_read_only(error) or not os.access(path, os.W_OK)):
                     raise
                 self._open_read_only()
             self.read_only = self.read_only or not os.access(path, os.W_OK)
@@ -293,10 +294,6 @@ class Store:
             yield
         finally:
             self._db.execute(f"PRAGMA busy_timeout = {round(before * 1000)}")
-
-    def why_not_written(self, error: sqlite3.Error) -> str:
-        """A failed write, in words that say what to do."""
-        return why_not_written(error, self.path, self.busy_timeout_s)
 
     def _refuse_if_too_new(self) -> None:
         """A database newer than this code is used only if its record says this code can."""
@@ -516,18 +513,18 @@ def why_not_written(error: sqlite3.Error, path: Path, waited_s: float = BUSY_TIM
             f"the history database {path} is busy: another process (another workbench?) "
             f"has been writing to it for over {waited_s:g} s; try again once it is done"
         )
-    if _is_read_only(error):
+    if is_read_only(error):
         return f"the history database {path} is read-only to you"
     if getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
         return f"the disk holding the history database {path} is full"
-    return f"the history database {path} could not be written: {error}"
+    return f"the history database {path} could not be used: {error}"
 
 
 def is_busy(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
-def _is_read_only(error: sqlite3.Error) -> bool:
+def is_read_only(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY")
 
 

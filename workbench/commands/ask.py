@@ -134,6 +134,9 @@ class _Recorder:
                 # or each would add the whole wait.
                 self._gave_up = True
                 self._store.db.execute("PRAGMA busy_timeout = 0")
+        except Exception as error:  # a bug of ours: said, not lost inside the thread
+            why = f"could not be stored: {type(error).__name__}: {error}"
+            self.failures.setdefault(why, []).append(result.name)
 
     def settle(self) -> None:
         """Wait for every write: the streams are over, so waiting holds nothing up."""
@@ -188,7 +191,8 @@ async def run_ask(
                 result.status = "cancelled"
                 update(result)
         _report(results, as_json, output)
-        _settle(recorder, output)
+        kept = "" if _settle(recorder, output) else "; the answers so far are kept"
+        print(f"workbench ask: interrupted{kept}", file=sys.stderr)
         raise
     _report(results, as_json, output)
     unwritten = _settle(recorder, output)

@@ -87,6 +87,7 @@ class Terminated(Exception):
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(locations.database_path())
     try:
+        store.require_writable()  # a run is kept there, and its report read back from there
         with contextlib.ExitStack() as held:
             return _run(args, settings, store, held)
     except (SuiteError, TargetError, LookupError, UsageError, RunBusy) as exc:
@@ -415,7 +416,10 @@ async def _run_with_progress(
                 raise Terminated from None
             raise
         finally:
-            await registry.aclose()
+            # A signal that comes only now, every request made, stops nothing: the run is
+            # whole, and is reported as such.
+            with contextlib.suppress(asyncio.CancelledError):
+                await registry.aclose()
 
 
 def _on_sigterm() -> asyncio.Event:

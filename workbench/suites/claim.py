@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from workbench import locations
+from workbench.store import StoreUnavailableError
 
 
 class RunBusy(Exception):
@@ -42,9 +43,15 @@ def _path(run_id: str) -> Path:
 def claimed(run_id: str) -> Iterator[None]:
     """Holds the run for this process; RunBusy at once if another process holds it."""
     path = _path(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a data directory this user may not write
+            raise StoreUnavailableError(
+                f"cannot use {locations.named(locations.data_dir())}: {exc.strerror or exc}"
+                f" ({path.parent}); make it writable, or point WORKBENCH_HOME at another"
+            ) from None
         try:
             _lock(fd)
         except OSError:

@@ -37,10 +37,10 @@ from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
 from workbench.sanitize import clean, clean_line
-from workbench.store import SchemaTooNewError, Store, why_not_written
+from workbench.store import SchemaTooNewError, Store
 from workbench.tui import blind as blind_mode
+from workbench.tui import history_writer as writer
 from workbench.tui import runtime, saving
-from workbench.tui.history_writer import CLOSING_WAIT_S, RETRY_S, HistoryWriter, Turn
 from workbench.tui.room import make_room
 from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.picker import ModelPicker
@@ -151,7 +151,9 @@ class WorkbenchApp(App[None]):
         """Where "this session" starts on the costs screen."""
         self._summarized = False
         """The summary row shows the winners (see `render_summary`)."""
-        self._history = HistoryWriter(store, self._history_note)
+        self._history = writer.HistoryWriter(store, self._history_note)
+        self.unstored = 0
+        """Turns the history would not take, as the app closed: the CLI says so."""
         self._unstored: dict[int, tuple[TargetResult, list[Message], str, str]] = {}
         """The turns under way, by `id` of their result, with what they were sent, their
         batch and their conversation's id: each is stored when it ends, or as the app
@@ -183,7 +185,7 @@ class WorkbenchApp(App[None]):
         # Runs only while a pane streams: idle, the app takes no turns.
         self._turns = self.set_interval(FRAME_S / PHASES, self._next_phase, pause=True)
         self.set_interval(5, self.render_title)  # free RAM moves as models load
-        self.set_interval(RETRY_S, self._history.retry)  # turns a busy history turned away
+        self.set_interval(writer.RETRY_S, self._history.retry)  # turns a busy history turned away
         if self.store.read_only:
             self.notify("The history is read-only to you: this session is not stored",
                         severity="warning", timeout=8)  # fmt: skip
@@ -216,8 +218,9 @@ class WorkbenchApp(App[None]):
         for result, *_ in list(self._unstored.values()):
             if not result.finished:  # its stream outlived the engine's stop
                 result.status = "cancelled"
-            self._store_turn(result)
-        self._history.retry(CLOSING_WAIT_S)
+            self._store_turn(result, now=False)
+        self._history.retry(writer.CLOSING_WAIT_S)  # one wait for them all
+        self.unstored = self._history.lost + self._history.waiting
         self.store.close()
 
     def on_resize(self) -> None:
@@ -575,11 +578,11 @@ class WorkbenchApp(App[None]):
             else:
                 self.render_summary()
 
-    def _store_turn(self, result: TargetResult) -> None:
+    def _store_turn(self, result: TargetResult, *, now: bool = True) -> None:
         """Store a finished turn's response, once."""
         if (turn := self._unstored.pop(id(result), None)) is not None:
             _, sent, batch, conversation = turn
-            self._history.add(Turn(result, sent, batch, conversation))
+            self._history.add(writer.Turn(result, sent, batch, conversation), now=now)
 
     def _history_note(self, message: str, error: bool) -> None:
         self.notify(message, severity="error" if error else "information", timeout=8)
@@ -653,10 +656,10 @@ class WorkbenchApp(App[None]):
         batch = self._round
         targets = [p.target.spec for p in panes]
         try:
-            self.store.add_vote(batch, targets, winner.target.spec if winner else None)
+            with self.store.waiting_at_most(writer.WAIT_S):  # the screen waits with it
+                self.store.add_vote(batch, targets, winner.target.spec if winner else None)
         except (sqlite3.Error, SchemaTooNewError) as error:
-            why = str(error) if isinstance(error, SchemaTooNewError) else why_not_written(
-                error, self.store.path)  # fmt: skip
+            why = writer.trouble(error, self.store.path, writer.WAIT_S)
             self.notify(f"The vote was not stored: {why}", severity="error")
         reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)
         verdict = "a tie" if choice == TIE else f"Model {choice}"
@@ -680,7 +683,9 @@ class WorkbenchApp(App[None]):
     def action_suites(self) -> None:
         from workbench.tui.screens.suites import SuitesScreen
 
-        self.push_screen(SuitesScreen(self.registry, self.engine, self.settings))
+        screen = SuitesScreen(self.registry, self.engine, self.settings)
+        screen.read_only = self.store.read_only
+        self.push_screen(screen)
 
     def _while_blind(self, what: str) -> bool:
         """Refuse `what` while the panes' names are hidden, saying why; True if refused.

@@ -6,10 +6,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from providers.base import Message
 from workbench.engine.result import TargetResult
-from workbench.store import SchemaTooNewError, Store, is_busy, why_not_written
+from workbench.store import SchemaTooNewError, Store, is_read_only, why_not_written
 
 RETRY_S = 5.0
 """How often the turns that wait are tried again."""
@@ -27,10 +28,24 @@ class Turn:
     conversation: str
 
 
+def trouble(error: sqlite3.Error | SchemaTooNewError, path: Path, waited_s: float) -> str:
+    """Why a write to the history at `path` failed, in words that say what to do."""
+    if isinstance(error, SchemaTooNewError):
+        return str(error)
+    return why_not_written(error, path, waited_s)
+
+
+def lasting(error: sqlite3.Error | SchemaTooNewError) -> bool:
+    """Whether the error will stand for the rest of the session: a busy history, a full
+    disk or an I/O error may clear, a read-only or a newer workbench's history will not."""
+    return isinstance(error, SchemaTooNewError) or is_read_only(error)
+
+
 class HistoryWriter:
     """Writes each finished turn; one that cannot be written now (another process holds the
-    history) waits here and goes with the next `retry`. A history this session may never
-    write (read-only, or a newer workbench's) is said once, and nothing is kept waiting."""
+    history, the disk is full) waits here and goes with the next `retry`. A history this
+    session may never write (read-only, or a newer workbench's) is said once, and nothing is
+    kept waiting."""
 
     def __init__(self, store: Store, say: Callable[[str, bool], None]) -> None:
         self._store = store
@@ -39,22 +54,29 @@ class HistoryWriter:
         self._waiting: list[Turn] = []
         self._trouble: str | None = None
         """Why writes are failing now, as last said."""
-        self._never = False
+        self.never = store.read_only  # said by the app as it opens
+        """Nothing is written this session; `lost` counts what was not."""
+        self.lost = 0
+        """Turns that will not be written: the history refuses them for good."""
 
     @property
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def add(self, turn: Turn) -> None:
-        if self._never:
+    def add(self, turn: Turn, *, now: bool = True) -> None:
+        """Keep `turn` to write; `now`, try at once (at exit, all are kept first, then
+        tried together, so that quitting waits once)."""
+        if self.never:
+            self.lost += 1
             return
         self._waiting.append(turn)
-        self.retry()
+        if now:
+            self.retry()
 
     def retry(self, wait_s: float = WAIT_S) -> None:
         """Write the turns that wait, oldest first, stopping at the first that cannot go."""
         written = 0
-        while self._waiting and not self._never:
+        while self._waiting and not self.never:
             turn = self._waiting[0]
             try:
                 with self._store.waiting_at_most(wait_s):
@@ -72,17 +94,13 @@ class HistoryWriter:
             self._say(f"History written again ({written} turns that waited)", False)
 
     def _failed(self, error: sqlite3.Error | SchemaTooNewError, waited_s: float) -> None:
-        if isinstance(error, SchemaTooNewError) or not is_busy(error):
-            # It will not clear while the app runs: say so once, and keep nothing waiting.
-            self._never = True
+        why = trouble(error, self._store.path, waited_s)
+        if lasting(error):
+            self.never = True
+            self.lost += len(self._waiting)
             self._waiting.clear()
-            why = str(error) if isinstance(error, SchemaTooNewError) else self._why(error, 0)
             self._say(f"This session is not being stored: {why}", True)
             return
-        why = self._why(error, waited_s)
         if why != self._trouble:
             self._trouble = why
             self._say(f"Not stored yet: {why}. The turns wait here and go once it can", True)
-
-    def _why(self, error: sqlite3.Error, waited_s: float) -> str:
-        return why_not_written(error, self._store.path, waited_s)

@@ -4,6 +4,7 @@ matrix, open a cell for the whole answer and why it failed, compare with the las
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -34,9 +35,9 @@ from workbench.commands import format as fmt
 from workbench.config import Settings
 from workbench.engine.runner import EngineThread
 from workbench.sanitize import clean, clean_line
-from workbench.store import Store
+from workbench.store import BUSY_TIMEOUT_S, SchemaTooNewError, Store, StoreUnavailableError
 from workbench.suites import compare, report
-from workbench.suites.claim import claimed
+from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
 from workbench.suites.runner import plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
@@ -53,6 +54,7 @@ from workbench.suites.runs import (
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 from workbench.tui import model_markdown
+from workbench.tui.history_writer import trouble
 from workbench.tui.screens.unchecked import UncheckedScreen
 
 PROMPTFOO_NAMES = ("promptfooconfig.yaml", "promptfooconfig.yml")
@@ -118,6 +120,8 @@ class SuitesScreen(Screen[None]):
         self, registry: Registry, engine: EngineThread, settings: Settings | None = None
     ) -> None:
         super().__init__()
+        self.read_only = False
+        """The history is read-only to this user: runs, kept there, cannot be made."""
         self.registry = registry
         self.engine = engine
         self.settings = settings or Settings()
@@ -177,6 +181,11 @@ class SuitesScreen(Screen[None]):
         if suite is None:
             self.notify("Pick a suite first", severity="warning")
             return
+        if self.read_only:
+            # A run is kept in the history, and its report read back from there.
+            self.notify("Suites cannot run here: the history is read-only to you",
+                        severity="error")  # fmt: skip
+            return
         specs = split_targets(self.query_one("#suite-targets", Input).value)
         try:
             targets = suite_targets(suite, specs or None)
@@ -225,6 +234,12 @@ class SuitesScreen(Screen[None]):
         self.running = True
         try:
             await self.engine.run(go())
+        except (sqlite3.Error, SchemaTooNewError, StoreUnavailableError, RunBusy, OSError) as exc:
+            # The history would not take the run (busy, read-only, a newer workbench's).
+            why = trouble(exc, locations.database_path(), BUSY_TIMEOUT_S) if isinstance(
+                exc, sqlite3.Error | SchemaTooNewError) else str(exc)  # fmt: skip
+            self.notify(f"{suite.name}: not run to the end: {why}", severity="error")
+            return
         finally:
             self.running = False
         self._show()

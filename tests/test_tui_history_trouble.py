@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from textual.widgets import Input, OptionList
+from textual.widgets import Input
 
-from tests.tui_helpers import Loop, screen_text, send, wait_finished, wait_until
+from tests.tui_helpers import Loop, open_suite, screen_text, send, wait_finished, wait_until
 from workbench import locations
 from workbench.store import COMPAT_TABLE
 from workbench.tui.history_writer import RETRY_S
-from workbench.tui.screens.suites import SuitesScreen
 from workbench.tui.screens.vote import VoteScreen
 
 
@@ -112,16 +111,7 @@ async def test_a_suite_run_the_history_will_not_take_is_said_and_the_app_lives_o
     """The suites screen's run let the store's error out of its worker: the app died."""
     app = loop.app("loop:a")
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
-        await pilot.press("f8")
-        await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
-        screen = app.screen
-        assert isinstance(screen, SuitesScreen)
-        suites = screen.query_one("#suite-list", OptionList)
-        names = [str(suites.get_option_at_index(i).id) for i in range(suites.option_count)]
-        suites.focus()
-        suites.highlighted = next(i for i, n in enumerate(names) if n.endswith("basics.yaml"))
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.suite is not None)
+        screen = await open_suite(pilot, app, "offline-basics.yaml")
         screen.query_one("#suite-targets", Input).value = "loop:m"
         with _newer_history():
             await pilot.press("ctrl+r")

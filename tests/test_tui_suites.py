@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, ProgressBar, Static
 
 from tests.test_promptfoo import RUBRIC
-from tests.tui_helpers import Loop, toasts, wait_until
+from tests.tui_helpers import Loop, open_suite, toasts, wait_until
 from workbench import locations
 from workbench.config import Settings, load_settings
 from workbench.store import Store
@@ -32,22 +32,6 @@ from workbench.suites.runs import (
 )
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.suites import CellScreen, SuitesScreen, TextScreen
-
-
-async def open_suite(pilot: Pilot[None], app: WorkbenchApp, name: str) -> SuitesScreen:
-    """F8, then pick the suite whose file is called `name`; its screen, once it is loaded."""
-    await pilot.press("f8")
-    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
-    screen = app.screen
-    assert isinstance(screen, SuitesScreen)
-    suites = screen.query_one("#suite-list", OptionList)
-    index = next(i for i in range(suites.option_count)
-                 if suites.get_option_at_index(i).id.endswith(name))  # type: ignore[union-attr]  # fmt: skip
-    suites.focus()
-    suites.highlighted = index
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: screen.suite is not None)
-    return screen
 
 
 async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
@@ -227,16 +211,7 @@ async def test_f8_tells_a_copy_of_the_shipped_suites_from_the_checkouts(
 
 async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> SuitesScreen:
     """The suites screen, running the shipped offline suite on `loop:m`."""
-    await pilot.press("f8")
-    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
-    screen = app.screen
-    assert isinstance(screen, SuitesScreen)
-    suites = screen.query_one("#suite-list", OptionList)
-    names = [str(suites.get_option_at_index(i).id) for i in range(suites.option_count)]
-    suites.focus()
-    suites.highlighted = next(i for i, n in enumerate(names) if n.endswith("offline-basics.yaml"))
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: screen.suite is not None)
+    screen = await open_suite(pilot, app, "offline-basics.yaml")
     screen.query_one("#suite-targets", Input).value = "loop:m"
     await pilot.press("ctrl+r")
     await wait_until(pilot, lambda: bool(loop.asked), 10)  # the run is in the store

@@ -12,13 +12,14 @@ from typing import Any
 
 from pytest import MonkeyPatch
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 from werkzeug import Request, Response
 
 from tests.fault_servers import WIRES, Cut, Endless, OpenAIWire
 from workbench.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.screens.suites import SuitesScreen
 from workbench.tui.widgets.pane import Pane
 from workbench.tui.widgets.streamed import Transcript
 
@@ -179,3 +180,19 @@ def transcript_text(pane: Pane) -> str:
 def screen_text(app: WorkbenchApp) -> str:
     """The whole screen as text, toasts included."""
     return app.export_screenshot().replace("&#160;", " ")
+
+
+async def open_suite(pilot: Pilot[None], app: WorkbenchApp, name: str) -> SuitesScreen:
+    """F8, then pick the suite whose file is called `name`; its screen, once it is loaded."""
+    await pilot.press("f8")
+    await wait_until(pilot, lambda: isinstance(app.screen, SuitesScreen))
+    screen = app.screen
+    assert isinstance(screen, SuitesScreen)
+    suites = screen.query_one("#suite-list", OptionList)
+    index = next(i for i in range(suites.option_count)
+                 if suites.get_option_at_index(i).id.endswith(name))  # type: ignore[union-attr]  # fmt: skip
+    suites.focus()
+    suites.highlighted = index
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.suite is not None)
+    return screen

@@ -126,28 +126,22 @@ def _run(
     else:
         run_id = uuid.uuid4().hex[:12]
         held.enter_context(claimed(run_id))
-        options = {"repeat": source.repeat, "concurrency": args.concurrency, "cache": args.cache,
-                   SUITE_HASH: suite_hashes(suite)}  # fmt: skip
-        if skip_unsupported:
-            options["skip_unsupported"] = True
-        start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
-                                 [t.spec for t in targets], options))  # fmt: skip
-    done = {(r.case_id, r.target, r.attempt) for r in source.previous}
-    jobs = [job for job in planned if job.key not in done]
+        _start(store, run_id, suite, source, targets, args, skip_unsupported)
     if skipped := skipped_private(suite, targets, registry.is_local):
         print(f"workbench run: {skipped}", file=sys.stderr)
-    unfinished, stopped = None, 0
     try:
+        done = {(r.case_id, r.target, r.attempt) for r in source.previous}
+        jobs = [job for job in planned if job.key not in done]
         results = source.previous + asyncio.run(
             _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
         )
+        unfinished, stopped = None, 0
+        finish_run(store, run_id)
     except (KeyboardInterrupt, Terminated) as exc:
         stopped = 143 if isinstance(exc, Terminated) else 130
         results = case_results(store, run_id)
         made = {(r.case_id, r.target, r.attempt) for r in results}
         unfinished = report.Unfinished(run_id, [j.key for j in planned if j.key not in made])
-    if unfinished is None:
-        finish_run(store, run_id)
     _print_results(suite.name, run_id, results, human, unfinished)
     report_failed = kind is not None and not _report(
         kind, args.out, suite.name, run_id, results, unfinished
@@ -166,6 +160,24 @@ def _run(
         return 2
     failed = len(report.failed(results))
     return 0 if failed == 0 and regressed == 0 else 1
+
+
+def _start(
+    store: Store,
+    run_id: str,
+    suite: Suite,
+    source: _Source,
+    targets: list[Target],
+    args: argparse.Namespace,
+    skip_unsupported: bool,
+) -> None:
+    """Record a new run, with what `--resume` needs to finish it as it began."""
+    options = {"repeat": source.repeat, "concurrency": args.concurrency, "cache": args.cache,
+               SUITE_HASH: suite_hashes(suite)}  # fmt: skip
+    if skip_unsupported:
+        options["skip_unsupported"] = True
+    start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
+                             [t.spec for t in targets], options))  # fmt: skip
 
 
 @dataclass

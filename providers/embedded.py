@@ -163,6 +163,9 @@ class _Loaded:
     context_length: int
     rss_added: int
     lock: threading.Lock
+    held: list[tuple[str, str]] | None = None
+    """The conversation in the model's cache, with the answer it last gave: only a request
+    that goes on with it starts from it (see `_run`)."""
 
 
 class EmbeddedProvider:
@@ -354,6 +357,15 @@ class EmbeddedProvider:
                 f"{loaded.context_length} — shorten or summarize it"
             )
         max_tokens = min(p.max_tokens or _DEFAULT_MAX_TOKENS, room)
+        # llama-cpp-python starts a prompt from whatever of it the cache holds. That is this
+        # conversation's own earlier turn, or another target's prompt on this model: two
+        # settings of one model sent the same prompt, the second came back in 18 ms against
+        # 250 ms, its TTFT the first one's work. Only a conversation's next turn starts
+        # from the cache, as a server's slot would give it.
+        asked = [(m.role, m.content) for m in request.messages]
+        if loaded.held is None or asked[:-1] != loaded.held:
+            llama.reset()  # type: ignore[no-untyped-call]
+        loaded.held = None  # until this answer is whole
         if p.seed is not None:
             llama.set_seed(p.seed)
         temp = 0.8 if p.temperature is None else p.temperature
@@ -363,6 +375,7 @@ class EmbeddedProvider:
         first_at: float | None = None
         produced = 0
         reason = "length"
+        answer: list[str] = []
         for token in llama.generate(prompt, temp=temp, top_p=p.top_p or 0.95, reset=True):
             if first_at is None:
                 first_at = time.perf_counter()
@@ -373,6 +386,7 @@ class EmbeddedProvider:
             text = decoder.decode(llama.detokenize([token]))
             if text:
                 put("text", text)
+                answer.append(text)
             if stop.is_set():
                 reason = "cancelled"
                 break
@@ -383,6 +397,8 @@ class EmbeddedProvider:
         tail = decoder.decode(b"", final=reason == "stop")
         if tail:
             put("text", tail)
+            answer.append(tail)
+        loaded.held = [*asked, ("assistant", "".join(answer))]
         ended = time.perf_counter()
         prompt_s = (first_at - started) if first_at is not None else None
         decode_s = (ended - first_at) if first_at is not None else None

@@ -182,3 +182,32 @@ async def test_an_answer_cancelled_before_its_usage_counts_the_prompt_as_the_mod
     assert counted is not None
     assert result.status == "cancelled"
     assert (result.input_tokens, result.input_exact) == (counted(request.messages), True)
+
+
+async def test_a_prompt_starts_from_the_cache_only_when_it_goes_on_with_its_conversation(
+    tmp_path: Path,
+) -> None:
+    """Two settings of one model sent one prompt: the second started from the first one's
+    cache, and won fastest TTFT at 18 ms against 250 ms. A conversation's next turn still
+    starts from its own. Counted by llama.cpp itself: the prompt tokens it evaluated."""
+    import llama_cpp
+
+    provider = EmbeddedProvider(context_length=2048)
+    await provider.load("smollm2")
+    llama = provider._loaded[smollm2_path()].llama  # llama.cpp's counters, not ours
+
+    async def evaluated(messages: list[Message]) -> tuple[int, str]:
+        llama_cpp.llama_perf_context_reset(llama.ctx)
+        request = ChatRequest("smollm2", tuple(messages), GenParams(max_tokens=8, temperature=0))
+        text = "".join(e.text for e in await _events(provider, request) if isinstance(e, TextDelta))
+        return llama_cpp.llama_perf_context(llama.ctx).n_p_eval, text
+
+    first = [Message("user", "Name three rivers of Europe, briefly.")]
+    whole, answer = await evaluated(first)
+    again, _ = await evaluated(first)  # as another target on this model would send it
+    assert again == whole > 10
+    turn_two = [*first, Message("assistant", answer), Message("user", "And of Asia?")]
+    counted = provider.prompt_counter("smollm2")
+    assert counted is not None
+    went_on, _ = await evaluated(turn_two)
+    assert went_on < counted(turn_two) - whole // 2  # its first turn came from the cache

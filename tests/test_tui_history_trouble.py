@@ -118,3 +118,34 @@ async def test_a_suite_run_the_history_will_not_take_is_said_and_the_app_lives_o
             await wait_until(pilot, lambda: "not run to the end" in screen_text(app), 10)
             assert "newer llm-workbench" in screen_text(app)
             assert app.is_running and not screen.running
+
+
+async def test_quitting_waits_for_the_turns_a_busy_history_has_not_taken(loop: Loop) -> None:
+    """Ctrl+Q gave them 5 s of blank screen, then dropped them: the lock outlasted that."""
+    app = loop.app("loop:a")
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        with _held():
+            await send(pilot, "keep me")
+            await wait_finished(pilot)
+            batch = app.panes[0].batch_id
+            await wait_until(pilot, lambda: "Not stored yet" in screen_text(app), 5)
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: "Quitting once" in screen_text(app), 5)
+            await pilot.pause(1)
+            assert app.is_running  # waiting, and saying so
+        await wait_until(pilot, lambda: not app.is_running, 10)
+    assert _count(batch) == 1 and app.unstored == 0
+
+
+async def test_a_second_ctrl_q_quits_without_them_and_counts_them(loop: Loop) -> None:
+    app = loop.app("loop:a")
+    with _held():
+        async with app.run_test(size=(120, 32), notifications=True) as pilot:
+            await send(pilot, "let me go")
+            await wait_finished(pilot)
+            await wait_until(pilot, lambda: "Not stored yet" in screen_text(app), 5)
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: "Quitting once" in screen_text(app), 5)
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: not app.is_running, 5)
+    assert app.unstored == 1

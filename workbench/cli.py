@@ -274,8 +274,11 @@ def _tui(specs: list[str], settings: Settings) -> int:
         return 2
     app.run()
     if app.unstored:  # the app's own toast went with its screen
-        print(f"workbench: {app.unstored} turns of this session were not stored in the "
-              "history (the toasts said why)", file=sys.stderr)  # fmt: skip
+        from workbench.commands.format import plural
+
+        turns = plural(app.unstored, "turn")
+        print(f"workbench: {turns} of this session not stored in the history (the toasts "
+              "said why)", file=sys.stderr)  # fmt: skip
     return app.return_code or 0  # 1 after a crash: Textual has shown the traceback
 
 

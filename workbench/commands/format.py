@@ -146,3 +146,8 @@ def _cut(text: str, width: int) -> str:
         if used > width:
             return text[:index]
     return text
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 turn`, `2 turns`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

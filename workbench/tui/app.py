@@ -40,7 +40,7 @@ from workbench.sanitize import clean, clean_line
 from workbench.store import SchemaTooNewError, Store
 from workbench.tui import blind as blind_mode
 from workbench.tui import history_writer as writer
-from workbench.tui import runtime, saving
+from workbench.tui import palette, runtime, saving
 from workbench.tui.room import make_room
 from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.picker import ModelPicker
@@ -152,6 +152,8 @@ class WorkbenchApp(App[None]):
         self._summarized = False
         """The summary row shows the winners (see `render_summary`)."""
         self._history = writer.HistoryWriter(store, self._history_note)
+        self._quitting = False
+        """Ctrl+Q waits for the turns the history has not taken (see `action_quit`)."""
         self.unstored = 0
         """Turns the history would not take, as the app closed: the CLI says so."""
         self._unstored: dict[int, tuple[TargetResult, list[Message], str, str]] = {}
@@ -219,7 +221,8 @@ class WorkbenchApp(App[None]):
             if not result.finished:  # its stream outlived the engine's stop
                 result.status = "cancelled"
             self._store_turn(result, now=False)
-        self._history.retry(writer.CLOSING_WAIT_S)  # one wait for them all
+        # One wait for them all; none more after a second Ctrl+Q.
+        self._history.retry(writer.WAIT_S if self._quitting else writer.CLOSING_WAIT_S)
         self.unstored = self._history.lost + self._history.waiting
         self.store.close()
 
@@ -583,6 +586,25 @@ class WorkbenchApp(App[None]):
         if (turn := self._unstored.pop(id(result), None)) is not None:
             _, sent, batch, conversation = turn
             self._history.add(writer.Turn(result, sent, batch, conversation), now=now)
+
+    async def action_quit(self) -> None:
+        """Turns a busy history has not taken yet are waited for, unless asked again."""
+        waiting = self._history.waiting
+        if not waiting or self._quitting:
+            self.exit()
+            return
+        self._quitting = True
+        self.notify(
+            f"Quitting once the history takes the {fmt.plural(waiting, 'turn')} it has not "
+            "stored yet (another process holds it); Ctrl+Q again quits without them",
+            severity="warning", timeout=60,
+        )  # fmt: skip
+        self.set_interval(writer.WAIT_S, self._quit_once_stored)
+
+    def _quit_once_stored(self) -> None:
+        self._history.retry()
+        if not self._history.waiting:
+            self.exit()
 
     def _history_note(self, message: str, error: bool) -> None:
         self.notify(message, severity="error" if error else "information", timeout=8)
@@ -958,27 +980,7 @@ class WorkbenchApp(App[None]):
         self.notify(f"Screenshot saved to {saving.save_screenshot(self)}")
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        for command in super().get_system_commands(screen):
-            # Textual's own "Screenshot" delivers to a downloads folder and failed ("Failed
-            # to save screenshot") where Ctrl+S works: the palette keeps Ctrl+S's, below.
-            if command.title != "Screenshot":
-                yield command
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            action = getattr(self, f"action_{binding.action}", None)
-            if action is not None:
-                yield SystemCommand(binding.description, f"{binding.key}", action)
-        # Sticky and rare, so no key of its own: the palette is where the README sends users.
-        yield SystemCommand(
-            "Private mode",
-            "Local targets only: cloud targets are refused (on / off)",
-            self.action_private,
-        )
-        yield SystemCommand(
-            "System prompt for this pane",
-            "Set a system prompt for the current pane only",
-            lambda: self.action_system_prompt(only_current=True),
-        )
+        return palette.commands(self, super().get_system_commands(screen))
 
 
 def make_app(

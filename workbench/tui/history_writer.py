@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from providers.base import Message
+from workbench.commands import format as fmt
 from workbench.engine.result import TargetResult
 from workbench.store import SchemaTooNewError, Store, is_read_only, why_not_written
 
@@ -91,7 +92,7 @@ class HistoryWriter:
             written += 1
         if written and self._trouble is not None:
             self._trouble = None
-            self._say(f"History written again ({written} turns that waited)", False)
+            self._say(f"History written again ({fmt.plural(written, 'turn')} that waited)", False)
 
     def _failed(self, error: sqlite3.Error | SchemaTooNewError, waited_s: float) -> None:
         why = trouble(error, self._store.path, waited_s)

@@ -104,17 +104,24 @@ async def test_a_pane_that_failed_is_not_voted_on_and_loses_no_battle(loop: Loop
     app = app_for(loop, "loop:a", "loop:b", "openai:gpt-4o-mini")  # no key: it fails
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         answering = [p for p in app.panes if p.is_local]
+        (failed,) = [p for p in app.panes if not p.is_local]
         before = _battles(app)
         await _blind_round(pilot)
         await pilot.press("f3")
         await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
         assert isinstance(app.screen, VoteScreen)
         assert sorted(app.screen.names) == sorted(p.blind_name for p in answering)
+        letter = failed.blind_name
         await pilot.press("enter")  # the first answer wins
         await wait_until(pilot, lambda: not isinstance(app.screen, VoteScreen))
         after = _battles(app)
         fought = {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
         assert fought == {"loop:a": 1, "loop:b": 1}
+        # The reveal names every letter, the one that failed too.
+        reveal = next(n.message for n in app._notifications if n.message.startswith("Voted"))
+        assert f"{letter} = openai:gpt-4o-mini" in reveal
+        await pilot.press("f3")  # names shown again, blind mode still on
+        await wait_until(pilot, lambda: "This round is voted on" in screen_text(app), 5)
 
 
 async def test_one_answer_is_no_battle(loop: Loop) -> None:
@@ -123,6 +130,8 @@ async def test_one_answer_is_no_battle(loop: Loop) -> None:
         (local,) = [p for p in app.panes if p.is_local]
         before = _battles(app)
         await _blind_round(pilot)
+        await pilot.pause(0.3)
+        assert "Which answer was best" not in screen_text(app)  # F3 would only say no
         await pilot.press("f3")
         note = f"A vote needs two answers, and only Model {local.blind_name} answered"
         await wait_until(pilot, lambda: note in screen_text(app), 5)

@@ -62,7 +62,8 @@ async def test_a_turn_a_busy_history_turns_away_is_written_once_it_is_free(loop:
             await wait_finished(pilot)
             batch = app.panes[0].batch_id
             await wait_until(pilot, lambda: "Not stored yet" in screen_text(app), 5)
-            assert "is busy" in screen_text(app)
+            said = next(n.message for n in app._notifications if "Not stored yet" in n.message)
+            assert "is busy" in said and "try again" not in said  # the app tries again
             await send(pilot, "and again")  # the app still answers, and keeps both turns
             await wait_finished(pilot)
             assert _count(batch) == 0

@@ -188,6 +188,21 @@ async def test_f8_lists_suites_from_where_promptfoo_and_earlier_runs_keep_them(
         assert "offline-basics.yaml" in labels  # the checkout's prompts/ still
 
 
+async def test_a_picked_suite_puts_the_keys_in_its_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is set next, before Ctrl+R: typing went to the list, and did nothing."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    app = make_app(Settings(), ["embedded:smollm2"], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_suite(pilot, app, "offline-basics.yaml")
+        field = screen.query_one("#suite-targets", Input)
+        await wait_until(pilot, lambda: app.focused is field, 5)
+        field.value = ""
+        await pilot.press(*"loop:x")
+        assert field.value == "loop:x"
+
+
 async def test_f8_tells_a_copy_of_the_shipped_suites_from_the_checkouts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -577,7 +577,8 @@ class WorkbenchApp(App[None]):
             self._memory_due.clear()
             self.set_timer(0.2, self._collect)
             if self.blind and any(p.blind_name for p in self.panes):
-                self.notify("Which answer was best? F3 to vote", timeout=6)
+                if len(self._answers()) >= 2:  # else F3 says why there is no vote
+                    self.notify("Which answer was best? F3 to vote", timeout=6)
             else:
                 self.render_summary()
 
@@ -647,29 +648,29 @@ class WorkbenchApp(App[None]):
             blind_mode.reveal(self.panes)
         self.render_title()
 
+    def _answers(self, *, done_only: bool = True) -> list[Pane]:
+        """The blind round's panes, those the last prompt went to; `done_only`, those that
+        answered: as on Chatbot Arena, a model that failed or was stopped lost no battle."""
+        asked = [p for p in self.panes if p.blind_name and p in self._in_round and p.result]
+        return [p for p in asked if p.result and p.result.status == "done"] if done_only else asked
+
     @work
     async def action_vote(self) -> None:
-        # Only the panes the last prompt went to: one added since, or skipped (busy, cloud
-        # for a private prompt, its overflow choice), has no answer to this prompt.
-        panes = [
-            p for p in self.panes if p.blind_name and p in self._in_round and p.result is not None
-        ]
-        if not self.blind or not panes:
+        asked = self._answers(done_only=False)
+        if self.blind and self._in_round and not any(p.blind_name for p in self.panes):
+            self.notify("This round is voted on: ask again for the next", severity="warning")
+            return
+        if not self.blind or not asked:
             self.notify("Votes are for blind mode: F2, then ask", severity="warning")
             return
-        if any(p.busy for p in panes):
+        if any(p.busy for p in asked):
             self.notify("Wait for every answer before voting", severity="warning")
             return
-        # As on Chatbot Arena, only answers compete: a model that failed (a key not set, a
-        # server down) or was stopped did not lose a battle, and one answer is no battle.
-        panes = [p for p in panes if p.result is not None and p.result.status == "done"]
+        panes = self._answers()
         if len(panes) < 2:
             answered = f"only Model {panes[0].blind_name} answered" if panes else "none answered"
-            self.notify(
-                f"A vote needs two answers, and {answered}: ask again, or F2 to leave blind "
-                "mode and see what went wrong",
-                severity="warning",
-            )
+            self.notify(f"A vote needs two answers, and {answered}: ask again, or F2 to leave "
+                        "blind mode and see what went wrong", severity="warning")  # fmt: skip
             return
         choice = await self.push_screen_wait(VoteScreen([p.blind_name or "" for p in panes]))
         if choice is None:
@@ -683,7 +684,7 @@ class WorkbenchApp(App[None]):
         except (sqlite3.Error, SchemaTooNewError) as error:
             why = writer.trouble(error, self.store.path, writer.WAIT_S)
             self.notify(f"The vote was not stored: {why}", severity="error")
-        reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in panes)
+        reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in asked)
         verdict = "a tie" if choice == TIE else f"Model {choice}"
         self.notify(f"Voted {verdict}. {reveal}", timeout=8)
         blind_mode.reveal(self.panes)

@@ -95,7 +95,9 @@ class HistoryWriter:
             self._say(f"History written again ({fmt.plural(written, 'turn')} that waited)", False)
 
     def _failed(self, error: sqlite3.Error | SchemaTooNewError, waited_s: float) -> None:
-        why = trouble(error, self._store.path, waited_s)
+        why = trouble(error, self._store.path, waited_s).removesuffix(
+            "; try again once it is done"  # what `ask` says; here the turns are tried again
+        )
         if lasting(error):
             self.never = True
             self.lost += len(self._waiting)

@@ -169,7 +169,9 @@ class SuitesScreen(Screen[None]):
             else:
                 info.append(f"\nnot supported, skipped: {clean_line(line)}", style="yellow")
         self.query_one("#suite-info", Static).update(info)
-        self.query_one("#suite-targets", Input).value = ", ".join(s.targets)
+        targets = self.query_one("#suite-targets", Input)
+        targets.value = ", ".join(s.targets)
+        targets.focus()  # what is set next, before Ctrl+R; typing into the list did nothing
 
     @on(Button.Pressed, "#run")
     def pressed(self) -> None:

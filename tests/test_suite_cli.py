@@ -28,7 +28,15 @@ from workbench import locations
 from workbench.cli import main
 from workbench.commands.format import fit_target
 from workbench.store import Store
-from workbench.suites.runs import RunInfo, list_runs, start_run
+from workbench.suites import compare
+from workbench.suites.runs import (
+    RunInfo,
+    add_case_result,
+    case_results,
+    list_runs,
+    run_pairs,
+    start_run,
+)
 
 SUITE = """\
 name: {name}
@@ -613,3 +621,27 @@ def test_history_with_no_runs_names_a_suite_that_runs_from_here(
     suggested = said.split("workbench run ", 1)[1].strip()
     assert "\n" not in suggested  # one line, to copy
     assert Path(suggested).is_file() and suggested.endswith("offline-basics.yaml")
+
+
+def test_a_stopped_run_is_the_baseline_only_when_no_finished_one_will_do(
+    tmp_path: Path,
+) -> None:
+    """Picked as the latest, a run stopped halfway showed every case it did not run as new."""
+    path = _suite(tmp_path, "stops")
+    code, finished = _run(str(path))
+    assert code == 0
+    with Store(locations.database_path()) as store:
+        (case,) = case_results(store, finished.id)
+
+        def stopped(run_id: str, suite: str) -> None:  # as Ctrl+C leaves a run
+            start_run(store, RunInfo(run_id, time.time(), None, suite, str(path),
+                                     finished.targets, {}))  # fmt: skip
+            add_case_result(store, run_id, case, [], None)
+
+        stopped("stopped1", "stops")
+        pairs = run_pairs(store, finished.id)
+        assert compare.pick_baseline(store, "stops", pairs) == (finished, "")
+        stopped("stopped2", "lonely")  # a suite no run of which has finished
+        run, warning = compare.pick_baseline(store, "lonely", pairs)
+    assert run.id == "stopped2"
+    assert warning == "the baseline stopped2 was stopped before it finished"

@@ -5,8 +5,8 @@ it drops into CI as it is. 1 when something failed or regressed, 2 when the comm
 not do what it was asked (a bad suite, target, baseline or report path), 130 on Ctrl+C and
 143 on SIGTERM (a CI job cancelled or timed out).
 
-`--baseline latest` and `--baseline previous` both name the latest earlier run of the same
-suite (by its `name:`) on the targets about to run: the run being made is the latest, so
+`--baseline latest` and `--baseline previous` both name the latest earlier finished run of
+the same suite (by its `name:`) on the targets about to run: the run being made is the latest, so
 the baseline is the one before it, and a CI job per target sharing one history compares
 each target with its own last run. A baseline that shares no case × target with this run
 (or none at all) is found out before anything runs: nothing runs and the exit status is 2.

@@ -105,18 +105,39 @@ def pick_baseline(
     """The run a run of `suite` with these case × target pairs is compared with, and a
     warning or ''.
 
-    The latest earlier run of the suite that ran every target of this one on some of its
-    cases: a CI matrix, one job per target sharing one history, compares each target with
-    its own last run, not with the other job's. Failing that, the latest that shares any
-    case × target, with a warning naming the targets it cannot compare. LookupError, saying
-    which runs there are and on which targets, when no run shares any.
+    The latest earlier finished run of the suite that ran every target of this one on some
+    of its cases: a CI matrix, one job per target sharing one history, compares each target
+    with its own last run, not with the other job's. Failing that, the latest that shares
+    any case × target, with a warning naming the targets it cannot compare. A run stopped
+    halfway only when no finished one will do, with a warning. LookupError, saying which
+    runs there are and on which targets, when no run shares any.
     """
     earlier = runs_of(store, suite, before=before, limit=_SEARCHED)
     if not earlier:
         raise LookupError(f"suite {suite!r} has no earlier run to compare with")
     targets = {t for _, t in pairs}
+    # A run stopped before it finished only when no finished one will do: the cases it did
+    # not run would all show as new.
+    for runs in ([r for r in earlier if r.finished_at], [r for r in earlier if not r.finished_at]):
+        if (chosen := _sharing(store, runs, pairs, targets)) is not None:
+            run, warning = chosen
+            if run.finished_at is None:
+                stopped = f"the baseline {run.id} was stopped before it finished"
+                warning = f"{warning}; {stopped}" if warning else stopped
+            return run, warning
+    raise LookupError(
+        f"no earlier run of suite {suite!r} ran its cases on {targets_text(targets)}: "
+        f"{_runs_text(earlier)}"
+    )
+
+
+def _sharing(
+    store: Store, runs: list[RunInfo], pairs: set[tuple[str, str]], targets: set[str]
+) -> tuple[RunInfo, str] | None:
+    """The latest of `runs` with every target of `pairs` on some case, else the latest
+    sharing any case × target (with a warning), else None."""
     partial: tuple[RunInfo, set[tuple[str, str]]] | None = None
-    for run in earlier:
+    for run in runs:
         common = pairs & run_pairs(store, run.id)
         if common and {t for _, t in common} == targets:
             return run, ""
@@ -124,10 +145,7 @@ def pick_baseline(
             partial = (run, common)
     if partial is not None:
         return partial[0], uncovered(partial[0], pairs, partial[1])
-    raise LookupError(
-        f"no earlier run of suite {suite!r} ran its cases on {targets_text(targets)}: "
-        f"{_runs_text(earlier)}"
-    )
+    return None
 
 
 def uncovered(baseline: RunInfo, pairs: set[tuple[str, str]], common: set[tuple[str, str]]) -> str:

@@ -117,6 +117,19 @@ async def test_a_narrow_summary_tells_two_settings_of_one_model_apart(loop: Loop
         assert "@max_tokens=40" in summary or "@top_p=0.5" in summary, summary
 
 
+async def test_narrow_headers_tell_two_settings_of_one_model_apart(loop: Loop) -> None:
+    """Both read `loop:a@temperature=0,…`: which pane was which setting could not be seen."""
+    app = app_for(loop, "loop:a@temperature=0,max_tokens=40", "loop:a@temperature=0,top_p=0.5")
+    async with app.run_test(size=(80, 24)) as pilot:
+        first, second = app.panes
+        await wait_until(pilot, lambda: "max_tokens=40" in shown(first, "header"), 5)
+        assert "top_p=0.5" in shown(second, "header")
+        await pilot.press("ctrl+d")  # alone, it is cut as before
+        await wait_until(pilot, lambda: len(app.panes) == 1, 5)
+        await pilot.resize_terminal(40, 24)
+        await wait_until(pilot, lambda: "@…" in shown(app.panes[0], "header"), 5)
+
+
 async def test_the_context_figure_survives_a_metrics_line_cut_at_the_panes_edge(
     loop: Loop,
 ) -> None:

@@ -151,3 +151,21 @@ def _cut(text: str, width: int) -> str:
 def plural(count: int, noun: str) -> str:
     """`1 turn`, `2 turns`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def distinct_targets(names: list[str], width: int) -> dict[str, str]:
+    """Each name in `width` cells; where two come out alike (`embedded:smollm2@…` for two
+    settings of one model), what tells them apart stands in their place: the model with its
+    settings, else the settings they do not share (`@max_tokens=30`)."""
+    shown = {name: fit_target(name, width) for name in names}
+    taken = list(shown.values())
+    for name in [n for n in names if taken.count(shown[n]) > 1]:
+        shown[name] = fit_target(name.partition(":")[2] or name, width)
+    taken = list(shown.values())
+    clashing = [n for n in names if taken.count(shown[n]) > 1]
+    if clashing:
+        shared = set.intersection(*(set(split_settings(n)[1]) for n in clashing))
+        for name in clashing:
+            if own := [s for s in split_settings(name)[1] if s not in shared]:
+                shown[name] = fit_target("@" + ",".join(own), width)
+    return shown

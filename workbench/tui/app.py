@@ -265,11 +265,12 @@ class WorkbenchApp(App[None]):
                 return
 
     def relayout(self) -> None:
-        grid = self.query_one("#panes", Grid)
-        count = max(len(self.panes), 1)
+        grid, count = self._grid, max(len(self.panes), 1)
         columns = max(1, min(count, self.size.width // MIN_PANE_WIDTH))
         grid.styles.grid_size_columns = columns
         grid.styles.grid_size_rows = math.ceil(count / columns)
+        for pane in self.panes:  # a name beside it may have come or gone
+            pane.render_header()
 
     def render_title(self) -> None:
         title = Text("llm-workbench", style="bold")
@@ -300,6 +301,7 @@ class WorkbenchApp(App[None]):
             self.notify(str(exc), severity="error")
             raise
         pane = Pane(target, is_local=local, system=target.system or self.system_prompt)
+        pane.names_beside = lambda: [p.display_name for p in self.panes if p is not pane]
         self._check_key(pane)  # before it is first drawn, as `ready`
         self._pane_serial += 1
         pane.id = f"pane-{self._pane_serial}"
@@ -595,11 +597,9 @@ class WorkbenchApp(App[None]):
             self.exit()
             return
         self._quitting = True
-        self.notify(
-            f"Quitting once the history takes the {fmt.plural(waiting, 'turn')} it has not "
-            "stored yet (another process holds it); Ctrl+Q again quits without them",
-            severity="warning", timeout=60,
-        )  # fmt: skip
+        self.notify(f"Quitting once the history takes the {fmt.plural(waiting, 'turn')} it has "
+                    "not stored yet (another process holds it); Ctrl+Q again quits without them",
+                    severity="warning", timeout=60)  # fmt: skip
         self.set_interval(writer.WAIT_S, self._quit_once_stored)
 
     def _quit_once_stored(self) -> None:

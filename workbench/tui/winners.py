@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from providers.registry import split_settings
 from workbench.commands import format as fmt
 from workbench.engine import summary
 from workbench.tui.widgets.pane import Pane
@@ -18,29 +17,11 @@ SHORT_NAME = 22
 """Cells for a winner's name in a narrow summary row."""
 
 
-def short_names(names: list[str], width: int) -> dict[str, str]:
-    """Each name in `width` cells; where two come out alike (`embedded:smollm2@…` for two
-    settings of one model), what tells them apart stands in their place: the model with its
-    settings, else the settings they do not share (`@max_tokens=30`)."""
-    shown = {name: fmt.fit_target(name, width) for name in names}
-    taken = list(shown.values())
-    for name in [n for n in names if taken.count(shown[n]) > 1]:
-        shown[name] = fmt.fit_target(name.partition(":")[2] or name, width)
-    taken = list(shown.values())
-    clashing = [n for n in names if taken.count(shown[n]) > 1]
-    if clashing:
-        shared = set.intersection(*(set(split_settings(n)[1]) for n in clashing))
-        for name in clashing:
-            if own := [s for s in split_settings(name)[1] if s not in shared]:
-                shown[name] = fmt.fit_target("@" + ",".join(own), width)
-    return shown
-
-
 def winners_line(panes: list[Pane], width: int) -> Text:
     results = [p.result for p in panes if p.result is not None]
     names = {p.result.name: p.display_name for p in panes if p.result is not None}
     narrow = width < NARROW
-    short = short_names(list(names.values()), SHORT_NAME)
+    short = fmt.distinct_targets(list(names.values()), SHORT_NAME)
     line = Text()
     for win in summary.winners(results):
         if line:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -73,6 +74,8 @@ class Pane(Vertical, can_focus=True):
         """The last turn's prompt, when that turn produced nothing: the conversation took
         it back (`Conversation.answered`), and a retry sends it again."""
         self.blind_name: str | None = None
+        self.names_beside: Callable[[], list[str]] = list
+        """The names of the other panes, which this one's must not be cut to look like."""
         self.memory_bytes: int | None = None
         self.window: int | None = None
         """The model's context window in tokens, once known."""
@@ -272,7 +275,11 @@ class Pane(Vertical, can_focus=True):
         if room := self._room(box):  # laid out: before, its width is not known (on_resize)
             room -= tail.cell_len
             model, settings = split_settings(name)
-            name = fmt.fit_target(name, max(room, cell_len(model) + (2 if settings else 0)))
+            width = max(room, cell_len(model) + (2 if settings else 0))
+            # Two settings of one model, each cut to `embedded:smollm2@…`, would read alike:
+            # then what tells them apart is shown (`smollm2@max_tokens=30`).
+            beside = [clean_line(name) for name in self.names_beside()]
+            name = fmt.distinct_targets([*beside, name], width).get(name, name)
         state = self._model_state
         header = Text(name, style="bold" if state is None else state[1])
         header.append_text(tail)

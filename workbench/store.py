@@ -351,15 +351,12 @@ class Store:
         # is someone's long write, which opening must not wait out, and every write checks
         # the version again under the lock (`transaction`).
         up_to_date = self._up_to_date()
-        if up_to_date:
-            self._db.execute(f"PRAGMA busy_timeout = {round(MIGRATION_WAIT_S * 1000)}")
         try:
-            self._migrate_locked()
+            with self.waiting_at_most(MIGRATION_WAIT_S if up_to_date else BUSY_TIMEOUT_S):
+                self._migrate_locked()
         except sqlite3.OperationalError as error:
             if not (up_to_date and is_busy(error)):
                 raise
-        finally:
-            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_S * 1000)}")
 
     def _migrate_locked(self) -> None:
         with self.transaction():
@@ -506,12 +503,22 @@ class Store:
         self.close()
 
 
-def why_not_written(error: sqlite3.Error, path: Path, waited_s: float = BUSY_TIMEOUT_S) -> str:
-    """A failed write to the history at `path`, in words that say what to do."""
+def why_not_written(
+    error: sqlite3.Error | SchemaTooNewError,
+    path: Path,
+    waited_s: float = BUSY_TIMEOUT_S,
+    *,
+    retried: bool = False,
+) -> str:
+    """A failed write to the history at `path`, in words that say what to do; `retried`,
+    for a caller that tries it again itself (the person need not)."""
+    if isinstance(error, SchemaTooNewError):
+        return str(error)
     if is_busy(error):
+        again = "" if retried else "; try again once it is done"
         return (
             f"the history database {path} is busy: another process (another workbench?) "
-            f"has been writing to it for over {waited_s:g} s; try again once it is done"
+            f"has been writing to it for over {waited_s:g} s{again}"
         )
     if is_read_only(error):
         return f"the history database {path} is read-only to you"

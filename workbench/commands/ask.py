@@ -124,12 +124,10 @@ class _Recorder:
         sent = request_for(_target_of(result, self._targets), self._messages).messages
         try:
             self._store.add_response(result, sent, origin="ask", batch=self._batch)
-        except SchemaTooNewError as error:
-            self.failures.setdefault(str(error), []).append(result.name)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, SchemaTooNewError) as error:
             why = why_not_written(error, self._store.path, self._waited_s)
             self.failures.setdefault(why, []).append(result.name)
-            if is_busy(error) and not self._gave_up:
+            if isinstance(error, sqlite3.Error) and is_busy(error) and not self._gave_up:
                 # Waited once already: the answers after it try without waiting again,
                 # or each would add the whole wait.
                 self._gave_up = True

@@ -64,8 +64,6 @@ async def stream_target(
     counter = tokens.estimator_for(target.provider, target.model) if live_estimates else None
     if counter is not None:
         result.input_tokens = counter.count_messages(request.messages)
-    if (own := _own_prompt_count(provider, target, request.messages)) is not None:
-        result.input_tokens, result.input_exact = own, True
     started = result.started_at = clock()
 
     def notify() -> None:
@@ -157,7 +155,7 @@ async def stream_target(
     except Exception as exc:  # a bug in an adapter must not take the other targets down
         _end(result, clock() - started, "failed", "protocol", f"{type(exc).__name__}: {exc}")
     finally:
-        # The model may have loaded since the request began.
+        # Its count comes with the end of the answer: one cut short is counted here.
         own = None if result.input_exact else _own_prompt_count(provider, target, request.messages)
         if own is not None:
             result.input_tokens, result.input_exact = own, True

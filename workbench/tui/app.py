@@ -37,7 +37,7 @@ from workbench.engine.result import TargetResult
 from workbench.engine.runner import EngineThread
 from workbench.export import PaneRecord, comparison_markdown
 from workbench.sanitize import clean, clean_line
-from workbench.store import SchemaTooNewError, Store
+from workbench.store import SchemaTooNewError, Store, why_not_written
 from workbench.tui import blind as blind_mode
 from workbench.tui import history_writer as writer
 from workbench.tui import palette, runtime, saving
@@ -682,7 +682,7 @@ class WorkbenchApp(App[None]):
             with self.store.waiting_at_most(writer.WAIT_S):  # the screen waits with it
                 self.store.add_vote(batch, targets, winner.target.spec if winner else None)
         except (sqlite3.Error, SchemaTooNewError) as error:
-            why = writer.trouble(error, self.store.path, writer.WAIT_S)
+            why = why_not_written(error, self.store.path, writer.WAIT_S)
             self.notify(f"The vote was not stored: {why}", severity="error")
         reveal = ", ".join(f"{p.blind_name} = {p.target.name}" for p in asked)
         verdict = "a tie" if choice == TIE else f"Model {choice}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from providers.base import Message
 from workbench.commands import format as fmt
@@ -27,13 +26,6 @@ class Turn:
     sent: list[Message]
     batch: str
     conversation: str
-
-
-def trouble(error: sqlite3.Error | SchemaTooNewError, path: Path, waited_s: float) -> str:
-    """Why a write to the history at `path` failed, in words that say what to do."""
-    if isinstance(error, SchemaTooNewError):
-        return str(error)
-    return why_not_written(error, path, waited_s)
 
 
 def lasting(error: sqlite3.Error | SchemaTooNewError) -> bool:
@@ -95,9 +87,7 @@ class HistoryWriter:
             self._say(f"History written again ({fmt.plural(written, 'turn')} that waited)", False)
 
     def _failed(self, error: sqlite3.Error | SchemaTooNewError, waited_s: float) -> None:
-        why = trouble(error, self._store.path, waited_s).removesuffix(
-            "; try again once it is done"  # what `ask` says; here the turns are tried again
-        )
+        why = why_not_written(error, self._store.path, waited_s, retried=True)
         if lasting(error):
             self.never = True
             self.lost += len(self._waiting)

@@ -35,7 +35,7 @@ from workbench.commands import format as fmt
 from workbench.config import Settings
 from workbench.engine.runner import EngineThread
 from workbench.sanitize import clean, clean_line
-from workbench.store import BUSY_TIMEOUT_S, SchemaTooNewError, Store, StoreUnavailableError
+from workbench.store import SchemaTooNewError, Store, StoreUnavailableError, why_not_written
 from workbench.suites import compare, report
 from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
@@ -54,7 +54,6 @@ from workbench.suites.runs import (
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 from workbench.tui import model_markdown
-from workbench.tui.history_writer import trouble
 from workbench.tui.screens.unchecked import UncheckedScreen
 
 PROMPTFOO_NAMES = ("promptfooconfig.yaml", "promptfooconfig.yml")
@@ -236,16 +235,20 @@ class SuitesScreen(Screen[None]):
         self.running = True
         try:
             await self.engine.run(go())
-        except (sqlite3.Error, SchemaTooNewError, StoreUnavailableError, RunBusy, OSError) as exc:
-            # The history would not take the run (busy, read-only, a newer workbench's).
-            why = trouble(exc, locations.database_path(), BUSY_TIMEOUT_S) if isinstance(
-                exc, sqlite3.Error | SchemaTooNewError) else str(exc)  # fmt: skip
-            self.notify(f"{suite.name}: not run to the end: {why}", severity="error")
+        # The history would not take the run (busy, read-only, a newer workbench's).
+        except (sqlite3.Error, SchemaTooNewError) as exc:
+            self._not_run(suite, why_not_written(exc, locations.database_path()))
+            return
+        except (StoreUnavailableError, RunBusy, OSError) as exc:
+            self._not_run(suite, str(exc))
             return
         finally:
             self.running = False
         self._show()
         self.notify(f"{suite.name}: {_outcome(self.results)}")
+
+    def _not_run(self, suite: Suite, why: str) -> None:
+        self.notify(f"{suite.name}: not run to the end: {why}", severity="error")
 
     def _arrived(self, result: CaseResult) -> None:
         self.results.append(result)

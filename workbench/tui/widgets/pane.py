@@ -278,7 +278,7 @@ class Pane(Vertical, can_focus=True):
             width = max(room, cell_len(model) + (2 if settings else 0))
             # Two settings of one model, each cut to `embedded:smollm2@…`, would read alike:
             # then what tells them apart is shown (`smollm2@max_tokens=30`).
-            beside = [clean_line(name) for name in self.names_beside()]
+            beside = [clean_line(other) for other in self.names_beside()]
             name = fmt.distinct_targets([*beside, name], width).get(name, name)
         state = self._model_state
         header = Text(name, style="bold" if state is None else state[1])

@@ -85,14 +85,18 @@ def _no_override_start(text: str) -> bool:
 
 
 provider = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,12}", fullmatch=True)
-# Nor does a model end in what reads as a misspelt setting (`m@tempreature=1`): refused.
+# Nor does a model end in what reads as a misspelt setting (`m@tempreature=1`), in '@', or
+# hold a setting left without its value (`m@seed`): each is refused as unfinished.
 _SETTING_AT_END = re.compile(r"@[A-Za-z_]+=[^\s@\[\]]*$")
+_BARE_KEY = re.compile(r"@(?:" + "|".join(KEYS) + r")(?=,|$)")
 model = st.text(st.characters(codec="utf-8"), min_size=1, max_size=30).filter(
     lambda m: (
         m == m.strip()
         and _no_override_start(m)
         and not m.startswith("@")
+        and not m.endswith("@")
         and not _SETTING_AT_END.search(m)
+        and not _BARE_KEY.search(m)
     )
 )
 words = st.text(st.characters(codec="utf-8", blacklist_characters="\n"), max_size=30).filter(

@@ -27,6 +27,7 @@ from workbench.cli import main
 from workbench.commands.ask import print_metrics
 from workbench.engine.fanout import fanout
 from workbench.engine.result import TargetResult
+from workbench.store import Store
 
 
 @pytest.fixture
@@ -390,6 +391,34 @@ def test_ctrl_c_shows_the_partial_answer_and_the_table(tmp_path: Path, loopback:
     assert header.split()[:3] == ["target", "status", "TTFT"]
     assert row.split()[:2] == ["loop:slow", "cancelled"]
     assert _stored(tmp_path) == [("loop:slow", "cancelled", PARTIAL)]
+
+
+def test_ctrl_c_does_not_sit_out_a_busy_history(tmp_path: Path, loopback: Loopback) -> None:
+    """Another process holds the history: Ctrl+C ends the command at once, saying which
+    answers it could not store, rather than after SQLite's 30 s wait for the lock."""
+    history = tmp_path / "home" / "workbench.db"
+    history.parent.mkdir()
+    Store(history).close()
+    other = sqlite3.connect(history, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "ask", "hi", "-t", "loop:fast", "-t", "loop:slow"],
+        env=workbench_env(tmp_path, loopback.url), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _interrupt_when(child, loopback.stalled, times=1)
+        # Well short of the 30 s the write of the fast answer would otherwise wait.
+        out, err = child.communicate(timeout=20)
+    finally:
+        child.kill()
+        other.execute("ROLLBACK")
+        other.close()
+    assert child.returncode == 130, err
+    assert "The whole answer." in out and PARTIAL in out
+    assert "Traceback" not in err and "interrupted" in err
+    assert "not stored (loop:fast, loop:slow)" in err and "busy" in err, err
+    assert _stored(tmp_path) == []
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import io
 import json
 import sqlite3
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -102,6 +104,10 @@ class _Recorder:
     busy database (up to the store's busy timeout) must not hold up the streams still
     running, whose clocks are read on this loop."""
 
+    _LOOK_S = 0.25
+    """How long a write waits for a busy history before it looks again whether the command
+    was interrupted: SQLite's own wait cannot be cut short from another thread."""
+
     def __init__(self, store: Store, targets: Sequence[Target], messages: Sequence[Message]):
         self._store = store
         self._targets = targets
@@ -114,34 +120,49 @@ class _Recorder:
         """Why answers were not stored, and whose."""
         self._waited_s = store.busy_timeout_s
         self._gave_up = False
+        self._said_wait: float | None = None
+        self._interrupted = threading.Event()
 
     def add(self, result: TargetResult) -> None:
         if id(result) not in self._stored:
             self._stored.add(id(result))
             self._writes.append(self._writer.submit(self._write, result))
 
+    def interrupt(self) -> None:
+        """Ctrl+C: writes waiting for a busy history stop waiting; the ones that can be
+        made at once still are."""
+        self._interrupted.set()
+
     def _write(self, result: TargetResult) -> None:
         sent = request_for(_target_of(result, self._targets), self._messages).messages
-        try:
-            self._store.add_response(result, sent, origin="ask", batch=self._batch)
-        except (sqlite3.Error, SchemaTooNewError) as error:
-            why = why_not_written(error, self._store.path, self._waited_s)
+        began = time.monotonic()
+        while True:
+            # Waited once already: the answers after it try without waiting again, or
+            # each would add the whole wait.
+            left = 0.0 if self._gave_up else self._waited_s - (time.monotonic() - began)
+            try:
+                with self._store.waiting_at_most(max(min(left, self._LOOK_S), 0.0)):
+                    self._store.add_response(result, sent, origin="ask", batch=self._batch)
+                return
+            except (sqlite3.Error, SchemaTooNewError) as error:
+                busy = isinstance(error, sqlite3.Error) and is_busy(error)
+                if busy and left > self._LOOK_S and not self._interrupted.is_set():
+                    continue
+                if busy and self._said_wait is None:
+                    # Said once, so that every answer it kept out is named on one line.
+                    waited = max(round(time.monotonic() - began, 1), 0.1)
+                    self._said_wait = min(waited, self._waited_s)
+                self._gave_up = self._gave_up or busy
+                why = why_not_written(error, self._store.path, self._said_wait or self._waited_s)
+            except Exception as error:  # a bug of ours: said, not lost inside the thread
+                why = f"could not be stored: {type(error).__name__}: {error}"
             self.failures.setdefault(why, []).append(result.name)
-            if isinstance(error, sqlite3.Error) and is_busy(error) and not self._gave_up:
-                # Waited once already: the answers after it try without waiting again,
-                # or each would add the whole wait.
-                self._gave_up = True
-                self._store.db.execute("PRAGMA busy_timeout = 0")
-        except Exception as error:  # a bug of ours: said, not lost inside the thread
-            why = f"could not be stored: {type(error).__name__}: {error}"
-            self.failures.setdefault(why, []).append(result.name)
+            return
 
     def settle(self) -> None:
         """Wait for every write: the streams are over, so waiting holds nothing up."""
         wait(self._writes)
         self._writer.shutdown()
-        if self._gave_up:
-            self._store.db.execute(f"PRAGMA busy_timeout = {round(self._waited_s * 1000)}")
 
 
 async def run_ask(
@@ -188,6 +209,8 @@ async def run_ask(
             if not result.finished:  # cancelled before its stream began
                 result.status = "cancelled"
                 update(result)
+        if recorder is not None:
+            recorder.interrupt()
         _report(results, as_json, output)
         kept = "" if _settle(recorder, output) else "; the answers so far are kept"
         print(f"workbench ask: interrupted{kept}", file=sys.stderr)

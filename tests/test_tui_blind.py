@@ -4,6 +4,8 @@ Pilot, the real embedded model or loopback servers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.pilot import Pilot
 
 from tests.tui_helpers import (
@@ -18,7 +20,9 @@ from tests.tui_helpers import (
     wait_until,
 )
 from workbench.tui.app import WorkbenchApp
+from workbench.tui.screens.leaderboard import LeaderboardScreen
 from workbench.tui.screens.vote import VoteScreen
+from workbench.tui.widgets.fitted_table import FittedTable
 from workbench.tui.widgets.prompt import PromptBox
 
 LOCAL = "embedded:smollm2@max_tokens=4,temperature=0"
@@ -179,3 +183,41 @@ async def test_a_blind_pane_shows_no_loading_or_provider_note_and_no_window_size
         await pilot.press("f2")
         await wait_until(pilot, lambda: "loading model" in shown(pane, "header"), 5)
         assert "ctx 7/8" in shown(pane, "metrics") and "load 2.5" in shown(pane, "metrics")
+
+
+async def test_the_leaderboard_shows_every_column_at_80_columns(home: Path) -> None:
+    """At 80x24 the dialog took 70 % of the width and the long names the rest: "win"
+    was the last header shown. Now it takes the whole width, and the names shorten, each
+    still told apart from the others."""
+    targets = [
+        "anthropic:claude-3-5-haiku-latest",
+        "ollama:qwen2.5-coder:14b-instruct-q4_K_M",
+        "embedded:smollm2@temperature=0.2,max_tokens=60",
+        "embedded:smollm2@temperature=1.2,max_tokens=60",
+    ]
+    app = app_for(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for i, pair in enumerate(zip(targets, [*targets[2:], *targets[:2]], strict=True)):
+            app.store.add_vote(f"narrow-{i}", pair, None if i == 3 else pair[0])
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, LeaderboardScreen))
+        table = app.screen.query_one(FittedTable)
+        await wait_until(pilot, lambda: table.row_count == len(targets))
+        header = table.render_line(0).text
+        assert header.split() == ["target", "win", "rate", "wins", "ties", "battles"], header
+        shown = []
+        for standing in app.store.leaderboard():
+            index = table.get_row_index(standing.target)
+            line = table.render_line(1 + index).text
+            figures = f"{standing.win_rate:.0%} {standing.wins} {standing.ties} {standing.battles}"
+            assert line.split()[1:] == figures.split(), line
+            shown.append(line.split()[0])
+        assert len(set(shown)) == len(targets)  # told apart
+        assert "embedded:smollm2@temperature=0.2,…" in shown
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= table.size.width
+        assert app.screen.query_one("#leaderboard").outer_size.width == 80
+
+        await pilot.resize_terminal(150, 42)
+        dialog = app.screen.query_one("#leaderboard")
+        await wait_until(pilot, lambda: all(target in screen_text(app) for target in targets))
+        assert dialog.outer_size.width == 90  # as it was

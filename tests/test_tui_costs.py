@@ -175,3 +175,97 @@ async def test_counts_a_server_did_not_report_are_marked_estimated(fresh_home: P
         await pilot.pause(0.1)
         row = _cells(app, "costs-all", "llamacpp:m")
         assert (row["in"], row["out"]) == ("~24", "10")
+
+
+NARROW_TARGETS = {
+    "openai:gpt-4o": Cost("priced", 0.0125),
+    "openai:a-model-genai-prices-does-not-know": Cost("unknown"),
+    "ollama:qwen2.5-coder:14b-instruct-q4_K_M": Cost("local", 0.0),
+    "embedded:smollm2@temperature=0.2,max_tokens=60": Cost("local", 0.0),
+    "embedded:smollm2@temperature=1.2,max_tokens=60": Cost("local", 0.0),
+}
+
+
+def _store_narrow_targets() -> None:
+    store = Store(locations.database_path())
+    for target, cost in NARROW_TARGETS.items():
+        provider, _, model = target.partition(":")
+        result = TargetResult(target, target, provider, model.split("@")[0],
+                              cost.kind == "local", status="done", text="ok")  # fmt: skip
+        result.input_tokens, result.output_tokens, result.tokens_exact = 12345, 6789, True
+        result.ttft_s, result.e2e_s, result.cost = 0.3, 1.5, cost
+        store.add_response(result, [Message("user", "hi")], origin="ask", batch=target)
+    store.close()
+
+
+def _table_lines(app: WorkbenchApp, table_id: str) -> dict[str | None, str]:
+    """The lines the table shows, as drawn (what is off its right edge is not there): the
+    header's under None, each row's under its key."""
+    table = app.screen.query_one(f"#{table_id}", DataTable)
+    assert table.scroll_x == 0
+    lines: dict[str | None, str] = {None: table.render_line(0).text}
+    for key in table.rows:
+        lines[key.value] = table.render_line(1 + table.get_row_index(key)).text
+    return lines
+
+
+def _columns(app: WorkbenchApp) -> list[str]:
+    table = app.screen.query_one("#costs-all", DataTable)
+    return [str(c.key.value) for c in table.ordered_columns]
+
+
+def _all_time_headers(app: WorkbenchApp) -> list[str]:
+    return [str(c.label) for c in app.screen.query_one("#costs-all", DataTable).ordered_columns]
+
+
+def _all_time_shown(app: WorkbenchApp) -> tuple[list[str], dict[str | None, str]]:
+    """The all-time table's column keys and its lines as drawn, after checking that each
+    row shows every cell it holds, and the columns fit the table's width."""
+    table = app.screen.query_one("#costs-all", DataTable)
+    columns = [str(c.key.value) for c in table.ordered_columns]
+    lines = _table_lines(app, "costs-all")
+    for column in table.ordered_columns:
+        assert str(column.label) in lines[None], (column.label, lines[None])
+    for target in NARROW_TARGETS:
+        for column, cell in _cells(app, "costs-all", target).items():
+            if column != "target":
+                assert cell in lines[target], (column, cell, lines[target])
+    assert sum(c.get_render_width(table) for c in table.ordered_columns) <= table.size.width
+    return columns, lines
+
+
+async def test_every_cost_column_is_on_screen_at_80_columns(fresh_home: Path) -> None:
+    """A presenter's 80x24 terminal: the all-time table ran off the right edge before its
+    dollars. Now headers and figures shorten and the request count gives way, at 80 as at
+    60 columns, and long names shorten where they still tell targets apart; at 150 columns
+    the table is as it was."""
+    _store_narrow_targets()
+    app = make_app(Settings(), [], env={"OLLAMA_HOST": "127.0.0.1:9"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CostsScreen")
+        await wait_until(pilot, lambda: "cost" in _columns(app))
+        columns, lines = _all_time_shown(app)
+        assert columns[-3:] == ["cost", "shadow", "month"]
+        assert "in" in columns and "out" in columns  # 80 columns hold the tokens too
+        cloud = _cells(app, "costs-all", "openai:gpt-4o")
+        assert cloud["cost"] == "$0.0125" and cloud["month"] == "$37.50"  # not $37.5000
+        unknown = _cells(app, "costs-all", "openai:a-model-genai-prices-does-not-know")
+        assert unknown["cost"] == unknown["month"] == "unknown"  # "price unknown", headed "cost"
+        local = [lines[t] for t in NARROW_TARGETS if t.startswith("embedded:")]
+        assert "temperature=0.2" in local[0] and "temperature=1.2" in local[1]
+
+        await pilot.resize_terminal(150, 42)
+        await wait_until(pilot, lambda: "month at 100/day" in _all_time_headers(app))
+        columns, lines = _all_time_shown(app)
+        assert columns == ["target", "requests", "in", "out", "cost", "shadow", "month"]
+        assert lines[None].split() == ["target", "requests", "in", "out", "cost", "shadow",
+                                       "month", "at", "100/day"]  # fmt: skip
+        assert _cells(app, "costs-all", "openai:gpt-4o")["month"] == format_usd(37.5)
+        assert all(target in lines[target] for target in NARROW_TARGETS)  # whole names
+
+        await pilot.resize_terminal(60, 24)
+        await wait_until(pilot, lambda: "requests" not in _columns(app))
+        columns, _ = _all_time_shown(app)
+        assert "requests" not in columns and columns[-3:] == ["cost", "shadow", "month"]
+        assert not app.screen.query_one("#costs-all", DataTable).show_horizontal_scrollbar

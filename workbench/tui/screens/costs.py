@@ -4,6 +4,7 @@ latency, where bars compare targets at a glance better than columns of figures."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from rich.console import Group
@@ -14,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import Footer, Input, Label, Select, Static
 
 from providers.registry import Registry
 from workbench.commands import format as fmt
@@ -22,6 +23,7 @@ from workbench.engine import price_data
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
 from workbench.store import Store, usage_by_target
+from workbench.tui.widgets.fitted_table import Cell, FittedTable, Layout
 from workbench.usage import (
     DEFAULT_SHADOWS,
     CostLine,
@@ -76,9 +78,9 @@ class CostsScreen(Screen[None]):
                 yield Label("  Requests a day ")
                 yield Input(str(self.per_day), type="integer", id="costs-per-day")
             yield Label("This session", classes="section")
-            yield DataTable(id="costs-session", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(id="costs-session")
             yield Label("All time", classes="section")
-            yield DataTable(id="costs-all", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(id="costs-all")
             yield Static(id="costs-cost-chart")
             yield Static(id="costs-latency-chart")
         yield Footer()
@@ -91,7 +93,7 @@ class CostsScreen(Screen[None]):
         self.query_one("#costs-prices", Static).update(Text(note, style="dim"))
         self.show_latency()
         self.show_costs()
-        self.query_one("#costs-all", DataTable).focus()
+        self.query_one("#costs-all", FittedTable).focus()
 
     def _choice_label(self, spec: str) -> str:
         choice = next(c for c in self.choices if c.spec == spec)
@@ -116,31 +118,44 @@ class CostsScreen(Screen[None]):
     def show_costs(self) -> None:
         session = cost_lines(self.registry, self.session, self.shadow)
         all_time = cost_lines(self.registry, self.all_time, self.shadow)
-        self._fill(self.query_one("#costs-session", DataTable), session, projection=False)
-        self._fill(self.query_one("#costs-all", DataTable), all_time, projection=True)
+        self._fill(self.query_one("#costs-session", FittedTable), session, projection=False)
+        self._fill(self.query_one("#costs-all", FittedTable), all_time, projection=True)
         self.query_one("#costs-cost-chart", Static).update(self._cost_chart(all_time))
 
-    def _fill(self, table: DataTable[str | Text], lines: list[CostLine], projection: bool) -> None:
-        table.clear(columns=True)
+    def _fill(self, table: FittedTable, lines: list[CostLine], projection: bool) -> None:
+        """Every figure, or where the table is narrow (80 columns), short headers and
+        figures, then without the request count, then without the token counts: the dollars
+        stay on screen."""
         # The shadow model is named in the picker above: in the header it took a third of
         # the width, and the projection went off the right edge at 130 columns.
-        columns = ["target", "requests", "in", "out", "cost", "shadow"]
+        full = {"requests": "requests", "in": "in", "out": "out", "cost": "cost",
+                "shadow": "shadow"}  # fmt: skip
         if projection:
-            columns.append(f"month at {self.per_day}/day")
-        for column in columns:
-            table.add_column(column, key=column.split(" ")[0])
+            full["month"] = f"month at {self.per_day}/day"
+        short = full | {"requests": "req"} | ({"month": "month"} if projection else {})
+        no_count = {k: v for k, v in short.items() if k != "requests"}
+        dollars = {k: v for k, v in no_count.items() if k not in ("in", "out")}
+        rows: list[dict[str, Cell]] = []
+        compact: list[dict[str, Cell]] = []
         for line in lines:
             u = line.usage
-            cells: list[str | Text] = [
-                Text(clean_line(u.target)), str(u.requests),
-                fmt.tokens(u.input_tokens, u.input_exact),
-                fmt.tokens(u.output_tokens, u.output_exact), line.cost_label, line.shadow_label,
-            ]  # fmt: skip
-            if projection:
-                cells.append(line.monthly_label(self.per_day))
-            table.add_row(*cells, key=u.target)
-        if not lines:
-            table.add_row("nothing yet", *[""] * (len(columns) - 1))
+            row: dict[str, Cell] = {
+                "requests": str(u.requests), "in": fmt.tokens(u.input_tokens, u.input_exact),
+                "out": fmt.tokens(u.output_tokens, u.output_exact), "cost": line.cost_label,
+                "shadow": line.shadow_label, "month": line.monthly_label(self.per_day),
+            }  # fmt: skip
+            rows.append(row)
+            compact.append(
+                row | {key: _short_usd(str(row[key])) for key in ("cost", "shadow", "month")}
+                | {"in": _short_tokens(u.input_tokens, u.input_exact),
+                   "out": _short_tokens(u.output_tokens, u.output_exact)}
+            )  # fmt: skip
+        if not lines:  # one row that says so, every figure blank
+            rows = compact = [dict.fromkeys(full, "")]
+        names = [clean_line(line.usage.target) for line in lines] or ["nothing yet"]
+        keys: list[str | None] = [line.usage.target for line in lines] or [None]
+        layouts = [Layout(full, rows), *(Layout(h, compact) for h in (short, no_count, dollars))]
+        table.show(keys, names, layouts)
 
     def _cost_chart(self, lines: Iterable[CostLine]) -> Group:
         title = Text(
@@ -174,6 +189,25 @@ class CostsScreen(Screen[None]):
                 Text(f"  ({_answers(lat)})", style="dim"), *_latency_cells("E2E", lat.e2e_s, top)
             )
         self.query_one("#costs-latency-chart", Static).update(Group(title, chart))
+
+
+def _short_usd(label: str) -> str:
+    """A dollar figure of a dollar or more to the cent (`~$17.7754` as `~$17.78`); below a
+    dollar as it is, since a request often costs a millionth of one."""
+    if label == "price unknown":
+        return "unknown"  # in a column headed "cost", "shadow" or "month"
+
+    def cents(match: re.Match[str]) -> str:
+        usd = float(match.group(1))
+        return f"${usd:,.2f}" if usd >= 1 else match.group(0)
+
+    return re.sub(r"\$(\d+\.\d+)", cents, label)
+
+
+def _short_tokens(count: int, exact: bool) -> str:
+    """`12k`, `~1.2k`, `3.4M`: `fmt.tokens` in a tight space."""
+    short = fmt.count_short(count) if count < 1_000_000 else f"{count / 1e6:.1f}M"
+    return ("" if exact else "~") + short
 
 
 def _chart_table() -> Table:

@@ -192,8 +192,11 @@ class StoreUnavailableError(Exception):
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, opening_wait_s: float = MIGRATION_WAIT_S) -> None:
+        """`opening_wait_s`: how long opening an up-to-date database waits for another
+        process's write (see `_migrate`); less for a caller that must not wait (the TUI)."""
         self.path = path
+        self._opening_wait_s = opening_wait_s
         self.read_only = False
         """Opened for reading only: the user may not write the database (or its directory)."""
         self._make(path)
@@ -352,7 +355,7 @@ class Store:
         # the version again under the lock (`transaction`).
         up_to_date = self._up_to_date()
         try:
-            with self.waiting_at_most(MIGRATION_WAIT_S if up_to_date else BUSY_TIMEOUT_S):
+            with self.waiting_at_most(self._opening_wait_s if up_to_date else BUSY_TIMEOUT_S):
                 self._migrate_locked()
         except sqlite3.OperationalError as error:
             if not (up_to_date and is_busy(error)):

@@ -33,6 +33,9 @@ CLOUD_CONCURRENCY = 4
 RATE_LIMIT_RETRIES = 3
 _MAX_BACKOFF_S = 30.0
 
+Record = Callable[[CaseResult, Sequence[Message], str | None], None]
+"""Stores a case result, with the messages its request sent and its request key."""
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -97,7 +100,7 @@ async def run_jobs(
     suite: Suite,
     jobs: Sequence[Job],
     registry: Registry,
-    store: Store,
+    store: Store | None,
     run_id: str,
     *,
     concurrency: int | None = None,
@@ -105,8 +108,21 @@ async def run_jobs(
     cache: bool = False,
     on_result: Callable[[CaseResult], None] | None = None,
     max_time_s: float = MAX_TIME_S,
+    record: Record | None = None,
 ) -> list[CaseResult]:
-    """Run every job; results come back in job order, and each is stored as it ends."""
+    """Run every job; results come back in job order, and each is stored as it ends: in
+    `store`, or handed to `record`, which stores it (the TUI's, once a busy history frees).
+    `cache` reads `store`."""
+    keep = record
+    if keep is None:
+        if store is None:
+            raise ValueError("run_jobs stores its results in a store, or hands them to record")
+        writes_to = store
+
+        def store_now(case: CaseResult, messages: Sequence[Message], key: str | None) -> None:
+            add_case_result(writes_to, run_id, case, messages, key)
+
+        keep = store_now
     limits: dict[str, asyncio.Semaphore] = {}
 
     def slots(provider: str) -> int:
@@ -123,7 +139,7 @@ async def run_jobs(
         request = _request_for(job.target, messages)
         key = messages_key(job.target.spec, request.messages)
         outcome = None
-        if cache and job.target.params.temperature == 0:
+        if cache and store is not None and job.target.params.temperature == 0:
             stored = cached_response(store, key)
             if stored is not None:
                 verdicts = check_all(job.case.expect, stored, job.case.unchecked)
@@ -134,7 +150,7 @@ async def run_jobs(
                 result = await _with_retries(job.target, registry, messages, max_time_s)
             verdicts = check_all(job.case.expect, result, job.case.unchecked)
             outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result, verdicts)
-        add_case_result(store, run_id, outcome, request.messages, key)
+        keep(outcome, request.messages, key)
         if on_result is not None:
             on_result(outcome)
         return outcome

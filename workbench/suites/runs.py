@@ -67,9 +67,12 @@ def start_run(store: Store, run: RunInfo) -> None:
         )  # fmt: skip
 
 
-def finish_run(store: Store, run_id: str) -> None:
+def finish_run(store: Store, run_id: str, at: float | None = None) -> None:
+    """Mark the run finished, `at` when it did (now by default: a write that had to wait
+    for a busy history says when the run ended, not when the history took it)."""
+    finished = time.time() if at is None else at
     with store.transaction():
-        store.db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+        store.db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (finished, run_id))
 
 
 def add_case_result(

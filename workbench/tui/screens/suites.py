@@ -4,9 +4,9 @@ matrix, open a cell for the whole answer and why it failed, compare with the las
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -35,25 +36,25 @@ from workbench.commands import format as fmt
 from workbench.config import Settings
 from workbench.engine.runner import EngineThread
 from workbench.sanitize import clean, clean_line
-from workbench.store import SchemaTooNewError, Store, StoreUnavailableError, why_not_written
+from workbench.store import Store
 from workbench.suites import compare, report
 from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
+from workbench.suites.recorder import HistoryRefused, RunRecorder
 from workbench.suites.runner import plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
     SUITE_HASH,
     CaseResult,
     RunInfo,
-    finish_run,
     list_runs,
     resolve_run,
     run_pairs,
-    start_run,
     suite_hashes,
 )
 from workbench.suites.schema import Suite
 from workbench.suites.source import SuiteError
 from workbench.tui import model_markdown
+from workbench.tui.history_writer import CLOSING_WAIT_S
 from workbench.tui.screens.unchecked import UncheckedScreen
 
 PROMPTFOO_NAMES = ("promptfooconfig.yaml", "promptfooconfig.yml")
@@ -80,7 +81,7 @@ def known_suites(recent: int = 20) -> list[Path]:
     so that one run as `workbench run PATH` can be run again here. Each file once."""
     found = suite_files(default_folders())
     found += [p for p in (Path.cwd() / n for n in PROMPTFOO_NAMES) if p.is_file()]
-    store = Store(locations.database_path())
+    store = Store(locations.database_path(), opening_wait_s=0)  # reads: a busy one will do
     try:
         found += [p for run in list_runs(store, recent) if (p := Path(run.suite_path)).is_file()]
     finally:
@@ -129,6 +130,17 @@ class SuitesScreen(Screen[None]):
         self.run_id: str | None = None
         self.running = False
         """A run is under way: `results` holds only the cases finished so far."""
+        self.recorder: RunRecorder | None = None
+        """The last run's rows on their way to the history (see `recorder.py`)."""
+        self._leaving = False
+        """Esc was pressed once with results not stored yet: again leaves without them."""
+
+    @dataclass
+    class HistoryNews(Message):
+        """The run's rows started waiting for the history, or went, or wait on."""
+
+        said: str | None
+        """Words for a toast, or None: only the line under the progress bar changes."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="suites-body"):
@@ -144,6 +156,9 @@ class SuitesScreen(Screen[None]):
                                 id="suite-targets")  # fmt: skip
                     yield Button("Run", id="run", variant="primary")
                 yield ProgressBar(id="suite-progress", show_eta=True)
+                history = Static(id="suite-history")  # shown while rows wait for it
+                history.display = False
+                yield history
                 yield DataTable(id="matrix", cursor_type="cell", zebra_stripes=True)
                 yield Static(id="suite-totals")
         yield Footer()
@@ -176,8 +191,17 @@ class SuitesScreen(Screen[None]):
     def pressed(self) -> None:
         self.action_run()
 
+    def action_run(self) -> None:
+        if self.recorder is not None and self.recorder.waiting:
+            # A new run would stop this one's writes, and its results kept here with them.
+            kept = fmt.plural(self.recorder.waiting, "result")
+            self.notify(f"Run again once the history has taken the last run's {kept}",
+                        severity="warning")  # fmt: skip
+            return
+        self._run()
+
     @work(exclusive=True, group="suite-run")
-    async def action_run(self) -> None:
+    async def _run(self) -> None:
         suite = self.suite
         if suite is None:
             self.notify("Pick a suite first", severity="warning")
@@ -211,6 +235,14 @@ class SuitesScreen(Screen[None]):
         self.results = []
         self.run_id = run_id = uuid.uuid4().hex[:12]
         path = str(suite.path.resolve()) if suite.path else ""
+        info = RunInfo(run_id, time.time(), None, suite.name, path, [t.spec for t in targets],
+                       options)  # fmt: skip
+        # The history may be busy (another workbench writing): the run goes on, and its rows
+        # wait in the recorder until the history takes them.
+        self.recorder = recorder = RunRecorder(
+            locations.database_path(), info, lambda said: self.post_message(self.HistoryNews(said))
+        )
+        self._leaving = False
 
         def arrived(result: CaseResult) -> None:  # on the engine thread
             self.app.call_from_thread(self._arrived, result)
@@ -218,41 +250,71 @@ class SuitesScreen(Screen[None]):
         settings = self.settings
 
         async def go() -> None:
-            store = Store(locations.database_path())  # sqlite objects stay in their thread
-            try:
-                with claimed(run_id):  # a `--resume` of it meanwhile is kept out
-                    start_run(store, RunInfo(run_id, time.time(), None, suite.name, path,
-                                             [t.spec for t in targets], options))  # fmt: skip
-                    await run_jobs(
-                        suite, jobs, self.registry, store, run_id, on_result=arrived,
+            with claimed(run_id):  # a `--resume` of it meanwhile is kept out
+                async with recorder:
+                    await recorder.alongside(run_jobs(
+                        suite, jobs, self.registry, None, run_id, on_result=arrived,
                         local_concurrency=settings.local_concurrency,
-                        max_time_s=settings.max_time_s,
-                    )  # fmt: skip
-                    finish_run(store, run_id)
-            finally:
-                store.close()
+                        max_time_s=settings.max_time_s, record=recorder.result,
+                    ))  # fmt: skip
+                    recorder.finish()
+                    self.post_message(self.Answered(suite.name))
+                    await recorder.stored()
 
         self.running = True
         try:
             await self.engine.run(go())
-        # The history would not take the run (busy, read-only, a newer workbench's).
-        except (sqlite3.Error, SchemaTooNewError) as exc:
-            self._not_run(suite, why_not_written(exc, locations.database_path()))
-            return
-        except (StoreUnavailableError, RunBusy, OSError) as exc:
+        # The history will not take the run (read-only, a newer workbench's), or another
+        # process is making it.
+        except (HistoryRefused, RunBusy, OSError) as exc:
             self._not_run(suite, str(exc))
             return
         finally:
             self.running = False
+            self._show_history()
         self._show()
-        self.notify(f"{suite.name}: {_outcome(self.results)}")
 
     def _not_run(self, suite: Suite, why: str) -> None:
         self.notify(f"{suite.name}: not run to the end: {why}", severity="error")
 
+    @dataclass
+    class Answered(Message):
+        """Every answer of the run is in (the history may not have taken them yet)."""
+
+        suite: str
+
+    @on(Answered)
+    def answered(self, event: Answered) -> None:
+        self._show()
+        self.notify(f"{event.suite}: {_outcome(self.results)}")
+
+    @on(HistoryNews)
+    def history_news(self, event: HistoryNews) -> None:
+        if event.said is not None:
+            waits = self.recorder is not None and self.recorder.trouble is not None
+            self.notify(event.said, severity="warning" if waits else "information", timeout=8)
+        self._show_history()
+
+    def _show_history(self) -> None:
+        """The line under the progress bar: what waits for the history, and why."""
+        recorder = self.recorder
+        with contextlib.suppress(NoMatches):
+            line = self.query_one("#suite-history", Static)
+            # Not running: the run was refused, and said so (`_not_run`).
+            if recorder is None or recorder.trouble is None or not self.running:
+                line.display = False
+                self._leaving = False
+                return
+            kept = fmt.plural(recorder.waiting, "result")
+            said = (f"Not stored yet ({kept} kept here): {recorder.trouble}. The run goes on; "
+                    "they are stored once the history takes them")  # fmt: skip
+            line.update(Text(said, "yellow"))
+            line.display = True
+
     def _arrived(self, result: CaseResult) -> None:
         self.results.append(result)
         self._show(advance=1)
+        self._show_history()
 
     def _show(self, advance: int = 0) -> None:
         # A result can arrive after the screen was left, its widgets gone: it is in the
@@ -295,26 +357,45 @@ class SuitesScreen(Screen[None]):
             self.app.push_screen(CellScreen(mine))
 
     def action_back(self) -> None:
-        """Leave; a run under way stops with the screen, and can be finished from the CLI."""
+        """Leave; a run under way stops with the screen, and can be finished from the CLI.
+        Results a busy history has not taken yet are asked about first: they go with it."""
+        recorder = self.recorder
+        if recorder is not None and recorder.waiting and not self._leaving:
+            self._leaving = True
+            self.notify(f"{fmt.plural(recorder.waiting, 'result')} of this run not stored yet "
+                        "(the history is busy): Esc again leaves without them",
+                        severity="warning", timeout=10)  # fmt: skip
+            return
         if self.running and self.run_id is not None:
-            self.notify(
-                f"Suite run stopped; finish it with: workbench run --resume {self.run_id}",
-                severity="warning",
-                timeout=10,
-            )
+            if recorder is not None and not recorder.run_stored:
+                said = "Suite run stopped before the history took any of it: nothing was stored"
+            else:
+                said = f"Suite run stopped; finish it with: workbench run --resume {self.run_id}"
+            self.notify(said, severity="warning", timeout=10)
         self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        """The results a busy history has not taken: one more try as the screen closes (the
+        app quitting), unless Esc was pressed again to leave without them."""
+        if (recorder := self.recorder) is not None and not recorder.settled:
+            # Only for results: a run with none to keep is not worth holding the app up.
+            last_try = recorder.waiting and not self._leaving
+            recorder.flush(CLOSING_WAIT_S if last_try else None)
 
     def action_compare(self) -> None:
         if self.run_id is None:
             self.notify("Run the suite first", severity="warning")
             return
-        store = Store(locations.database_path())
+        if self.running:  # its cases still running would show as gone from the previous run
+            stored = self.recorder is None or self.recorder.trouble is None
+            going = "is still going" if stored else "is not stored yet (the history is busy)"
+            self.notify(f"The run {going}: compare once it has finished", severity="warning")
+            return
+        store = Store(locations.database_path(), opening_wait_s=0)  # reads: a busy one will do
         try:
             after = resolve_run(store, self.run_id)
             if after.finished_at is None:
-                # Its cases still running would show as gone from the previous run.
-                going = "is still going" if self.running else "did not finish"
-                raise LookupError(f"The run {going}: compare once it has finished")
+                raise LookupError("The run did not finish: compare once it has finished")
             # The run of this suite before this one, however many runs came after it, on
             # these targets (as `workbench run --baseline latest` picks it).
             before, warning = compare.pick_baseline(

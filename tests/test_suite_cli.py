@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -559,6 +560,37 @@ def test_a_reader_gone_from_the_report_on_stdout_leaves_the_runs_exit_status(
     with Store(tmp_path / "home" / "workbench.db") as store:
         (run,) = list_runs(store)
     assert run.finished_at is not None
+
+
+def test_a_busy_history_is_said_before_the_run_waits_for_it(tmp_path: Path) -> None:
+    """Another process writes to the history: the run says, within a second or so, that
+    it waits for it, where it sat silent for up to 30 s; and runs once the history frees."""
+    path = _suite(tmp_path, "alpha")
+    history = tmp_path / "home" / "workbench.db"
+    history.parent.mkdir(exist_ok=True)
+    Store(history).close()
+    other = sqlite3.connect(history, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", str(path)],
+        env=workbench_env(tmp_path, "http://127.0.0.1:9/v1"), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert child.stderr is not None
+        said = ""
+        while "busy" not in said and (line := child.stderr.readline()):
+            said += line  # the run holds here, waiting, until the lock goes
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    out, err = child.communicate(timeout=300)
+    assert f"the history database {history} is busy" in said, said + err
+    assert "waiting up to 30 s" in said
+    assert child.returncode == 0, err
+    with Store(history) as store:
+        (run,) = list_runs(store)
+    assert run.finished_at is not None and "capital" in out
 
 
 def _short(home: Path) -> Path:

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import time
 import uuid
@@ -51,7 +52,7 @@ from workbench.commands import format as fmt
 from workbench.config import Endpoint, Settings
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
-from workbench.store import Store
+from workbench.store import Store, is_busy
 from workbench.suites import compare, report
 from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
@@ -78,6 +79,10 @@ REPORT_SUFFIXES = {".json": "json", ".csv": "csv", ".xml": "junit", ".md": "md"}
 
 class UsageError(Exception):
     """The command line asks for something that cannot be done: said before anything runs."""
+
+
+_SAY_BUSY_AFTER_S = 1.0
+"""How long the run's first write waits, silent, for a history another process writes to."""
 
 
 class Terminated(Exception):
@@ -176,8 +181,19 @@ def _start(
                SUITE_HASH: suite_hashes(suite)}  # fmt: skip
     if skip_unsupported:
         options["skip_unsupported"] = True
-    start_run(store, RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
-                             [t.spec for t in targets], options))  # fmt: skip
+    run = RunInfo(run_id, time.time(), None, suite.name, str(source.path.resolve()),
+                  [t.spec for t in targets], options)  # fmt: skip
+    try:
+        with store.waiting_at_most(_SAY_BUSY_AFTER_S):
+            start_run(store, run)
+    except sqlite3.OperationalError as error:
+        if not is_busy(error):
+            raise
+        # Said before the wait, not after it: a run that sits silent looks hung in a CI log.
+        print(f"workbench run: the history database {store.path} is busy (another process "
+              f"is writing to it); waiting up to {store.busy_timeout_s:g} s before the "
+              "suite starts", file=sys.stderr, flush=True)  # fmt: skip
+        start_run(store, run)
 
 
 @dataclass

@@ -171,3 +171,22 @@ async def test_quitting_gives_the_results_the_history_has_not_taken_a_last_chanc
         threading.Timer(1.0, lambda: (other.execute("ROLLBACK"), other.close())).start()
         await pilot.press("ctrl+q")
     assert _stored()[:2] == (1, 1)
+
+
+async def test_results_the_history_never_took_are_counted_for_the_cli_to_say(
+    app: WorkbenchApp, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The other process writes on past the last try: the result is not lost without a
+    word; the app counts it, and the CLI says so once the screen is gone."""
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "one-question.yaml").write_text(ONE_CASE)
+    notes = toasts(app, monkeypatch)
+    with _held():
+        async with app.run_test(size=(140, 40)) as pilot:
+            screen = await open_suite(pilot, app, "one-question.yaml")
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: any("Not stored yet" in n for n in notes), 5)
+            await wait_until(pilot, lambda: len(screen.results) == 1, 60)
+            await pilot.press("ctrl+q")
+        assert app.unstored == 1
+    assert _stored()[:2] == (0, 0)

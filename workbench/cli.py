@@ -276,8 +276,8 @@ def _tui(specs: list[str], settings: Settings) -> int:
     if app.unstored:  # the app's own toast went with its screen
         from workbench.commands.format import plural
 
-        turns = plural(app.unstored, "turn")
-        print(f"workbench: {turns} of this session not stored in the history (the toasts "
+        answers = plural(app.unstored, "answer")
+        print(f"workbench: {answers} of this session not stored in the history (the toasts "
               "said why)", file=sys.stderr)  # fmt: skip
     return app.return_code or 0  # 1 after a crash: Textual has shown the traceback
 

@@ -155,7 +155,7 @@ class WorkbenchApp(App[None]):
         self._quitting = False
         """Ctrl+Q waits for the turns the history has not taken (see `action_quit`)."""
         self.unstored = 0
-        """Turns the history would not take, as the app closed: the CLI says so."""
+        """Turns and suite results the history would not take at exit: the CLI says so."""
         self._unstored: dict[int, tuple[TargetResult, list[Message], str, str]] = {}
         """The turns under way, by `id` of their result, with what they were sent, their
         batch and their conversation's id: each is stored when it ends, or as the app
@@ -223,7 +223,7 @@ class WorkbenchApp(App[None]):
             self._store_turn(result, now=False)
         # One wait for them all; none more after a second Ctrl+Q.
         self._history.retry(writer.WAIT_S if self._quitting else writer.CLOSING_WAIT_S)
-        self.unstored = self._history.lost + self._history.waiting
+        self.unstored += self._history.lost + self._history.waiting
         self.store.close()
 
     def on_resize(self) -> None:

@@ -381,6 +381,10 @@ class SuitesScreen(Screen[None]):
             # Only for results: a run with none to keep is not worth holding the app up.
             last_try = recorder.waiting and not self._leaving
             recorder.flush(CLOSING_WAIT_S if last_try else None)
+            from workbench.tui.app import WorkbenchApp  # it imports this screen
+
+            if isinstance(self.app, WorkbenchApp):  # said by the CLI once the app is gone
+                self.app.unstored += recorder.waiting
 
     def action_compare(self) -> None:
         if self.run_id is None:

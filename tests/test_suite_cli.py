@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 from tests.child_process import ROOT, workbench_env
 from tests.fault_servers import OpenAIWire, streamed, threaded_server
 from workbench import locations
+from workbench import store as store_module
 from workbench.cli import main
 from workbench.commands.format import fit_target
 from workbench.store import Store
@@ -591,6 +592,63 @@ def test_a_busy_history_is_said_before_the_run_waits_for_it(tmp_path: Path) -> N
     with Store(history) as store:
         (run,) = list_runs(store)
     assert run.finished_at is not None and "capital" in out
+
+
+THREE_CASES = SUITE.replace("cases:\n", "cases:\n  - id: one\n  - id: two\n")
+
+
+def test_a_history_busy_past_the_wait_mid_run_stops_it_for_resume(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds the history past the wait, once the run has begun: the run
+    stops saying why, with what it kept and how to finish it, where it ended in a bare
+    "busy" line; and `--resume` finishes it once the history frees."""
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 1.0)  # not SQLite's 30 s here
+    path = home / "three.yaml"
+    path.write_text(THREE_CASES.format(name="three", case="three"))
+    history = locations.database_path()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_once_the_run_is_stored() -> None:
+        while not release.is_set():
+            time.sleep(0.005)
+            if not history.exists():
+                continue
+            other = sqlite3.connect(history, isolation_level=None)
+            try:
+                if other.execute("SELECT count(*) FROM runs").fetchone()[0]:
+                    other.execute("BEGIN IMMEDIATE")
+                    held.set()
+                    release.wait()
+                    other.execute("ROLLBACK")
+                    return
+            except sqlite3.Error:
+                pass  # no runs table yet
+            finally:
+                other.close()
+
+    holder = threading.Thread(target=hold_once_the_run_is_stored)
+    holder.start()
+    try:
+        code = main(["run", str(path)])
+    finally:
+        release.set()
+        holder.join()
+    assert held.is_set()
+    err = capsys.readouterr().err
+    (run,) = _runs()
+    assert code == 1, err
+    assert f"Stopped, the history database {history} is busy" in err, err
+    kept = len(case_results_of(run.id))
+    assert f"{kept} results kept, {3 - kept} not run" in err and kept < 3
+    assert f"Once it is done, finish with: workbench run --resume {run.id}" in err
+    assert main(["run", "--resume", run.id]) == 0
+    assert len(case_results_of(run.id)) == 3 and _runs()[0].finished_at is not None
+
+
+def case_results_of(run_id: str) -> list[object]:
+    with Store(locations.database_path()) as store:
+        return list(case_results(store, run_id))
 
 
 def _short(home: Path) -> Path:

@@ -52,7 +52,7 @@ from workbench.commands import format as fmt
 from workbench.config import Endpoint, Settings
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
-from workbench.store import Store, is_busy
+from workbench.store import Store, is_busy, why_not_written
 from workbench.suites import compare, report
 from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
@@ -142,8 +142,14 @@ def _run(
         )
         unfinished, stopped = None, 0
         finish_run(store, run_id)
-    except (KeyboardInterrupt, Terminated) as exc:
-        stopped = 143 if isinstance(exc, Terminated) else 130
+    except (KeyboardInterrupt, Terminated, sqlite3.OperationalError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not is_busy(exc):
+            raise
+        # Busy past the wait: what the history took is kept, as after Ctrl+C.
+        stop = ""
+        if isinstance(exc, sqlite3.OperationalError):
+            stop = why_not_written(exc, store.path, store.busy_timeout_s, retried=True)
+        stopped = 1 if stop else 143 if isinstance(exc, Terminated) else 130
         results = case_results(store, run_id)
         made = {(r.case_id, r.target, r.attempt) for r in results}
         unfinished = report.Unfinished(run_id, [j.key for j in planned if j.key not in made])
@@ -152,9 +158,10 @@ def _run(
         kind, args.out, suite.name, run_id, results, unfinished
     )
     if unfinished is not None:
-        how = "Terminated" if stopped == 143 else "Interrupted"
-        _say(f"{how}: {len(results)} results kept, {len(unfinished.not_run)} not run. "
-             f"Finish with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
+        how = f"Stopped, {stop}." if stop else "Terminated:" if stopped == 143 else "Interrupted:"
+        when = "Once it is done, finish" if stop else "Finish"
+        _say(f"{how} {len(results)} results kept, {len(unfinished.not_run)} not run. "
+             f"{when} with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
         return stopped
     regressed = 0
     if baseline is not None:

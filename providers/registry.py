@@ -105,8 +105,8 @@ def parse_target(text: str) -> Target:
     # would otherwise report as a model it does not have.
     if model.endswith("@"):
         raise TargetError(
-            f"target {text!r} ends with '@'; write @key=value ({', '.join(_OVERRIDE_KEYS)})"
-            " or drop the '@'"
+            f"target {text!r}: {model!r} ends with '@'; write @key=value"
+            f" ({', '.join(_OVERRIDE_KEYS)}) or drop the '@'"
         )
     if bare := _BARE_SETTING.search(model):
         key = bare.group(1)

@@ -67,7 +67,8 @@ def test_settings_at_the_edges_of_their_ranges_are_kept() -> None:
         ("embedded:smollm2@tempreature=1", "unknown setting 'tempreature=1'"),
         ("embedded:smollm2@tempreature=1@max_tokens=3", "unknown setting 'tempreature=1'"),
         # Not a model named "smollm2@" or "smollm2@temperature": a setting left unfinished.
-        ("embedded:smollm2@", "ends with '@'; write @key=value"),
+        ("embedded:smollm2@", "'smollm2@' ends with '@'; write @key=value"),
+        ("embedded:m@@seed=1", "'m@' ends with '@'; write @key=value"),
         ("embedded:smollm2@temperature", "temperature has no value; write temperature=VALUE"),
         ("embedded:smollm2@temperature,max_tokens=8", "temperature has no value"),
         ("embedded:smollm2@max_tokens=8,seed", "seed has no value"),

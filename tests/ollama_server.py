@@ -756,7 +756,9 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
             for thread in set(threading.enumerate()) - before:
-                if thread.name.startswith("embedded:"):
+                # enumerate() lists threads still starting, which cannot be joined yet: a
+                # second chat's, begun meanwhile, which that chat joins itself.
+                if thread.name.startswith("embedded:") and thread.is_alive():
                     thread.join(_JOIN_S)
 
     async def _watched(

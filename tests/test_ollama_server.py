@@ -49,7 +49,9 @@ def server(ollama_server: OllamaServer) -> Iterator[OllamaServer]:
     ollama_server.reset_faults()
     yield ollama_server
     ollama_server.reset_faults()
-    assert ollama_server.errors == []
+    # Taken, so that a server error fails the test it happened in, not every one after it.
+    errors, ollama_server.errors[:] = list(ollama_server.errors), []
+    assert errors == []
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ tries again; one failing target never stops the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -113,16 +114,10 @@ async def run_jobs(
     """Run every job; results come back in job order, and each is stored as it ends: in
     `store`, or handed to `record`, which stores it (the TUI's, once a busy history frees).
     `cache` reads `store`."""
-    keep = record
-    if keep is None:
+    if record is None:
         if store is None:
             raise ValueError("run_jobs stores its results in a store, or hands them to record")
-        writes_to = store
-
-        def store_now(case: CaseResult, messages: Sequence[Message], key: str | None) -> None:
-            add_case_result(writes_to, run_id, case, messages, key)
-
-        keep = store_now
+        record = functools.partial(add_case_result, store, run_id)
     limits: dict[str, asyncio.Semaphore] = {}
 
     def slots(provider: str) -> int:
@@ -150,7 +145,7 @@ async def run_jobs(
                 result = await _with_retries(job.target, registry, messages, max_time_s)
             verdicts = check_all(job.case.expect, result, job.case.unchecked)
             outcome = CaseResult(job.case.id, job.target.spec, job.attempt, result, verdicts)
-        keep(outcome, request.messages, key)
+        record(outcome, request.messages, key)
         if on_result is not None:
             on_result(outcome)
         return outcome

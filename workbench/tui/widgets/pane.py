@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -278,8 +279,8 @@ class Pane(Vertical, can_focus=True):
             width = max(room, cell_len(model) + (2 if settings else 0))
             # Two settings of one model, each cut to `embedded:smollm2@…`, would read alike:
             # then what tells them apart is shown (`smollm2@max_tokens=30`).
-            beside = [clean_line(other) for other in self.names_beside()]
-            name = fmt.distinct_targets([*beside, name], width).get(name, name)
+            beside = tuple(clean_line(other) for other in self.names_beside())
+            name = _told_apart((*beside, name), width).get(name, name)
         state = self._model_state
         header = Text(name, style="bold" if state is None else state[1])
         header.append_text(tail)
@@ -438,3 +439,10 @@ def _live_rate(result: TargetResult) -> float | None:
         return None
     elapsed = time.perf_counter() - result.started_at
     return result.output_tokens / elapsed if elapsed > 0 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _told_apart(names: tuple[str, ...], width: int) -> dict[str, str]:
+    """`distinct_targets`, once per set of names and width: the header is drawn every frame
+    a pane streams, and its neighbours' names change only when panes come and go."""
+    return fmt.distinct_targets(list(names), width)

@@ -54,24 +54,44 @@ class CostLine:
 
     @property
     def cost_label(self) -> str:
-        if self.usage.is_local:
-            return "$0 local"
-        if self.cost_usd is None:
-            return "price unknown"
-        return ("~" if self.estimated else "") + format_usd(self.cost_usd)
+        return self._cost()
 
     @property
     def shadow_label(self) -> str:
-        if self.shadow_usd is None:
-            return "–"
-        return ("~" if self.estimated else "") + format_usd(self.shadow_usd)
+        return self._shadow()
 
     def monthly_label(self, per_day: int) -> str:
+        return self._monthly(per_day)
+
+    def short_labels(self, per_day: int) -> dict[str, str]:
+        """The cost, shadow and month labels for a narrow table: a dollar or more to the
+        cent (`$17.78`), and `unknown` where the column's header says what is unknown."""
+        return {"cost": self._cost(short=True), "shadow": self._shadow(short=True),
+                "month": self._monthly(per_day, short=True)}  # fmt: skip
+
+    def _cost(self, short: bool = False) -> str:
+        if self.usage.is_local:
+            return "$0 local"
+        if self.cost_usd is None:
+            return "unknown" if short else "price unknown"
+        return ("~" if self.estimated else "") + _usd(self.cost_usd, short)
+
+    def _shadow(self, short: bool = False) -> str:
+        if self.shadow_usd is None:
+            return "–"
+        return ("~" if self.estimated else "") + _usd(self.shadow_usd, short)
+
+    def _monthly(self, per_day: int, short: bool = False) -> str:
         monthly = self.monthly_usd(per_day)
         if monthly is None:
-            return "–" if self.usage.is_local else "price unknown"
+            return "–" if self.usage.is_local else "unknown" if short else "price unknown"
         # A local target's month is a shadow figure, not a bill.
-        return ("~" if self.usage.is_local or self.estimated else "") + format_usd(monthly)
+        return ("~" if self.usage.is_local or self.estimated else "") + _usd(monthly, short)
+
+
+def _usd(usd: float, short: bool) -> str:
+    # Below a dollar as always: a request often costs a millionth of one.
+    return f"${usd:,.2f}" if short and usd >= 1 else format_usd(usd)
 
 
 @dataclass(frozen=True, slots=True)

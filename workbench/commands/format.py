@@ -54,12 +54,14 @@ def count(n: int | None) -> str:
 
 
 def count_short(n: int) -> str:
-    """Token counts in a tight space: 950, 1.2k, 8k, 128k."""
+    """Token counts in a tight space: 950, 1.2k, 8k, 128k, 1.2M."""
     if n < 1000:
         return str(n)
     if n < 10_000:
         return f"{n / 1000:.1f}k".replace(".0k", "k")
-    return f"{n / 1000:.0f}k"
+    if n < 999_500:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M".replace(".0M", "M")
 
 
 def console_width(out: object) -> int | None:

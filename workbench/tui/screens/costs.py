@@ -4,7 +4,6 @@ latency, where bars compare targets at a glance better than columns of figures."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from rich.console import Group
@@ -146,7 +145,7 @@ class CostsScreen(Screen[None]):
             }  # fmt: skip
             rows.append(row)
             compact.append(
-                row | {key: _short_usd(str(row[key])) for key in ("cost", "shadow", "month")}
+                row | line.short_labels(self.per_day)
                 | {"in": _short_tokens(u.input_tokens, u.input_exact),
                    "out": _short_tokens(u.output_tokens, u.output_exact)}
             )  # fmt: skip
@@ -191,23 +190,9 @@ class CostsScreen(Screen[None]):
         self.query_one("#costs-latency-chart", Static).update(Group(title, chart))
 
 
-def _short_usd(label: str) -> str:
-    """A dollar figure of a dollar or more to the cent (`~$17.7754` as `~$17.78`); below a
-    dollar as it is, since a request often costs a millionth of one."""
-    if label == "price unknown":
-        return "unknown"  # in a column headed "cost", "shadow" or "month"
-
-    def cents(match: re.Match[str]) -> str:
-        usd = float(match.group(1))
-        return f"${usd:,.2f}" if usd >= 1 else match.group(0)
-
-    return re.sub(r"\$(\d+\.\d+)", cents, label)
-
-
 def _short_tokens(count: int, exact: bool) -> str:
     """`12k`, `~1.2k`, `3.4M`: `fmt.tokens` in a tight space."""
-    short = fmt.count_short(count) if count < 1_000_000 else f"{count / 1e6:.1f}M"
-    return ("" if exact else "~") + short
+    return ("" if exact else "~") + fmt.count_short(count)
 
 
 def _chart_table() -> Table:

@@ -10,7 +10,15 @@ from contextlib import contextmanager
 
 from textual.widgets import Input
 
-from tests.tui_helpers import Loop, open_suite, screen_text, send, wait_finished, wait_until
+from tests.tui_helpers import (
+    Loop,
+    history_held,
+    open_suite,
+    screen_text,
+    send,
+    wait_finished,
+    wait_until,
+)
 from workbench import locations
 from workbench.store import COMPAT_TABLE
 from workbench.tui.history_writer import RETRY_S
@@ -42,22 +50,10 @@ def _newer_history() -> Iterator[None]:
             db.execute(f"UPDATE {COMPAT_TABLE} SET readable_from = ?", (readable_from,))
 
 
-@contextmanager
-def _held() -> Iterator[None]:
-    """Another workbench writing to the history for a long while."""
-    blocker = sqlite3.connect(locations.database_path(), isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-
-
 async def test_a_turn_a_busy_history_turns_away_is_written_once_it_is_free(loop: Loop) -> None:
     app = loop.app("loop:a")
     async with app.run_test(size=(120, 32), notifications=True) as pilot:
-        with _held():
+        with history_held():
             await send(pilot, "hi")
             await wait_finished(pilot)
             batch = app.panes[0].batch_id
@@ -98,7 +94,7 @@ async def test_a_vote_a_busy_history_turns_away_is_said_and_holds_nothing_up(
         await wait_finished(pilot)
         await pilot.press("f3")
         await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen), 5)
-        with _held():
+        with history_held():
             started = time.monotonic()
             await pilot.press("enter")
             await wait_until(pilot, lambda: "The vote was not stored" in screen_text(app), 10)
@@ -125,7 +121,7 @@ async def test_quitting_waits_for_the_turns_a_busy_history_has_not_taken(loop: L
     """Ctrl+Q gave them 5 s of blank screen, then dropped them: the lock outlasted that."""
     app = loop.app("loop:a")
     async with app.run_test(size=(120, 32), notifications=True) as pilot:
-        with _held():
+        with history_held():
             await send(pilot, "keep me")
             await wait_finished(pilot)
             batch = app.panes[0].batch_id
@@ -140,7 +136,7 @@ async def test_quitting_waits_for_the_turns_a_busy_history_has_not_taken(loop: L
 
 async def test_a_second_ctrl_q_quits_without_them_and_counts_them(loop: Loop) -> None:
     app = loop.app("loop:a")
-    with _held():
+    with history_held():
         async with app.run_test(size=(120, 32), notifications=True) as pilot:
             await send(pilot, "let me go")
             await wait_finished(pilot)

@@ -8,14 +8,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from textual.widgets import Static
 
-from tests.tui_helpers import open_suite, toasts, wait_until
+from tests.tui_helpers import history_held, open_suite, toasts, wait_until
 from workbench import locations
 from workbench.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
@@ -33,18 +31,6 @@ cases:
     vars: {question: "What is the capital of France?"}
     expect: [{icontains: paris}]
 """
-
-
-@contextmanager
-def _held() -> Iterator[None]:
-    """Another process writing to the history for as long as the block lasts."""
-    other = sqlite3.connect(locations.database_path(), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
 
 def _stored() -> tuple[int, int, float | None]:
@@ -78,7 +64,7 @@ async def test_a_run_the_busy_history_holds_up_goes_on_says_so_and_is_stored_onc
 ) -> None:
     notes = toasts(app, monkeypatch)
     async with app.run_test(size=(140, 40)) as pilot:
-        with _held():
+        with history_held():
             screen = await open_suite(pilot, app, "offline-basics.yaml")
             assert screen.suite is not None
             cases = len(screen.suite.cases)
@@ -118,7 +104,7 @@ async def test_leaving_with_results_the_history_has_not_taken_is_asked_about_fir
     (tmp_path / "suites" / "one-question.yaml").write_text(ONE_CASE)
     notes = toasts(app, monkeypatch)
     async with app.run_test(size=(140, 40)) as pilot:
-        with _held():
+        with history_held():
             screen = await open_suite(pilot, app, "one-question.yaml")
             await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: any("Not stored yet" in n for n in notes), 5)
@@ -167,7 +153,7 @@ async def test_results_the_history_never_took_are_counted_for_the_cli_to_say(
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "one-question.yaml").write_text(ONE_CASE)
     notes = toasts(app, monkeypatch)
-    with _held():
+    with history_held():
         async with app.run_test(size=(140, 40)) as pilot:
             screen = await open_suite(pilot, app, "one-question.yaml")
             await pilot.press("ctrl+r")

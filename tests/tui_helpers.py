@@ -4,9 +4,11 @@ OpenAI-compatible server on loopback that the `loop` fixture (conftest.py) start
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ from textual.widgets import Input, OptionList
 from werkzeug import Request, Response
 
 from tests.fault_servers import WIRES, Cut, Endless, OpenAIWire
+from workbench import locations
 from workbench.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.picker import ModelPicker
@@ -196,3 +199,16 @@ async def open_suite(pilot: Pilot[None], app: WorkbenchApp, name: str) -> Suites
     await pilot.press("enter")
     await wait_until(pilot, lambda: screen.suite is not None)
     return screen
+
+
+@contextmanager
+def history_held() -> Iterator[None]:
+    """Another process (another workbench) writing to the history for as long as the
+    block lasts: its write lock, taken from a connection of its own."""
+    other = sqlite3.connect(locations.database_path(), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

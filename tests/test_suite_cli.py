@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -24,7 +24,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.child_process import ROOT, workbench_env
-from tests.fault_servers import OpenAIWire, streamed, threaded_server
+from tests.fault_servers import OpenAIWire, Stall, streamed, threaded_server
 from workbench import locations
 from workbench import store as store_module
 from workbench.cli import main
@@ -57,9 +57,9 @@ def _suite(folder: Path, name: str, case: str = "capital") -> Path:
     return path
 
 
-def _runs() -> list[RunInfo]:
+def _runs(history: Path | None = None) -> list[RunInfo]:
     """Newest first."""
-    with Store(locations.database_path()) as store:
+    with Store(history or locations.database_path()) as store:
         return list_runs(store)
 
 
@@ -610,22 +610,10 @@ def test_a_history_busy_past_the_wait_mid_run_stops_it_for_resume(
     held, release = threading.Event(), threading.Event()
 
     def hold_once_the_run_is_stored() -> None:
-        while not release.is_set():
-            time.sleep(0.005)
-            if not history.exists():
-                continue
-            other = sqlite3.connect(history, isolation_level=None)
-            try:
-                if other.execute("SELECT count(*) FROM runs").fetchone()[0]:
-                    other.execute("BEGIN IMMEDIATE")
-                    held.set()
-                    release.wait()
-                    other.execute("ROLLBACK")
-                    return
-            except sqlite3.Error:
-                pass  # no runs table yet
-            finally:
-                other.close()
+        if (other := _held_once_the_run_is_stored(history, release.is_set)) is not None:
+            held.set()
+            release.wait()
+            other.close()  # the lock goes with it
 
     holder = threading.Thread(target=hold_once_the_run_is_stored)
     holder.start()
@@ -644,6 +632,70 @@ def test_a_history_busy_past_the_wait_mid_run_stops_it_for_resume(
     assert f"Once it is done, finish with: workbench run --resume {run.id}" in err
     assert main(["run", "--resume", run.id]) == 0
     assert len(case_results_of(run.id)) == 3 and _runs()[0].finished_at is not None
+
+
+def test_a_history_busy_mid_run_holds_up_no_request(tmp_path: Path) -> None:
+    """Another process holds the history from the run's start until every request has
+    been made: the requests go on meanwhile, and the results are stored once it frees.
+    Each result's write waited for the lock, stalling every stream (skewing its timings),
+    and the run stopped once the wait ran out."""
+    wire, held = OpenAIWire(), threading.Event()
+
+    def answer(_: Request) -> Response:
+        # No answer ends before the history is held, so none is stored before it.
+        return wire.stream(then=[Stall(held, 60), wire.text("Paris."), *wire.end()])
+
+    path = tmp_path / "three.yaml"
+    path.write_text(THREE_CASES.format(name="three", case="three"))
+    history = tmp_path / "home" / "workbench.db"
+    said = ""
+    with threaded_server() as server:
+        server.expect_request(wire.path).respond_with_handler(answer)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "run", str(path), "-t", "loop:m"],
+            env=workbench_env(tmp_path, server.url_for("/v1")), cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        other: sqlite3.Connection | None = None
+        try:
+            other = _held_once_the_run_is_stored(history, lambda: child.poll() is not None)
+            assert other is not None, child.communicate(timeout=60)
+            held.set()
+            assert child.stderr is not None
+            while "every request is made" not in said and (line := child.stderr.readline()):
+                said += line
+        finally:
+            if other is not None:
+                other.close()  # the lock goes with it
+            held.set()
+            out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, said + err + out
+    assert f"Not stored yet: the history database {history} is busy" in said, said + err
+    assert "waiting up to 30 s for the history to take the 3 results kept here" in said
+    assert "History written again: 3 results that waited stored" in err
+    (run,) = _runs(history)
+    with Store(history) as store:
+        assert len(case_results(store, run.id)) == 3 and run.finished_at is not None
+
+
+def _held_once_the_run_is_stored(
+    history: Path, given_up: Callable[[], bool]
+) -> sqlite3.Connection | None:
+    """A connection holding the history's write lock, taken once a run is in it (as another
+    process would); None if `given_up` before."""
+    while not given_up():
+        time.sleep(0.005)
+        if not history.exists():
+            continue
+        other = sqlite3.connect(history, isolation_level=None)
+        try:
+            if other.execute("SELECT count(*) FROM runs").fetchone()[0]:
+                other.execute("BEGIN IMMEDIATE")
+                return other
+        except sqlite3.Error:
+            pass  # no runs table yet
+        other.close()
+    return None
 
 
 def case_results_of(run_id: str) -> list[object]:

@@ -229,7 +229,10 @@ async def _suite_running(pilot: Pilot[None], app: WorkbenchApp, loop: Loop) -> S
     screen = await open_suite(pilot, app, "offline-basics.yaml")
     screen.query_one("#suite-targets", Input).value = "loop:m"
     await pilot.press("ctrl+r")
-    await wait_until(pilot, lambda: bool(loop.asked), 10)  # the run is in the store
+    # Asked, and the run is in the store: its row is written on a thread of its own, which
+    # a busy machine can run after the first request went out.
+    await wait_until(pilot, lambda: bool(loop.asked), 10)
+    await wait_until(pilot, lambda: screen.recorder is not None and screen.recorder.run_stored, 10)
     return screen
 
 

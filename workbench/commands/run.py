@@ -48,14 +48,16 @@ from rich.text import Text
 
 from providers.registry import Registry, Target, TargetError
 from workbench import locations
+from workbench import store as store_module
 from workbench.commands import format as fmt
 from workbench.config import Endpoint, Settings
 from workbench.engine.pricing import format_usd
 from workbench.sanitize import clean_line
-from workbench.store import Store, is_busy, why_not_written
+from workbench.store import Store, is_busy
 from workbench.suites import compare, report
 from workbench.suites.claim import RunBusy, claimed
 from workbench.suites.loader import load_suite
+from workbench.suites.recorder import WAIT_S, HistoryRefused, RunRecorder
 from workbench.suites.runner import Job, plan, run_jobs, skipped_private, suite_targets
 from workbench.suites.runs import (
     KEYWORDS,
@@ -63,7 +65,6 @@ from workbench.suites.runs import (
     CaseResult,
     RunInfo,
     case_results,
-    finish_run,
     resolve_pair,
     resolve_run,
     run_pairs,
@@ -87,6 +88,15 @@ _SAY_BUSY_AFTER_S = 1.0
 
 class Terminated(Exception):
     """SIGTERM arrived while the suite ran: it stops as Ctrl+C stops it."""
+
+
+class NotStored(Exception):
+    """The history did not take the run's results: the message says why. `busy`: another
+    process held it past the wait, and it may take them later (`--resume`)."""
+
+    def __init__(self, why: str, *, busy: bool) -> None:
+        super().__init__(why)
+        self.busy = busy
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,6 +144,7 @@ def _run(
         _start(store, run_id, suite, source, targets, args, skip_unsupported)
     if skipped := skipped_private(suite, targets, registry.is_local):
         print(f"workbench run: {skipped}", file=sys.stderr)
+    stop: NotStored | None = None
     try:
         done = {(r.case_id, r.target, r.attempt) for r in source.previous}
         jobs = [job for job in planned if job.key not in done]
@@ -141,14 +152,9 @@ def _run(
             _run_with_progress(suite, jobs, registry, store, run_id, args, settings)
         )
         unfinished, stopped = None, 0
-        finish_run(store, run_id)
-    except (KeyboardInterrupt, Terminated, sqlite3.OperationalError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and not is_busy(exc):
-            raise
-        # Busy past the wait: what the history took is kept, as after Ctrl+C.
-        stop = ""
-        if isinstance(exc, sqlite3.OperationalError):
-            stop = why_not_written(exc, store.path, store.busy_timeout_s, retried=True)
+    except (KeyboardInterrupt, Terminated, NotStored) as exc:
+        # The history would not take the results: what it took is kept, as after Ctrl+C.
+        stop = exc if isinstance(exc, NotStored) else None
         stopped = 1 if stop else 143 if isinstance(exc, Terminated) else 130
         results = case_results(store, run_id)
         made = {(r.case_id, r.target, r.attempt) for r in results}
@@ -159,7 +165,7 @@ def _run(
     )
     if unfinished is not None:
         how = f"Stopped, {stop}." if stop else "Terminated:" if stopped == 143 else "Interrupted:"
-        when = "Once it is done, finish" if stop else "Finish"
+        when = "Once it is done, finish" if stop and stop.busy else "Finish"
         _say(f"{how} {len(results)} results kept, {len(unfinished.not_run)} not run. "
              f"{when} with: workbench run --resume {run_id}", sys.stderr)  # fmt: skip
         return stopped
@@ -427,6 +433,8 @@ async def _run_with_progress(
     args: argparse.Namespace,
     settings: Settings,
 ) -> list[CaseResult]:
+    """The results, each stored as it comes by a `RunRecorder`: a write that waits for
+    another process's never holds up the streams, whose timings it would skew."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=fmt.console(sys.stderr), transient=True) as progress:
@@ -438,23 +446,59 @@ async def _run_with_progress(
             failed += not result.passed and not result.skipped
             progress.update(task, advance=1, failed=failed)
 
+        def say(said: str | None) -> None:  # on the recorder's thread; Rich's console locks
+            if said is not None:
+                progress.console.print(Text(f"workbench run: {said}", style="yellow"))
+
+        recorder = RunRecorder(store.path, run_id, say)  # `_start` or `--resume` stored the run
         terminated = _on_sigterm()
         try:
-            return await run_jobs(
-                suite, jobs, registry, store, run_id,
-                concurrency=args.concurrency or suite.concurrency,
-                local_concurrency=settings.local_concurrency, cache=args.cache,
-                on_result=on_result, max_time_s=settings.max_time_s,
-            )  # fmt: skip
+            async with recorder:
+                results = await recorder.alongside(run_jobs(
+                    suite, jobs, registry, store, run_id,
+                    concurrency=args.concurrency or suite.concurrency,
+                    local_concurrency=settings.local_concurrency, cache=args.cache,
+                    on_result=on_result, max_time_s=settings.max_time_s, record=recorder.result,
+                ))  # fmt: skip
+                recorder.finish()
+                await _all_stored(recorder, progress.console)
+                return results
+        except HistoryRefused as exc:
+            raise NotStored(str(exc), busy=False) from None
         except asyncio.CancelledError:
             if terminated.is_set():
                 raise Terminated from None
             raise
         finally:
+            if not recorder.settled:  # stopped: what came last has its one chance
+                recorder.flush(WAIT_S)
             # A signal that comes only now, every request made, stops nothing: the run is
             # whole, and is reported as such.
             with contextlib.suppress(asyncio.CancelledError):
                 await registry.aclose()
+
+
+async def _all_stored(recorder: RunRecorder, console: Console) -> None:
+    """Every request is made: the results that wait for a busy history get as long as a
+    write would wait for it (`BUSY_TIMEOUT_S`), then the run stops for `--resume`."""
+    wait_s = store_module.BUSY_TIMEOUT_S
+    stored = asyncio.ensure_future(recorder.stored())
+    try:
+        # Most often every row goes at once; the wait is said only when it is one.
+        done, _ = await asyncio.wait({stored}, timeout=_SAY_BUSY_AFTER_S)
+        if not done:
+            kept = fmt.plural(recorder.waiting, "result")
+            said = (f"workbench run: every request is made; waiting up to {wait_s:g} s for the "
+                    f"history to take the {kept} kept here")  # fmt: skip
+            console.print(Text(said, style="yellow"))
+            done, _ = await asyncio.wait({stored}, timeout=max(wait_s - _SAY_BUSY_AFTER_S, 0))
+        if not done:
+            why = recorder.trouble or f"the history database {recorder.path} is busy"
+            raise NotStored(why, busy=True)
+        stored.result()  # raises why the history refused the run
+    finally:
+        stored.cancel()
+        await asyncio.gather(stored, return_exceptions=True)
 
 
 def _on_sigterm() -> asyncio.Event:

@@ -1,8 +1,10 @@
-"""A suite run's rows on their way to the history, for a run that must not wait for it (F8).
+"""A suite run's rows on their way to the history, for a run that must not wait for it (F8,
+`workbench run`).
 
 Another process (another workbench) can hold the history's write lock for a long while. The
-run goes on meanwhile, since its answers cost money or minutes: each row (the run, each case
-result, its end) is kept here, in order, until the history takes it. A write waits `WAIT_S`
+run goes on meanwhile, since its answers cost money or minutes, and a stream held up while a
+write waits would have its timings skewed: each row (the run, each case result, its end) is
+kept here, in order, until the history takes it. A write waits `WAIT_S`
 for the lock, on a thread of its own, so that neither the engine's streams nor the UI wait
 with it; rows turned away are tried again every `RETRY_S`. A history that will never take
 them (a newer workbench's, one made read-only meanwhile) stops the run, as it did before.
@@ -59,9 +61,18 @@ class RunRecorder:
     `say` (called from any thread) gets words for the person when rows start waiting and
     once they are written, and None whenever `trouble` or `waiting` changed otherwise."""
 
-    def __init__(self, path: Path, run: RunInfo, say: Callable[[str | None], object]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        say: Callable[[str | None], object],
+        *,
+        start: RunInfo | None = None,
+    ) -> None:
+        """`start`: the run, to be written first; None when the history has it already (the
+        CLI writes it before its first request, and a resumed run is there)."""
         self.path = path
-        self.run_id = run.id
+        self.run_id = run_id
         self._say = say
         self._rows: deque[tuple[Kind, Callable[[Store], None]]] = deque()
         self._lock = threading.Lock()
@@ -71,12 +82,13 @@ class RunRecorder:
         """Why the rows wait, in words; None while the history takes them."""
         self._since = 0.0
         """When the first write that failed began (`time.monotonic`)."""
-        self.run_stored = False
+        self.run_stored = start is None
         """The run itself is in the history (so `--resume` can finish it)."""
         self._wake = asyncio.Event()
         self._empty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._add("run", lambda store: start_run(store, run))
+        if start is not None:
+            self._add("run", lambda store: start_run(store, start))
 
     @property
     def waiting(self) -> int:
@@ -130,6 +142,8 @@ class RunRecorder:
         finally:
             if not task.done():
                 task.cancel()
+                # Unwound before the caller goes on: it closes the clients `work` streams on.
+                await asyncio.gather(task, return_exceptions=True)
         if self._writer.done() and not self._writer.cancelled():
             self._writer.result()  # raises why the history refused the run
         return task.result()

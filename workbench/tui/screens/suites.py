@@ -237,11 +237,14 @@ class SuitesScreen(Screen[None]):
         path = str(suite.path.resolve()) if suite.path else ""
         info = RunInfo(run_id, time.time(), None, suite.name, path, [t.spec for t in targets],
                        options)  # fmt: skip
+
         # The history may be busy (another workbench writing): the run goes on, and its rows
         # wait in the recorder until the history takes them.
-        self.recorder = recorder = RunRecorder(
-            locations.database_path(), info, lambda said: self.post_message(self.HistoryNews(said))
-        )
+        def say(said: str | None) -> None:  # from the recorder's thread
+            self.post_message(self.HistoryNews(said))
+
+        history = locations.database_path()
+        self.recorder = recorder = RunRecorder(history, run_id, say, start=info)
         self._leaving = False
 
         def arrived(result: CaseResult) -> None:  # on the engine thread

@@ -213,7 +213,7 @@ class EmbeddedProvider:
         folder = self._models_dir
         if folder is None:
             return "use smollm2, or the absolute path of a .gguf file"
-        here = sorted(p.stem for p in folder.glob("*.gguf")) if folder.is_dir() else []
+        here = sorted(p.stem for p in folder.glob("*.gguf") if p.is_file())
         listed = f" ({', '.join(here)})" if here else " (there are none yet)"
         return (
             f"use smollm2, the absolute path of a .gguf file, or the name of a .gguf file "
@@ -407,7 +407,8 @@ class EmbeddedProvider:
     async def list_models(self) -> list[ModelInfo]:
         paths = [("smollm2", smollm2_path())]
         if self._models_dir is not None and self._models_dir.is_dir():
-            paths += [(p.stem, p) for p in sorted(self._models_dir.glob("*.gguf"))]
+            found = sorted(self._models_dir.glob("*.gguf"))
+            paths += [(p.stem, p) for p in found if p.is_file()]
         return [
             await asyncio.to_thread(_describe, name, path, self._context_length)
             for name, path in paths

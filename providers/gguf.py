@@ -6,6 +6,7 @@ Read the way Ollama reads them, so figures agree with `/api/show`.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,26 +43,29 @@ class GGUFInfo:
 
 
 def read_gguf(path: Path, *, tensors: bool = True) -> GGUFInfo:
-    """The header; with `tensors=False`, only the key-value metadata (faster)."""
+    """The header; with `tensors=False`, only the key-value metadata (faster).
+
+    A file cut short (a download stopped midway) or garbled is a ValueError."""
     with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
+        header = _Header(f, path)
+        if header.take(4) != b"GGUF":
             raise ValueError(f"{path} is not a GGUF file")
-        (version,) = struct.unpack("<I", f.read(4))
+        (version,) = header.unpack("<I")
         if version < 2:
             raise ValueError(f"{path} is GGUF v{version}; only v2 and later are read")
-        tensor_count, kv_count = struct.unpack("<QQ", f.read(16))
+        tensor_count, kv_count = header.unpack("<QQ")
         kv: dict[str, Any] = {}
         for _ in range(kv_count):
-            key = _read_string(f)
-            (value_type,) = struct.unpack("<I", f.read(4))
-            kv[key] = _read_value(f, value_type)
+            key = header.string()
+            (value_type,) = header.unpack("<I")
+            kv[key] = header.value(value_type)
         found: list[dict[str, Any]] = []
         parameters = 0
         for _ in range(tensor_count if tensors else 0):
-            name = _read_string(f)
-            (n_dims,) = struct.unpack("<I", f.read(4))
-            shape = list(struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims)))
-            tensor_type, _offset = struct.unpack("<IQ", f.read(12))
+            name = header.string()
+            (n_dims,) = header.unpack("<I")
+            shape = list(header.unpack(f"<{n_dims}Q"))
+            tensor_type, _offset = header.unpack("<IQ")
             found.append(
                 {
                     "name": name,
@@ -73,24 +77,47 @@ def read_gguf(path: Path, *, tensors: bool = True) -> GGUFInfo:
     return GGUFInfo(kv, found, parameters)
 
 
-def _read_string(f: BinaryIO) -> str:
-    (length,) = struct.unpack("<Q", f.read(8))
-    return f.read(length).decode("utf-8", "replace")
+class _Header:
+    """A GGUF file read from its start, each length checked against what is left of the file
+    before it is read: a garbled length is then an error, not a read of exabytes."""
 
+    def __init__(self, f: BinaryIO, path: Path) -> None:
+        self._f = f
+        self._path = path
+        self._left = os.fstat(f.fileno()).st_size
 
-def _read_value(f: BinaryIO, value_type: int) -> Any:
-    if value_type == _STRING:
-        return _read_string(f)
-    if value_type == _ARRAY:
-        item_type, count = struct.unpack("<IQ", f.read(12))
-        code = _SCALAR_FORMATS.get(item_type)
-        if code is not None:
-            size = struct.calcsize(f"<{count}{code}")
-            return list(struct.unpack(f"<{count}{code}", f.read(size)))
-        return [_read_value(f, item_type) for _ in range(count)]
-    code = _SCALAR_FORMATS[value_type]
-    (value,) = struct.unpack(f"<{code}", f.read(struct.calcsize(f"<{code}")))
-    return _shortest_float32(value) if value_type == _FLOAT32 else value
+    def take(self, size: int) -> bytes:
+        if size > self._left:
+            raise self._cut()
+        self._left -= size
+        return self._f.read(size)
+
+    def _cut(self) -> ValueError:
+        return ValueError(f"{self._path} ends inside its header: cut short, or damaged")
+
+    def unpack(self, layout: str) -> tuple[Any, ...]:
+        return struct.unpack(layout, self.take(struct.calcsize(layout)))
+
+    def string(self) -> str:
+        (length,) = self.unpack("<Q")
+        return self.take(length).decode("utf-8", "replace")
+
+    def value(self, value_type: int) -> Any:
+        if value_type == _STRING:
+            return self.string()
+        if value_type == _ARRAY:
+            item_type, count = self.unpack("<IQ")
+            code = _SCALAR_FORMATS.get(item_type)
+            if code is not None:
+                if count * struct.calcsize(f"<{code}") > self._left:  # before "<{count}{code}"
+                    raise self._cut()
+                return list(self.unpack(f"<{count}{code}"))
+            return [self.value(item_type) for _ in range(count)]
+        code = _SCALAR_FORMATS.get(value_type)
+        if code is None:
+            raise ValueError(f"{self._path}: unknown GGUF value type {value_type}")
+        (value,) = self.unpack(f"<{code}")
+        return _shortest_float32(value) if value_type == _FLOAT32 else value
 
 
 def _shortest_float32(value: float) -> float | int:

@@ -87,6 +87,23 @@ def test_a_home_that_is_a_file_is_named_in_one_line(
     assert line.startswith(f"workbench: cannot use WORKBENCH_HOME={home}: ") and said in line
 
 
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "content", [b"not a database\n", b"SQLite format 3\x00" + b"\xff" * 200], ids=["text", "cut"]
+)
+def test_a_history_that_is_no_database_is_named_in_one_line_and_left_as_it_is(
+    place: Path, args: list[str], content: bytes
+) -> None:
+    history = place / "workbench.db"
+    history.write_bytes(content)
+    code, out, err = _workbench(place, args)
+    assert (code, out) == (2, ""), err
+    (line,) = err.splitlines()
+    assert line.startswith(f"workbench: {history} is not a history workbench can read (")
+    assert "move it aside" in line
+    assert history.read_bytes() == content
+
+
 @_as_someone_else
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
 def test_a_home_nobody_may_write_to_is_named_in_one_line(place: Path, args: list[str]) -> None:

@@ -21,6 +21,7 @@ from providers.base import (
     TextDelta,
 )
 from providers.embedded import EmbeddedProvider, smollm2_path
+from providers.gguf import read_gguf
 from workbench.config import Settings
 from workbench.engine.result import TargetResult
 
@@ -52,6 +53,26 @@ async def test_gguf_by_path_and_from_the_models_folder(tmp_path: Path) -> None:
     for model in ("tiny", str(models / "tiny.gguf")):
         events = await _events(provider, _request(model))
         assert any(isinstance(e, TextDelta) for e in events)
+
+
+async def test_a_cut_gguf_is_listed_without_figures_and_a_folder_is_not_listed(
+    tmp_path: Path,
+) -> None:
+    whole = smollm2_path().read_bytes()
+    # Cut inside the tokenizer's vocabulary: a download stopped midway.
+    (tmp_path / "cut.gguf").write_bytes(whole[:100_000])
+    (tmp_path / "garbled.gguf").write_bytes(whole[:24] + b"\xff" * 64)
+    (tmp_path / "folder.gguf").mkdir()
+    provider = EmbeddedProvider(models_dir=tmp_path, context_length=2048)
+    listed = {m.id: m for m in await provider.list_models()}
+    assert sorted(listed) == ["cut", "garbled", "smollm2"]
+    assert listed["cut"].size_bytes == 100_000 and listed["cut"].quantization is None
+    assert listed["smollm2"].quantization == "Q4_1"
+    for name in ("cut", "garbled"):
+        with pytest.raises(ValueError, match="ends inside its header: cut short, or damaged"):
+            read_gguf(tmp_path / f"{name}.gguf")
+    with pytest.raises(ProviderError, match=r"\(cut, garbled\)$"):
+        await _events(provider, _request("nope"))
 
 
 async def test_the_first_request_reports_the_load_and_later_ones_do_not(tmp_path: Path) -> None:

@@ -156,6 +156,47 @@ def test_unwritable_out_is_refused_before_anything_runs(
     assert not _runs()
 
 
+def test_out_over_the_suite_or_the_history_is_refused_before_anything_runs(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = _suite(home, "alpha")
+    written = alpha.read_text()
+    history = locations.database_path()
+    with Store(history):
+        pass  # the history exists, as it does once anything has run
+    for out, said in ((alpha, "the suite file"), (history, "the history database")):
+        code = main(["run", str(alpha), "--report", "json", "--out", str(out)])
+        assert code == 2
+        assert f"--out {out}: that is {said}" in capsys.readouterr().err
+    assert alpha.read_text() == written
+    assert not _runs()
+
+
+def test_a_target_named_twice_is_refused_before_anything_runs(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = str(_suite(home, "alpha"))
+    twice = ["-t", "embedded:smollm2", "-t", "embedded:smollm2@temperature=0.5"]
+    assert main(["run", alpha, *twice, "-t", "embedded:smollm2"]) == 2
+    assert "-t embedded:smollm2 is named twice: each target is run once per case" in (
+        capsys.readouterr().err
+    )
+    # Written apart, the same settings are the same target.
+    assert main(["run", alpha, "-t", "embedded:smollm2@temperature=0.5",
+                 "-t", "embedded:smollm2@temperature=.50"]) == 2  # fmt: skip
+    assert "(as -t embedded:smollm2@temperature=0.5)" in capsys.readouterr().err
+    assert not _runs()
+
+
+def test_a_run_too_large_to_be_meant_is_refused_before_it_is_planned(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = str(_suite(home, "alpha"))
+    assert main(["run", alpha, "--repeat", "99999999999"]) == 2
+    assert "this run would make 99,999,999,999 requests" in capsys.readouterr().err
+    assert not _runs()
+
+
 def test_out_alone_takes_the_format_from_the_extension(home: Path) -> None:
     alpha = str(_suite(home, "alpha"))
     assert main(["run", alpha, "--out", str(home / "r.xml")]) == 0

@@ -199,9 +199,18 @@ def _misused(args: argparse.Namespace) -> str | None:
         return f"workbench {args.command}: takes no targets; drop -t"
     if args.command == "run" and args.resume and (args.run_targets or args.target):
         return "workbench run: --resume runs the targets the run started with; drop -t"
+    if args.command == "run" and args.resume and args.repeat is not None:
+        return "workbench run: --resume repeats each case as the run started; drop --repeat"
     if args.command == "prices" and args.url and not args.update:
         return "workbench prices: --url needs --update"
+    if sys.stdout is None and args.command in _ONLY_SHOW and not getattr(args, "update", False):
+        # Started with it closed (`>&-`): as `echo hi >&-` fails, rather than exit 0 in silence.
+        return f"workbench {args.command}: stdout is closed, so there is nowhere to show it"
     return None
+
+
+_ONLY_SHOW = ("models", "compare", "history", "costs", "prices", "leaderboard")
+"""The commands whose output is all they do (`prices --update` also fetches)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

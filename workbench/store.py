@@ -182,6 +182,10 @@ class Standing:
         return self.wins / self.battles if self.battles else 0.0
 
 
+DAMAGED = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
+"""SQLite's answers for a file that is not a database, or one damaged past reading."""
+
+
 class SchemaTooNewError(Exception):
     """The database was written by a newer workbench: its tables are not ours to touch."""
 
@@ -227,8 +231,14 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             if not self.read_only:
                 self._migrate()
-        except BaseException:
+        except BaseException as error:
             self._db.close()
+            if isinstance(error, sqlite3.DatabaseError) and error.sqlite_errorcode in DAMAGED:
+                raise StoreUnavailableError(
+                    f"{path} is not a history workbench can read ({error}): move it aside, "
+                    "where it is kept for recovery, and workbench starts a new one; or set "
+                    "WORKBENCH_HOME to another directory"
+                ) from None
             raise
 
     def _make(self, path: Path) -> None:

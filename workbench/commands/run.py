@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import sqlite3
@@ -123,7 +124,10 @@ def _run(
     # With the report on stdout, everything meant for a person goes to stderr.
     human = sys.stderr if kind is not None and args.out is None else sys.stdout
     source = _source(args, store, held)
+    if args.out is not None:
+        _check_out_is_no_input(args.out, source.path, store.path)
     suite, registry, targets = _load(source, settings, from_flags=bool(args.run_targets))
+    _check_size(suite, len(targets), source.repeat)
     resumed = source.resumed
     if resumed is not None:
         _check_same_suite(resumed, suite, source.path)
@@ -307,7 +311,47 @@ def _load(
             registry.kind(target.provider)
         except TargetError as exc:
             raise TargetError(f"-t {spec}: {exc}" if from_flags else str(exc)) from None
+    _check_distinct(specs or suite.targets, targets, from_flags)
     return suite, registry, targets
+
+
+def _check_distinct(specs: list[str], targets: list[Target], from_flags: bool) -> None:
+    """A run keeps one result per case × target × attempt: a target named twice would have
+    its second answers refused by the history midway through the run, its first ones paid
+    for. Asking one target more than once is what --repeat is for."""
+    named: dict[str, str] = {}
+    flag = "-t " if from_flags else ""
+    for spec, target in zip(specs, targets, strict=True):
+        if (first := named.get(target.spec)) is not None:
+            same = "" if first == spec else f" (as {flag}{first})"
+            raise UsageError(f"{flag}{spec} is named twice{same}: each target is run once per "
+                             "case; to ask it again, use --repeat N")  # fmt: skip
+        named[target.spec] = spec
+
+
+MAX_REQUESTS = 100_000
+"""More than a day of requests at any concurrency a laptop drives; past it, a --repeat or
+`repeat:` is a typo (an extra 0 or three), and the plan alone would fill the memory."""
+
+
+def _check_size(suite: Suite, targets: int, repeat: int | None) -> None:
+    per_target = sum(repeat or case.repeat or suite.repeat for case in suite.cases)
+    if per_target * targets > MAX_REQUESTS:
+        raise UsageError(f"this run would make {per_target * targets:,} requests ({per_target:,} "
+                         f"on each of {targets} targets); the most one run makes is "
+                         f"{MAX_REQUESTS:,}: check --repeat and the suite's repeat")  # fmt: skip
+
+
+def _check_out_is_no_input(out: Path, suite: Path, history: Path) -> None:
+    """A report written over the suite it ran, or over the history holding the run, would
+    destroy what it reports on."""
+    inputs = [("the suite file", suite)] + [
+        ("the history database", Path(f"{history}{end}")) for end in ("", "-wal", "-shm")
+    ]
+    for what, path in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, path):
+                raise UsageError(f"--out {out}: that is {what}; name another file for the report")
 
 
 def _check_unsupported(suite: Suite, path: Path, skip_unsupported: bool) -> None:
@@ -651,6 +695,8 @@ def _write_report(
         out.write_text(text, encoding="utf-8")
         _say(f"Report written to {out}", sys.stderr)
         return
+    if sys.stdout is None:  # started with it closed (`>&-`): Python gives None
+        raise OSError(errno.EBADF, "stdout is closed")
     try:
         sys.stdout.write(text)
         sys.stdout.flush()  # here, where a reader gone away is known for what it is

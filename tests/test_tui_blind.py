@@ -83,6 +83,26 @@ async def test_a_pane_added_in_a_blind_round_is_named_by_letter_and_not_voted_on
         assert sorted(app.screen.names) == ["A", "B"]
 
 
+async def test_a_pane_added_after_the_vote_looks_like_the_others_in_the_next_round(
+    loop: Loop,
+) -> None:
+    app = app_for(loop, "loop:y", "loop:z")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _blind_round(pilot)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, VoteScreen))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not any(p.blind_name for p in app.panes))
+        await pick_typed(pilot, "ctrl+n", "loop:w")
+        await wait_until(pilot, lambda: len(app.panes) == 3)
+        app.query_one(PromptBox).focus()
+        await send(pilot, "again")
+        await wait_until(pilot, lambda: all(p.blind_name for p in app.panes))
+        await wait_finished(pilot)
+        for pane in app.panes:
+            assert transcript_text(pane).startswith("— earlier turns hidden in blind mode")
+
+
 async def test_the_blind_vote_is_on_the_panes_the_last_prompt_went_to(loop: Loop) -> None:
     """A cloud pane kept out of a private prompt still shows the round before: it is not
     voted on as if it had answered this one."""

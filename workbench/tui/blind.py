@@ -16,9 +16,12 @@ async def hide_names(panes: list[Pane], grid: Grid) -> None:
     random.shuffle(panes)
     for pane in reversed(panes):
         grid.move_child(pane, before=0)
+    # Every pane alike once any has shown something: one added since the last vote, blank
+    # among panes of earlier turns, would say which letter is the model just added.
+    shown_before = any(pane.transcript for pane in panes)
     for letter, pane in zip(string.ascii_uppercase, panes, strict=False):
         pane.blind_name = letter
-        if pane.transcript and not pane.busy:
+        if shown_before and not pane.busy:
             # What a pane showed under its name (answers, figures, "switched from X to
             # Y") would say which letter is which model: off the screen, not out of the
             # conversation.

@@ -197,6 +197,20 @@ async def test_html_in_an_answer_is_shown_as_written() -> None:
     assert "Also <br/> & more" in lines  # Markdown still applies around the tags
 
 
+async def test_single_line_breaks_stay_once_the_answer_is_finished() -> None:
+    """CommonMark joins lines into a paragraph; a chat keeps them, as they streamed."""
+    poem = "Roses are *red*,\nviolets are blue,\nthis line stays\nits own.\n\nA new verse.\n"
+    app = TranscriptApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.transcript
+        view.begin_turn()
+        view.write(poem, final=True)
+        await pilot.pause()
+        lines = [line.strip() for line in shown(view) if line.strip()]
+    assert lines[:5] == ["Roses are red,", "violets are blue,", "this line stays", "its own.",
+                         "A new verse."]  # fmt: skip
+
+
 async def test_the_view_follows_the_text_to_its_end() -> None:
     app = TranscriptApp()
     async with app.run_test(size=(40, 10)) as pilot:
@@ -438,6 +452,10 @@ async def test_after_a_clear_the_next_answer_is_followed() -> None:
         assert view.max_scroll_y < 60  # the old answer's height is gone with it
 
 
+MARKED = " **alpha** **bravo** **charlie** **delta**\n"
+"""The end of a line two rows long at 40 columns as it streams, one once rendered."""
+
+
 async def stream_until_room(pilot: Pilot[None], view: Transcript, end: str) -> str:
     """Lines written fast, past a screenful, until the view has left room below the last
     one and shows it; that line."""
@@ -446,7 +464,8 @@ async def stream_until_room(pilot: Pilot[None], view: Transcript, end: str) -> s
         view.write(f"line {i}{end}")
         await pilot.pause(0.01)
         room = view.virtual_size.height - view.line_count
-        if i > 30 and room > 0 and f"line {i}" in shown(view):
+        starts = [" ".join(row.split()[:2]) for row in shown(view)]
+        if i > 30 and room > 0 and f"line {i}" in starts:
             return f"line {i}"
     pytest.fail("the view never left room below the last line")
 
@@ -469,27 +488,28 @@ async def test_an_answer_that_ends_in_view_leaves_the_view_where_it_is() -> None
 
 
 async def test_an_answer_that_takes_fewer_lines_once_finished_is_in_view_at_once() -> None:
-    """Lines ending in one newline are one paragraph once the answer is rendered as
-    Markdown: the view, left past the end of the shorter text, is brought back at once."""
+    """Lines that wrap as they stream fit a row each once their Markdown marks are gone:
+    the view, left past the end of the shorter text, is brought back at once."""
     app = TranscriptApp()
     async with app.run_test(size=(40, 12)) as pilot:
         view = app.transcript
-        last = await stream_until_room(pilot, view, "\n")
+        last = await stream_until_room(pilot, view, MARKED)
+        streamed = view.line_count
         view.finish()
         await pilot.pause()
-        assert view.line_count < 20
+        assert view.line_count <= streamed // 2 + 1
         assert last in " ".join(shown(view))
 
 
 async def test_an_answer_that_fits_once_finished_is_shown_from_its_first_line() -> None:
-    """Its last lines, one paragraph once rendered as Markdown, take fewer rows than they
-    did streaming: a text that now fits the view is shown whole, not scrolled past its
-    first lines."""
+    """Its last lines, rid of their Markdown marks, take fewer rows than they did
+    streaming: a text that now fits the view is shown whole, not scrolled past its first
+    lines."""
     app = TranscriptApp()
     async with app.run_test(size=(40, 12)) as pilot:
         view = app.transcript
         view.begin_turn()
-        for piece in [f"para {i}\n\n" for i in range(5)] + ["alpha\n", "bravo\n", "charlie\n"]:
+        for piece in [f"para {i}\n\n" for i in range(4)] + [f"{i}{MARKED}" for i in range(3)]:
             view.write(piece)
             await pilot.pause(0.3)
         assert view.scroll_y > 0  # streaming, the view had moved

@@ -75,6 +75,14 @@ def test_leaderboard_counts_wins_and_ties(tmp_path: Path) -> None:
     assert next(s.target for s in store.leaderboard()) == "a:x"
 
 
+def test_a_target_in_two_panes_fights_one_battle_and_alone_none(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wb.db")
+    store.add_vote("1", ["a:x", "a:x", "b:y"], "a:x")
+    store.add_vote("2", ["a:x", "a:x"], "a:x")  # the same model, twice: no battle of targets
+    board = {s.target: (s.battles, s.wins) for s in store.leaderboard()}
+    assert board == {"a:x": (1, 1), "b:y": (1, 0)}
+
+
 def test_ask_stores_responses_and_never_the_key(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

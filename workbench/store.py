@@ -478,7 +478,12 @@ class Store:
         """Win rates per target over every stored vote, best first."""
         tally: dict[str, list[int]] = {}
         for targets_json, winner in self._db.execute("SELECT targets, winner FROM votes"):
-            for target in json.loads(targets_json):
+            # One target in two panes is one side of the battle, not two: with nothing else
+            # beside it, there was no battle between targets at all.
+            sides = dict.fromkeys(json.loads(targets_json))
+            if len(sides) < 2:
+                continue
+            for target in sides:
                 battles_wins_ties = tally.setdefault(target, [0, 0, 0])
                 battles_wins_ties[0] += 1
                 if winner is None:

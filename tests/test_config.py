@@ -180,3 +180,26 @@ def test_more_embedded_threads_than_cores_is_refused(tmp_path: Path) -> None:
         f"{path}:1: embedded_threads: at most {cores}, the cores this machine has"
     )
     assert load_settings(_config(tmp_path, f"embedded_threads = {cores}\n")).embedded_threads
+
+
+@pytest.mark.parametrize(
+    ("targets", "said"),
+    [
+        ('["smollm2"]', "targets.0: target 'smollm2' is not provider:model"),
+        ('["lm:a", "embedded:smollm2@temprature=2"]',
+         "targets.1: target 'embedded:smollm2@temprature=2': unknown setting 'temprature=2'"),
+        ('["lmstudio:qwen"]', "targets.0: 'lmstudio:qwen': no provider or endpoint 'lmstudio'; "
+         "known: embedded, ollama, openai, anthropic, lm"),
+    ],
+)  # fmt: skip
+def test_a_target_that_cannot_run_is_pointed_at_by_every_command(
+    tmp_path: Path, targets: str, said: str
+) -> None:
+    """Not only by the commands that use the targets, in their words, once they do."""
+    endpoint = '[endpoints.lm]\nkind = "openai"\nbase_url = "http://127.0.0.1:1234/v1"\n'
+    path = _config(tmp_path, f"private = false\ntargets = {targets}\n{endpoint}")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value).startswith(f"{path}:2: {said}")
+    good = _config(tmp_path, f'targets = ["lm:a", "ollama:llama3.2:1b"]\n{endpoint}')
+    assert load_settings(good).targets == ["lm:a", "ollama:llama3.2:1b"]

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from providers.registry import BUILTIN, is_provider_name
+from providers.registry import BUILTIN, TargetError, is_provider_name, parse_target
 from workbench import locations
 from workbench.suites.validation import StrictModel, problem
 
@@ -122,6 +122,20 @@ class Settings(StrictModel):
             if fix := _url_problem(endpoint):
                 raise problem("base_url", fix, at=(name, "base_url"))
         return endpoints
+
+    @model_validator(mode="after")
+    def _targets_that_can_run(self) -> Settings:
+        """Found here, with the line, not by whichever command first uses the targets."""
+        known = [*BUILTIN, *self.endpoints]
+        for index, spec in enumerate(self.targets):
+            try:
+                provider = parse_target(spec).provider
+            except TargetError as exc:
+                raise problem("target", str(exc), at=("targets", index)) from None
+            if provider not in known:
+                raise problem("target", f"{spec!r}: no provider or endpoint {provider!r}; known: "
+                              f"{', '.join(known)}", at=("targets", index))  # fmt: skip
+        return self
 
 
 def usable_cores() -> int:

@@ -344,7 +344,9 @@ def _stored(tmp_path: Path) -> list[tuple[str, str, str]]:
         connection.close()
 
 
-def _interrupt_when(proc: subprocess.Popen[str], ready: threading.Event, times: int) -> None:
+def _interrupt_when(
+    proc: subprocess.Popen[str], ready: threading.Event, times: int, signum: int = signal.SIGINT
+) -> None:
     deadline = time.monotonic() + 60
     while not ready.wait(0.05):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -352,27 +354,34 @@ def _interrupt_when(proc: subprocess.Popen[str], ready: threading.Event, times: 
             raise AssertionError(f"never got to the stall: {proc.communicate()}")
     time.sleep(0.2)  # the half answer is read and printed by now
     for _ in range(times):  # `timeout -s INT` signals the child, then its process group
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
 
 
 def _ask_interrupted(
-    tmp_path: Path, loopback: Loopback, *args: str, times: int
+    tmp_path: Path, loopback: Loopback, *args: str, times: int, signum: int = signal.SIGINT
 ) -> tuple[int, str, str]:
-    """`workbench ask hi ARGS`, Ctrl+C'd `times` once the slow answer stalls."""
+    """`workbench ask hi ARGS`, Ctrl+C'd (or sent `signum`) `times` once the slow answer
+    stalls."""
     child = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "ask", "hi", *args],
         env=workbench_env(tmp_path, loopback.url), cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    _interrupt_when(child, loopback.stalled, times=times)
+    _interrupt_when(child, loopback.stalled, times=times, signum=signum)
     out, err = child.communicate(timeout=60)
     return child.returncode, out, err
 
 
-def test_ctrl_c_prints_and_stores_every_target_once(tmp_path: Path, loopback: Loopback) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_prints_and_stores_every_target_once(
+    tmp_path: Path, loopback: Loopback, signum: int, status: int
+) -> None:
+    """SIGTERM (`timeout`, a CI job cancelled) stops it as Ctrl+C does."""
     targets = ("-t", "loop:fast", "-t", "loop:slow")
-    code, out, err = _ask_interrupted(tmp_path, loopback, *targets, "--json", times=2)
-    assert code == 130, err
+    code, out, err = _ask_interrupted(
+        tmp_path, loopback, *targets, "--json", times=2, signum=signum
+    )
+    assert code == status, err
     assert "Traceback" not in err and "interrupted" in err
     results = [(r["target"], r["status"], r["text"]) for r in _json_lines(out)]
     assert results == [

@@ -413,7 +413,8 @@ async def _ask_and_close(
     as_json: bool,
     max_time_s: float,
 ) -> int:
-    """Exit status 130 on Ctrl-C, once every target's result so far is printed and stored."""
+    """Exit status 130 on Ctrl-C, 143 on SIGTERM (`timeout`, a job cancelled), once every
+    target's result so far is printed and stored."""
     from workbench import locations
     from workbench.commands.ask import run_ask
     from workbench.store import Store
@@ -421,21 +422,23 @@ async def _ask_and_close(
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    interrupted = False
+    interrupted: int | None = None
 
-    def interrupt() -> None:
-        # Only the first Ctrl-C cancels. Another (or `timeout -s INT`, which signals the
+    def interrupt(status: int) -> None:
+        # Only the first signal cancels. Another (or `timeout -s INT`, which signals the
         # process group too) must not break into the store's writes and the printing.
         nonlocal interrupted
-        if not interrupted:
-            interrupted = True
+        if interrupted is None:
+            interrupted = status
             task.cancel()
 
-    handled = True
-    try:
-        loop.add_signal_handler(signal.SIGINT, interrupt)
-    except NotImplementedError:  # Windows: asyncio's own handler, KeyboardInterrupt in entry()
-        handled = False
+    handled: list[signal.Signals] = []
+    for signum, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        try:
+            loop.add_signal_handler(signum, interrupt, status)
+            handled.append(signum)
+        except NotImplementedError:  # Windows: asyncio's own, KeyboardInterrupt in entry()
+            break
     store = Store(locations.database_path())
     try:
         store.require_writable()
@@ -451,13 +454,13 @@ async def _ask_and_close(
             store.close()
             await registry.aclose()
     except asyncio.CancelledError:
-        if not interrupted:
+        if interrupted is None:
             raise
         task.uncancel()  # run_ask has said what was kept
-        return 130
+        return interrupted
     finally:
-        if handled:
-            loop.remove_signal_handler(signal.SIGINT)
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 def _targets(specs: Sequence[str], args: argparse.Namespace) -> list[Target]:

@@ -9,13 +9,24 @@ import json
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import TextArea
 
-from tests.tui_helpers import NO_KEYS, Loop, assert_in_order, send, wait_finished, wait_until
+from tests.tui_helpers import (
+    NO_KEYS,
+    Loop,
+    assert_in_order,
+    pick_typed,
+    send,
+    wait_finished,
+    wait_until,
+)
 from workbench import locations
 from workbench.config import Settings
 from workbench.export import CSV_COLUMNS, stored_csv, stored_json, stored_markdown
 from workbench.history import list_comparisons, load_comparison
 from workbench.tui.app import make_app
+from workbench.tui.screens.system_prompt import SystemPromptEditor
+from workbench.tui.widgets.prompt import PromptBox
 
 LOCAL = "embedded:smollm2@max_tokens=4,temperature=0"
 
@@ -67,6 +78,44 @@ async def test_exports_show_failed_turns_and_the_turn_history_shows(home: Path, 
     header, row = list(csv.reader(io.StringIO(stored_csv(comparison))))
     record = dict(zip(CSV_COLUMNS, row, strict=True))
     assert tuple(header) == CSV_COLUMNS and record["turn"] == "4"  # it counted 2: one, four
+
+
+async def test_exports_say_which_model_answered_and_under_which_system_prompt(
+    home: Path, loop: Loop
+) -> None:
+    """The pane is named for its model and system prompt as they are now: turns asked
+    before a switch, or under another system prompt, say so where they come."""
+    app = loop.app("loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _system_prompt(pilot, "Be brief.")
+        await _chat(pilot, loop, ("up", "one"))
+        await pick_typed(pilot, "ctrl+o", "loop:n")
+        await wait_until(pilot, lambda: app.panes[0].target.model == "n")
+        await _system_prompt(pilot, "Be thorough.")
+        app.query_one(PromptBox).focus()
+        await _chat(pilot, loop, ("up", "two"))
+        await pilot.press("ctrl+e")
+        exports = locations.data_dir() / "exports"
+        await wait_until(pilot, lambda: exports.is_dir() and any(exports.iterdir()), 5)
+        (live,) = [p.read_text(encoding="utf-8") for p in exports.iterdir()]
+        (latest, *_) = list_comparisons(app.store)
+        comparison = load_comparison(app.store, latest.batch)
+    assert comparison is not None
+    for markdown in (live, stored_markdown(comparison)):
+        assert_in_order(markdown, [
+            "## loop:n", "*System:* Be brief.", "> one", "*Answered by loop:m:*", "back up",
+            "*System, from here:* Be thorough.", "> two", "back up",
+        ])  # fmt: skip
+        assert markdown.count("Answered by") == 1  # the answer to "two" is the pane's own
+
+
+async def _system_prompt(pilot: Pilot[None], text: str) -> None:
+    app = pilot.app
+    await pilot.press("ctrl+t")
+    await wait_until(pilot, lambda: isinstance(app.screen, SystemPromptEditor))
+    app.screen.query_one(TextArea).text = text
+    await pilot.press("ctrl+s")
+    await wait_until(pilot, lambda: not isinstance(app.screen, SystemPromptEditor))
 
 
 async def test_export_with_nothing_to_export_writes_no_file() -> None:

@@ -62,21 +62,35 @@ def comparison_markdown(
         )
     for pane in panes:
         lines += ["", f"## {clean_line(pane.name)}", ""]
-        if pane.system:
-            lines += [f"*System:* {clean_line(pane.system)}", ""]
-        for item in pane.transcript:
-            if isinstance(item, Message):
-                lines += _said(item.role, item.content)
-                continue
-            lines += _said("user", item.prompt.content)
-            if item.text.strip():  # what a failed or cancelled turn wrote before it ended
-                lines += _said("assistant", item.text)
-            if item.status != "done":
-                lines += [_ended(item.status, item.error), ""]
-        last, marked = pane.last, any(isinstance(i, StoredTurn) for i in pane.transcript)
-        if last is not None and last.error and not marked:
-            lines += [_ended(last.status, last.error), ""]
+        lines += _transcript(pane)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _transcript(pane: PaneRecord) -> list[str]:
+    """The pane's turns, each answer under the name of the model that gave it and each
+    change of system prompt where it came: the pane is named for its model and system
+    prompt as they are now, and both may have been changed between turns."""
+    known = [t for t in pane.transcript if isinstance(t, StoredTurn) and t.by is not None]
+    system = known[0].system if known else pane.system
+    lines = [f"*System:* {clean_line(system)}", ""] if system else []
+    for item in pane.transcript:
+        if isinstance(item, Message):
+            lines += _said(item.role, item.content)
+            continue
+        if item.by is not None and item.system != system:
+            system = item.system
+            lines += [f"*System, from here:* {clean_line(system) if system else '(none)'}", ""]
+        lines += _said("user", item.prompt.content)
+        if item.by is not None and item.by != pane.name:
+            lines += [f"*Answered by {clean_line(item.by)}:*", ""]
+        if item.text.strip():  # what a failed or cancelled turn wrote before it ended
+            lines += _said("assistant", item.text)
+        if item.status != "done":
+            lines += [_ended(item.status, item.error), ""]
+    last, marked = pane.last, any(isinstance(i, StoredTurn) for i in pane.transcript)
+    if last is not None and last.error and not marked:
+        lines += [_ended(last.status, last.error), ""]
+    return lines
 
 
 def _said(role: str, content: str) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from providers.base import Message
 from providers.registry import TargetError, parse_target
-from workbench.engine.conversation import Conversation
+from workbench.engine.conversation import Conversation, without_summary
 from workbench.engine.pricing import Cost
 from workbench.engine.result import TargetResult
 from workbench.store import Store, exactness
@@ -57,6 +57,11 @@ class StoredTurn:
     status: str
     error: str | None
     batch: str
+    by: str | None = None
+    """The name of the target that answered it (a pane's model can be switched); None where
+    not known, and then neither is `system`."""
+    system: str | None = None
+    """The system prompt it was asked under (it can be changed between turns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +274,7 @@ def turn_number(opening: Sequence[Message], batches: int) -> int:
 def _pane(row: dict[str, Any], conversation: Sequence[dict[str, Any]]) -> StoredPane:
     """The pane of `row`, with the turns of its `conversation` up to it (`row` at least)."""
     spec = str(row["target"])
-    try:
-        name = parse_target(spec).name
-    except TargetError:
-        name = spec
-    result = TargetResult(spec, name, row["provider"], row["model"], bool(row["is_local"]))
+    result = TargetResult(spec, _name(spec), row["provider"], row["model"], bool(row["is_local"]))
     result.status = row["status"]
     result.text, result.reasoning = row["text"], row["reasoning"]
     result.input_tokens, result.output_tokens = row["input_tokens"], row["output_tokens"]
@@ -297,6 +298,14 @@ def _pane(row: dict[str, Any], conversation: Sequence[dict[str, Any]]) -> Stored
     return StoredPane(sent, result, float(row["created_at"]), turns, opening)
 
 
+def _name(spec: str) -> str:
+    """A stored target's name on screen (its label, else its spec)."""
+    try:
+        return parse_target(spec).name
+    except TargetError:
+        return spec
+
+
 def _opening(sent: Sequence[Message]) -> list[Message]:
     """The turns a response sent before its prompt, system prompt left out."""
     last = _last_user_index(sent)
@@ -308,7 +317,10 @@ def _turn(row: dict[str, Any]) -> StoredTurn:
     last = _last_user_index(sent)
     prompt = sent[last] if last is not None else Message("user", "")
     error = str(row["error"]) if row["error"] is not None else None
-    return StoredTurn(prompt, str(row["text"]), str(row["status"]), error, str(row["batch"]))
+    system = without_summary(next((m.content for m in sent if m.role == "system"), None))
+    by = _name(str(row["target"]))
+    return StoredTurn(prompt, str(row["text"]), str(row["status"]), error, str(row["batch"]), by,
+                      system)  # fmt: skip
 
 
 def _messages(messages_json: str) -> list[Message]:

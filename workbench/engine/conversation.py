@@ -19,6 +19,13 @@ def with_summary(system: str, summary: str | None) -> str:
     return f"{system}\n\n{note}" if system else note
 
 
+def without_summary(system: str | None) -> str | None:
+    """The system prompt a sent system message was made from (`with_summary`)."""
+    if system is None or system.startswith(SUMMARY_NOTE):
+        return None
+    return system.split(f"\n\n{SUMMARY_NOTE}", 1)[0]
+
+
 @dataclass
 class Conversation:
     system: str | None = None

@@ -16,7 +16,7 @@ from providers.base import Message
 from providers.registry import Target, split_settings
 from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
-from workbench.engine.conversation import Conversation
+from workbench.engine.conversation import Conversation, without_summary
 from workbench.engine.result import TargetResult
 from workbench.history import StoredTurn, turn_number
 from workbench.sanitize import clean, clean_line, unfinished_escape
@@ -173,7 +173,9 @@ class Pane(Vertical, can_focus=True):
         return shown
 
     def _turn_as_it_is(self, result: TargetResult) -> StoredTurn:
-        return StoredTurn(self.sent[-1], result.text, result.status, result.error, self.batch_id)
+        system = without_summary(next((m.content for m in self.sent if m.role == "system"), None))
+        return StoredTurn(self.sent[-1], result.text, result.status, result.error, self.batch_id,
+                          result.name, system)  # fmt: skip
 
     def turn_ended(self, result: TargetResult) -> None:
         if self.sent:

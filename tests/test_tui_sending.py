@@ -8,7 +8,7 @@ from __future__ import annotations
 from textual.pilot import Pilot
 
 from providers.base import Message
-from tests.tui_helpers import Loop, send, wait_finished, wait_until
+from tests.tui_helpers import Loop, send, transcript_text, wait_finished, wait_until
 from workbench.engine import context
 from workbench.engine.context import SUMMARY_PROMPT
 from workbench.engine.conversation import Conversation
@@ -178,3 +178,21 @@ async def test_ctrl_r_while_the_last_prompt_is_being_sent_is_refused(loop: Loop)
         assert pane.conversation.turns == turns
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app._sending, 5)
+
+
+async def test_a_turn_that_failed_stays_marked_in_the_pane_after_the_next(loop: Loop) -> None:
+    """The metrics line says why a turn failed only until the next one: the transcript
+    keeps the mark, and a half answer does not read as a short whole one."""
+    app = loop.app("loop:m")
+    async with app.run_test(size=(140, 40)) as pilot:
+        for mode, prompt in (("down", "one"), ("cut", "two"), ("up", "three")):
+            loop.mode = mode
+            await send(pilot, prompt)
+            await wait_finished(pilot)
+        lines = [line for line in transcript_text(app.panes[0]).splitlines() if line.strip()]
+    marks = [line for line in lines if line.startswith("✗ failed: ")]
+    assert lines[lines.index("▌ one") + 1] == marks[0]
+    assert "the server is overloaded (HTTP 503)" in marks[0]
+    assert lines[lines.index("▌ two") + 1 : lines.index("▌ two") + 3] == ["half an", marks[1]]
+    assert "closed the stream before the answer was finished" in marks[1]
+    assert len(marks) == 2 and lines[-1] == "back up"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ from workbench.commands import format as fmt
 from workbench.engine.context import WARN_AT
 from workbench.engine.conversation import Conversation, without_summary
 from workbench.engine.result import TargetResult
-from workbench.history import StoredTurn, turn_number
+from workbench.history import STATUS_MARKS, StoredTurn, turn_number
 from workbench.sanitize import clean, clean_line, unfinished_escape
 from workbench.tui.widgets.streamed import Transcript
 
@@ -231,10 +232,20 @@ class Pane(Vertical, can_focus=True):
         if finished:
             self._end_stream()
             self._document += clean(result.text)
+            if result.status != "done":
+                self._append(self._ended_mark(result), final=True)
             self._live = False
             self.render_header()
             return True
         return False
+
+    def _ended_mark(self, result: TargetResult) -> str:
+        """Under a turn that failed or was cancelled: the metrics line says why only until
+        the next turn, and its half answer (`half an`) would read as a short one after it.
+        In blind mode without the reason, which can name the provider."""
+        mark = f"{STATUS_MARKS.get(result.status, '…')} {result.status}"
+        reason = "" if self.blind_name or not result.error else f": {clean_line(result.error)}"
+        return f"\n\n**{mark}**{_literal(reason)}\n\n"
 
     def _append(self, markdown: str, *, final: bool = False) -> None:
         self._document += markdown
@@ -448,3 +459,11 @@ def _told_apart(names: tuple[str, ...], width: int) -> dict[str, str]:
     """`distinct_targets`, once per set of names and width: the header is drawn every frame
     a pane streams, and its neighbours' names change only when panes come and go."""
     return fmt.distinct_targets(list(names), width)
+
+
+_PUNCTUATION = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~])")
+
+
+def _literal(text: str) -> str:
+    """`text` as Markdown that shows it as written (CommonMark escapes any punctuation)."""
+    return _PUNCTUATION.sub(r"\\\1", text)

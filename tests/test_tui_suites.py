@@ -43,6 +43,7 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         screen = await open_suite(pilot, app, "offline-basics.yaml")
         assert screen.suite is not None
         cases = len(screen.suite.cases)
+        assert not screen.query_one(ProgressBar).display  # idle, it would animate
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: len(screen.results) == cases, timeout_s=120)
         await pilot.pause(0.2)
@@ -50,8 +51,8 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         assert matrix.row_count == cases
         assert screen.query_one(ProgressBar).progress == cases
         assert "✓" in str(matrix.get_cell_at(Coordinate(0, 1)))
+        assert matrix.cursor_coordinate == Coordinate(0, 1)  # on a result, not a case id
         matrix.focus()
-        matrix.move_cursor(row=0, column=1)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, CellScreen))
         await pilot.press("escape")
@@ -63,6 +64,9 @@ async def test_run_a_suite_open_a_cell_and_compare_with_its_previous_run(
         await pilot.press("ctrl+r")  # a second run
         finished = "SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL"
         await wait_until(pilot, lambda: app.store.db.execute(finished).fetchone() == (2,), 120)
+        # Stored finished (on the recorder's thread) a moment before the screen hears of it:
+        # F9 in between is told the run is still going.
+        await wait_until(pilot, lambda: not screen.running)
         await pilot.press("f9")
         await wait_until(pilot, lambda: isinstance(app.screen, TextScreen))
         assert isinstance(app.screen, TextScreen) and "offline-basics" in app.screen.markdown

@@ -155,7 +155,9 @@ class SuitesScreen(Screen[None]):
                     yield Input(placeholder="targets, comma-separated (default: the suite's)",
                                 id="suite-targets")  # fmt: skip
                     yield Button("Run", id="run", variant="primary")
-                yield ProgressBar(id="suite-progress", show_eta=True)
+                progress = ProgressBar(id="suite-progress", show_eta=True)
+                progress.display = False  # with no total, an idle bar animates as if at work
+                yield progress
                 history = Static(id="suite-history")  # shown while rows wait for it
                 history.display = False
                 yield history
@@ -232,6 +234,7 @@ class SuitesScreen(Screen[None]):
             self.notify(skipped)
         bar = self.query_one(ProgressBar)
         bar.update(total=len(jobs), progress=0)
+        bar.display = True
         self.results = []
         self.run_id = run_id = uuid.uuid4().hex[:12]
         path = str(suite.path.resolve()) if suite.path else ""
@@ -328,6 +331,7 @@ class SuitesScreen(Screen[None]):
 
     def _render_matrix(self) -> None:
         table = self.query_one("#matrix", DataTable)
+        row, column = table.cursor_coordinate
         table.clear(columns=True)
         targets = list(dict.fromkeys(r.target for r in self.results))
         table.add_column("case", key="case")
@@ -343,6 +347,9 @@ class SuitesScreen(Screen[None]):
                 else:
                     cells.append(Text(report.cell_text(cell), style=_style(cell)))
             table.add_row(*cells, key=case_id)
+        # Rebuilt as each result comes: the cursor stays on its cell, and starts on a result,
+        # not on the case column, where Enter opens nothing.
+        table.move_cursor(row=row, column=max(1, column))
         totals = Text()
         if note := report.partly_checked_note(self.results):
             totals.append(f"* {note}\n", style="yellow")

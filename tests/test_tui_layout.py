@@ -3,7 +3,10 @@ drives the app with Pilot, the real embedded model or loopback servers."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
+from collections.abc import Callable
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -16,6 +19,7 @@ from tests.tui_helpers import (
     Loop,
     app_for,
     pick_typed,
+    screen_text,
     send,
     shown,
     transcript_text,
@@ -23,6 +27,8 @@ from tests.tui_helpers import (
     wait_until,
 )
 from workbench.tui.app import WorkbenchApp
+from workbench.tui.screens.history_dialogs import ExportFormatScreen, ReplaceSessionScreen
+from workbench.tui.screens.overflow import OverflowScreen
 from workbench.tui.widgets.prompt import PromptBox
 from workbench.tui.widgets.streamed import Transcript
 
@@ -161,3 +167,24 @@ async def test_widening_the_terminal_brings_the_full_metrics_back_at_once(loop: 
         await pilot.resize_terminal(200, 32)
         await wait_until(pilot, lambda: all("TTFT" in shown(p, "metrics") for p in app.panes), 5)
         assert all("in 5 / out 2" in shown(p, "metrics") for p in app.panes)
+
+
+@pytest.mark.parametrize(
+    ("dialog", "said"),
+    [
+        (lambda: ReplaceSessionScreen(3), ["prompt again.", "esc Keep it"]),
+        (ExportFormatScreen, ["esc Don't export  m Markdown"]),
+        (lambda: OverflowScreen("loop:m", 9000, 4096), ["esc Skip this pane"]),
+    ],
+    ids=["replace", "export", "overflow"],
+)
+async def test_a_dialog_at_80_columns_shows_all_it_says_and_its_keys(
+    loop: Loop, dialog: Callable[[], Screen[object]], said: list[str]
+) -> None:
+    app = loop.app("loop:m")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(dialog())
+        await pilot.pause(0.2)
+        rows = html.unescape(re.sub(r"<[^>]*>", "", screen_text(app)))
+        for text in said:
+            assert text in rows

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from workbench.export import ExportFormat
@@ -30,6 +30,7 @@ class ExportFormatScreen(ModalScreen[ExportFormat | None]):
             yield OptionList(
                 Option("Markdown", id="md"), Option("JSON", id="json"), Option("CSV", id="csv")
             )
+        yield Footer()  # the keys, which the dialog does not say
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
@@ -67,6 +68,7 @@ class ReplaceSessionScreen(ModalScreen[bool]):
                 Option("Keep the open conversation (send nothing)", id="keep"),
                 Option("Replace it and re-run", id="replace"),
             )
+        yield Footer()  # the keys, which the dialog does not say
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()  # highlighted first: Keep

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from workbench.sanitize import clean_line
@@ -54,6 +54,7 @@ class OverflowScreen(ModalScreen[Choice]):
         with Vertical(id="overflow"):
             yield Label(said, markup=False)
             yield OptionList(*options)
+        yield Footer()  # Esc's meaning here, which the dialog does not say
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

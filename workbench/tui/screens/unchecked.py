@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench.sanitize import clean_line
@@ -42,6 +42,7 @@ class UncheckedScreen(ModalScreen[bool]):
                 Option("Run, with these checks not checked", id="run"),
                 Option("Don't run", id="cancel"),
             )
+        yield Footer()  # Esc's meaning here, which the dialog does not say
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

@@ -192,6 +192,8 @@ class EndpointSpec:
     base_url: str
     api_key_env: str | None = None
     models: tuple[str, ...] = ()
+    local: bool | None = None
+    """Set in the config; None: local when `base_url` is loopback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +252,9 @@ class Registry:
         kind = self.kind(name)
         if kind == "embedded":
             return True
+        endpoint = self._endpoints.get(name)
+        if endpoint is not None and endpoint.local is not None:
+            return endpoint.local
         return is_loopback_url(self.base_url(name))
 
     def base_url(self, name: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,27 @@ def test_private_flag_on_the_command_line(
     (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
     assert result["error"]["message"].startswith("private mode: openai sends prompts off")
+
+
+def test_a_loopback_endpoint_set_not_local_is_kept_out_and_priced(
+    llama_server: LlamaServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A proxy on this machine to a cloud (LiteLLM, a tunnel) answers from elsewhere."""
+    config = tmp_path / "config.toml"
+    url = llama_server.openai_url
+    config.write_text(
+        f'[endpoints.proxy]\nkind = "openai"\nbase_url = "{url}"\nlocal = false\n'
+        f'[endpoints.here]\nkind = "openai"\nbase_url = "{url}"\n'
+    )
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    targets = ["-t", "proxy:smollm2@max_tokens=4", "-t", "here:smollm2@max_tokens=4"]
+    assert main(["--private", "ask", "hi", *targets, "--json"]) == 1
+    proxy, here = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert proxy["error"]["message"].startswith("private mode: proxy sends prompts off")
+    assert here["status"] == "done" and here["cost"]["kind"] == "local"
+    assert main(["ask", "hi", *targets, "--json"]) == 0
+    proxy, here = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert proxy["status"] == "done" and proxy["cost"]["kind"] != "local"

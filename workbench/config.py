@@ -57,6 +57,10 @@ class Endpoint(StrictModel):
 
     models: list[str] = Field(default_factory=list)
     """Models to list when the server cannot say which it has."""
+    local: bool | None = None
+    """Whether its answers are made on this machine: by default, when `base_url` is loopback.
+    `false` for a loopback proxy to a cloud (LiteLLM, an SSH tunnel): then private mode keeps
+    prompts from it, and its answers are priced, not `local` ($0)."""
 
 
 class Settings(StrictModel):

@@ -15,7 +15,7 @@ def make_registry(
 ) -> Registry:
     return Registry(
         endpoints=[
-            EndpointSpec(name, e.kind, e.base_url, e.api_key_env, tuple(e.models))
+            EndpointSpec(name, e.kind, e.base_url, e.api_key_env, tuple(e.models), e.local)
             for name, e in settings.endpoints.items()
         ],
         env=os.environ if env is None else env,

@@ -127,6 +127,21 @@ def test_refused_connection_and_bad_data_change_nothing(
     assert _mini_usd() == pytest.approx(0.15 + 0.60)
 
 
+def test_a_password_in_the_url_is_never_shown_or_kept(
+    price_home: Path, served: str, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "s3cret-pass-9f4e2"
+    keyed = served.replace("http://", f"http://me:{password}@")
+    assert run_prices(update=True, url=keyed) == 0
+    assert run_prices() == 0
+    refused = f"http://me:{password}@127.0.0.1:{closed_port}/data.json"
+    assert run_prices(update=True, url=refused) == 1
+    out, err = capsys.readouterr()
+    assert "me:***@127.0.0.1" in out and "me:***@127.0.0.1" in err
+    assert password not in out + err
+    assert password not in locations.prices_path().read_text()
+
+
 def test_a_damaged_stored_file_falls_back_to_the_bundled_data(
     price_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

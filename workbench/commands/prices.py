@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from providers.errors import shown_url
 from workbench.engine import price_data
 
 
@@ -19,7 +20,8 @@ def run_prices(*, update: bool = False, url: str | None = None, out: TextIO | No
             from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
             kept = before.describe().removeprefix("prices: ")
-            print(f"workbench prices: could not update from {url or DEFAULT_UPDATE_URL} ({exc}); "
+            where = shown_url(url or DEFAULT_UPDATE_URL)
+            print(f"workbench prices: could not update from {where} ({exc}); "
                   f"the prices in use are unchanged: {kept}", file=sys.stderr)  # fmt: skip
             return 1
         out.write(f"updated: {now.describe()}\n")

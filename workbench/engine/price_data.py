@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from providers.errors import redact, shown_url, url_secrets
 from workbench import locations
 
 if TYPE_CHECKING:
@@ -142,7 +143,8 @@ def update(url: str | None = None, timeout_s: float = UPDATE_TIMEOUT_S) -> Price
         # The shared task exits; prices fetched so far stay in use.
         updater.stop()  # type: ignore[no-untyped-call]
     if failures:
-        raise UpdateFailed(_reason(failures[0])) from failures[0]
+        why = redact(_reason(failures[0]), url_secrets(url))
+        raise UpdateFailed(why) from failures[0]
     # The shared task puts the snapshot in use only after fetch() returns; current() puts
     # the stored copy in use itself, so the new prices apply from here on regardless.
     return current()
@@ -208,7 +210,7 @@ def _keeping_update(url: str, fetched: threading.Event, failures: list[Exception
                 providers = get_json(self.url)
                 fetched_at = datetime.now(UTC)
                 snapshot = _snapshot(providers, fetched_at)  # checked before it replaces any
-                _store(self.url, providers, fetched_at)
+                _store(shown_url(self.url), providers, fetched_at)  # it is shown later
                 return snapshot
             except Exception as exc:
                 failures.append(exc)

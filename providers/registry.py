@@ -23,6 +23,9 @@ SETTING_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "temperature": (lambda n: n >= 0, "at least 0"),
     "top_p": (lambda n: 0 < n <= 1, "above 0 and at most 1"),
     "max_tokens": (lambda n: n >= 1, "at least 1"),
+    # llama.cpp (embedded, llama-server, Ollama) takes 32 bits and reads 0xFFFFFFFF, -1
+    # included, as "random": one seed sent to every target must mean the same to each.
+    "seed": (lambda n: 0 <= n < 2**32 - 1, "from 0 to 4294967294"),
 }
 """What a sampling setting may be, and how to say so. Beyond these, providers disagree:
 one clamps, one runs without a limit, one refuses."""

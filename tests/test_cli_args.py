@@ -28,6 +28,7 @@ from workbench.cli import main
         (["models", "--fit", "--context", "0"], "--context: must be at least 1, not 0"),
         (["models", "--fit", "--context", "-4096"], "--context: must be at least 1, not -4096"),
         (["models", "--context", "8k"], "--context: '8k' is not a whole number"),
+        (["ask", "hi", "--seed", "-1"], "--seed: must be from 0 to 4294967294, not -1"),
     ],
 )
 def test_out_of_range_options_are_refused(

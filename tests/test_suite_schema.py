@@ -252,6 +252,11 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
         "2: params.top_p: top_p must be above 0 and at most 1, not 7",
     ),
     (
+        "seed that llama.cpp reads as random",
+        "name: demo\nparams: {seed: -1}\ncases: [{id: a, prompt: hi}]\n",
+        "2: params.seed: seed must be from 0 to 4294967294, not -1",
+    ),
+    (
         "temperature not finite",
         "name: demo\nparams:\n  temperature: .inf\ncases: [{id: a, prompt: hi}]\n",
         "3: params.temperature: temperature must be a finite number, not inf",

@@ -42,10 +42,11 @@ def test_model_path_with_at_sign_is_kept() -> None:
 
 
 def test_settings_at_the_edges_of_their_ranges_are_kept() -> None:
-    t = parse_target("embedded:smollm2@temperature=0,top_p=1,max_tokens=1,seed=-1")
+    t = parse_target("embedded:smollm2@temperature=0,top_p=1,max_tokens=1,seed=0")
     assert (t.params.temperature, t.params.top_p, t.params.max_tokens, t.params.seed) == (
-        0.0, 1.0, 1, -1,
+        0.0, 1.0, 1, 0,
     )  # fmt: skip
+    assert parse_target("embedded:smollm2@seed=4294967294").params.seed == 2**32 - 2
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,9 @@ def test_settings_at_the_edges_of_their_ranges_are_kept() -> None:
         ("embedded:smollm2@top_p=0", "top_p must be above 0 and at most 1"),
         ("embedded:smollm2@top_p=5", "top_p must be above 0 and at most 1"),
         ("embedded:smollm2@temperature=1,temperature=2", "temperature is set twice"),
+        # llama.cpp reads 0xFFFFFFFF (-1 too) as "random", and wraps what is past 32 bits.
+        ("embedded:smollm2@seed=-1", "seed must be from 0 to 4294967294, not '-1'"),
+        ("embedded:smollm2@seed=4294967295", "seed must be from 0 to 4294967294"),
         # Not a model named "smollm2@tempreature=1", which the provider could not find.
         ("embedded:smollm2@tempreature=1", "unknown setting 'tempreature=1'"),
         ("embedded:smollm2@tempreature=1@max_tokens=3", "unknown setting 'tempreature=1'"),

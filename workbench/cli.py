@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=_ranged(float, *SETTING_RANGES["temperature"]))
     ask.add_argument("--top-p", type=_ranged(float, *SETTING_RANGES["top_p"]))
     ask.add_argument("--max-tokens", type=_ranged(int, *SETTING_RANGES["max_tokens"]))
-    ask.add_argument("--seed", type=int)
+    ask.add_argument("--seed", type=_ranged(int, *SETTING_RANGES["seed"]))
     ask.add_argument("--json", action="store_true", help="JSON Lines: one object per target")
 
     models = commands.add_parser("models", help="list the targets available right now")

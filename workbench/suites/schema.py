@@ -37,7 +37,7 @@ class Params(StrictModel):
     max_tokens: int | None = None
     seed: int | None = None
 
-    @field_validator("temperature", "top_p", "max_tokens")
+    @field_validator("temperature", "top_p", "max_tokens", "seed")
     @classmethod
     def _in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
         # The rule `-t …@temperature=` is held to: a suite's params go to the same providers.
@@ -48,7 +48,8 @@ class Params(StrictModel):
             raise problem("param_range", f"{key} must be a finite number, not {value:g}")
         allowed, said = SETTING_RANGES[key]
         if not allowed(value):
-            raise problem("param_range", f"{key} must be {said}, not {value:g}")
+            shown = value if isinstance(value, int) else f"{value:g}"  # a seed's every digit
+            raise problem("param_range", f"{key} must be {said}, not {shown}")
         return value
 
 

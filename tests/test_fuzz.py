@@ -116,7 +116,7 @@ top_ps = st.floats(min_value=0, max_value=1, exclude_min=True)
             "temperature": temperatures,
             "top_p": top_ps,
             "max_tokens": st.integers(1, 10**9),
-            "seed": st.integers(-(2**63), 2**63 - 1),
+            "seed": st.integers(0, 2**32 - 2),
             "system": words,
             "label": words,
         },

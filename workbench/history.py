@@ -160,12 +160,6 @@ class Comparison:
         return max((p.history for p in self.panes), key=len, default=[])
 
 
-def like_pattern(term: str) -> str:
-    """A LIKE pattern matching `term` anywhere, its `%`, `_` and `\\` taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def list_comparisons(
     store: Store, search: str = "", *, limit: int = 200, include_suites: bool = False
 ) -> list[ComparisonSummary]:
@@ -178,11 +172,11 @@ def list_comparisons(
         # too. Matched by value, so quotes, newlines and non-ASCII text (escaped in the
         # JSON) match as typed.
         where += """ AND batch IN (
-            SELECT r.batch FROM responses r WHERE r.text LIKE :p ESCAPE '\\'
-                OR json_extract(r.messages, '$[#-1].content') LIKE :p ESCAPE '\\')"""
+            SELECT r.batch FROM responses r WHERE contains_folded(r.text, :p)
+                OR contains_folded(json_extract(r.messages, '$[#-1].content'), :p))"""
     query = f"""SELECT batch FROM responses WHERE {where}
                 GROUP BY batch ORDER BY MAX(id) DESC LIMIT :limit"""
-    bindings = {**named, "p": like_pattern(search.strip()), "limit": limit}
+    bindings = {**named, "p": search.strip().casefold(), "limit": limit}
     batches = [row[0] for row in store.db.execute(query, bindings)]
     if not batches:
         return []

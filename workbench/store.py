@@ -209,6 +209,7 @@ class Store:
         self._db = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
+        _add_functions(self._db)
         try:
             try:
                 # Before anything writes (switching to WAL rewrites the header), so that a
@@ -278,6 +279,7 @@ class Store:
         self._db = sqlite3.connect(
             uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
+        _add_functions(self._db)
         self.read_only = True
         self._refuse_if_too_new()
 
@@ -519,6 +521,16 @@ class Store:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _add_functions(db: sqlite3.Connection) -> None:
+    # SQLite's LIKE ignores the case of ASCII letters only: `été` did not find `Été`.
+    db.create_function("contains_folded", 2, _contains_folded, deterministic=True)
+
+
+def _contains_folded(text: object, folded: object) -> bool:
+    """Whether `text` contains `folded` (itself casefolded), whatever the case."""
+    return isinstance(text, str) and isinstance(folded, str) and folded in text.casefold()
 
 
 def why_not_written(

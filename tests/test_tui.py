@@ -282,6 +282,21 @@ async def test_the_picker_sizes_an_embedded_model_for_the_window_it_runs_with() 
         await pilot.press("escape")
 
 
+async def test_picker_headings_name_the_protocol_only_where_the_name_does_not(
+    closed_port: int,
+) -> None:
+    endpoint = Endpoint(kind="openai", base_url=f"http://127.0.0.1:{closed_port}/v1")
+    app = make_app(Settings(endpoints={"lm": endpoint}), ["embedded:smollm2"], env=NO_KEYS)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        models = app.screen.query_one("#models", OptionList)
+        heads = [str(o.prompt).split(" — ")[0] for o in models.options if o.disabled]
+        assert heads == ["embedded · local", "ollama · local", "openai · cloud",
+                         "anthropic · cloud", "lm · openai · local"]  # fmt: skip
+        await pilot.press("escape")
+
+
 async def test_a_long_target_name_gives_way_to_the_status_without_cutting_a_value() -> None:
     """In a narrow pane a model under several settings ran off the header's edge as
     `…max_tokens=12…` (of 128), and the status after it was not shown at all."""

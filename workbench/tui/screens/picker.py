@@ -60,7 +60,9 @@ class ModelPicker(ModalScreen[str | None]):
                 continue
             a = listing.availability
             where = "local" if a.is_local else "cloud"
-            head = Text(f"{a.provider} · {a.kind} · {where}", style="bold")
+            # The protocol, where it is not in the name already: `lmstudio · openai`.
+            kind = "" if a.kind == a.provider else f" · {a.kind}"
+            head = Text(f"{a.provider}{kind} · {where}", style="bold")
             if not a.available:
                 head.append(f" — {clean_line(a.reason)}", style="dim")
             options.append(Option(head, disabled=True))

@@ -193,6 +193,17 @@ def _finished() -> TargetResult:
     return result
 
 
+def test_a_metrics_line_too_long_in_full_keeps_every_figure_in_short() -> None:
+    """Short forms before dropped figures: the memory figure, last, went first."""
+    result, memory = _finished(), 316 * 2**20
+    full = metrics_line(result, memory, window=8192).plain
+    short = "401ms · 56 t/s · ctx 309/8k · 189→120 · 316 MB"
+    assert full.endswith("· local · 316 MB") and len(full) > len(short)
+    assert metrics_line(result, memory, window=8192, width=len(full)).plain == full
+    assert metrics_line(result, memory, window=8192, width=len(short)).plain == short
+    assert metrics_line(result, memory, window=8192, width=len(short) - 1).plain.endswith("…")
+
+
 async def test_a_full_metrics_line_is_whole_and_one_cell_more_drops_a_figure() -> None:
     """At 150×42 with three panes the line was one cell longer than the first pane had: the
     memory figure showed as `316 …`, which reads as a different figure."""

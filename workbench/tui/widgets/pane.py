@@ -382,6 +382,29 @@ def metrics_line(
     if result.error and not result.text:
         return line  # the error line above says it all
     style = "" if result.finished else "dim"
+    parts = _figures(result, memory_bytes, compact=compact, blind=blind, window=window)
+    if width is not None and not compact and _cells(parts) > width:
+        # The short forms of every figure before the last figures go (the memory first).
+        parts = _figures(result, memory_bytes, compact=True, blind=blind, window=window)
+    if width is not None:
+        parts = _fit(parts, width)
+    for index, (text, part_style) in enumerate(parts):
+        if index:
+            line.append(" · ", style=style)
+        line.append(text, style=part_style)
+    return line
+
+
+def _figures(
+    result: TargetResult,
+    memory_bytes: int | None,
+    *,
+    compact: bool,
+    blind: bool,
+    window: int | None,
+) -> list[tuple[str, str]]:
+    """The metrics line's figures, each with its style."""
+    style = "" if result.finished else "dim"
     parts: list[tuple[str, str]] = []
     if result.load_s and not blind:  # only a local model loads
         parts.append((f"load {fmt.seconds(result.load_s)}", style))
@@ -417,28 +440,23 @@ def metrics_line(
         parts.append(("local", style))
     if memory_bytes:
         parts.append((fmt.size(memory_bytes), style))
-    if width is not None:
-        parts = _fit(parts, width)
-    for index, (text, part_style) in enumerate(parts):
-        if index:
-            line.append(" · ", style=style)
-        line.append(text, style=part_style)
-    return line
+    return parts
+
+
+def _cells(shown: list[tuple[str, str]]) -> int:
+    """The cells `shown` takes with ` · ` between the figures."""
+    return sum(cell_len(text) for text, _ in shown) + 3 * (len(shown) - 1)
 
 
 def _fit(parts: list[tuple[str, str]], width: int) -> list[tuple[str, str]]:
     """The parts that fit in `width` cells with ` · ` between them: whole figures give way
     from the end, and `…` says some did. Cut at the edge, a figure reads as another one
     (`316 …` of 316 MB)."""
-
-    def cells(shown: list[tuple[str, str]]) -> int:
-        return sum(cell_len(text) for text, _ in shown) + 3 * (len(shown) - 1)
-
-    if cells(parts) <= width:
+    if _cells(parts) <= width:
         return parts
     for keep in range(len(parts) - 1, 0, -1):
         shown = [*parts[:keep], ("…", "dim")]
-        if cells(shown) <= width:
+        if _cells(shown) <= width:
             return shown
     return parts[:1]  # narrower than one figure: the edge cuts it
 

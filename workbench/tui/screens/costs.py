@@ -16,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from providers.registry import Registry
+from providers.registry import Registry, split_settings
 from workbench.commands import format as fmt
 from workbench.engine import price_data
 from workbench.engine.pricing import format_usd
@@ -170,9 +170,7 @@ class CostsScreen(Screen[None]):
             if usd is not None and line.usage.is_local:
                 label = f"~{label} shadow"
             style = "magenta" if line.usage.is_local else "green"
-            chart.add_row(
-                Text(clean_line(line.usage.target)), Text(bar(usd or 0.0, top), style), label
-            )
+            chart.add_row(_wrappable(line.usage.target), Text(bar(usd or 0.0, top), style), label)
         return Group(title, chart)
 
     def show_latency(self) -> None:
@@ -183,11 +181,18 @@ class CostsScreen(Screen[None]):
         )
         chart = _chart_table()
         for lat in self.latency:
-            chart.add_row(Text(clean_line(lat.target)), *_latency_cells("TTFT", lat.ttft_s, top))
+            chart.add_row(_wrappable(lat.target), *_latency_cells("TTFT", lat.ttft_s, top))
             chart.add_row(
                 Text(f"  ({_answers(lat)})", style="dim"), *_latency_cells("E2E", lat.e2e_s, top)
             )
         self.query_one("#costs-latency-chart", Static).update(Group(title, chart))
+
+
+def _wrappable(target: str) -> Text:
+    """A target for a chart's narrow first column: wrapped between its settings, where
+    folded at the column's edge it split a value (`temperature=0.` / `9`)."""
+    model, settings = split_settings(clean_line(target))
+    return Text(f"{model} @{', '.join(settings)}" if settings else model)
 
 
 def _short_tokens(count: int, exact: bool) -> str:

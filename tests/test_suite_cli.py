@@ -28,7 +28,7 @@ from tests.fault_servers import OpenAIWire, Stall, streamed, threaded_server
 from workbench import locations
 from workbench import store as store_module
 from workbench.cli import main
-from workbench.commands.format import fit_target
+from workbench.commands.format import distinct_targets, fit_target
 from workbench.store import Store
 from workbench.suites import compare
 from workbench.suites.runs import (
@@ -447,6 +447,16 @@ def test_at_80_columns_no_setting_value_is_cut(
 def test_fit_target_drops_whole_settings_before_cutting_the_model(width: int, shown: str) -> None:
     assert fit_target(LONG[0], width) == shown
     assert len(fit_target(LONG[0], width)) <= width
+
+
+def test_models_named_alike_past_the_width_are_told_apart_by_their_ends() -> None:
+    names = ["ollama:llama3.2:1b-instruct-q4_K_M", "ollama:llama3.2:1b-instruct-q8_0"]
+    shown = distinct_targets(names, 22)
+    assert shown == {names[0]: "….2:1b-instruct-q4_K_M", names[1]: "…a3.2:1b-instruct-q8_0"}
+    assert distinct_targets(["openai:gpt-4o", "anthropic:claude-3-5-haiku-latest"], 22) == {
+        "openai:gpt-4o": "openai:gpt-4o",
+        "anthropic:claude-3-5-haiku-latest": "anthropic:claude-3-5-…",
+    }  # a name cut alone keeps its start: nothing beside it looks the same
 
 
 def test_fit_target_keeps_commas_inside_a_system_prompt() -> None:

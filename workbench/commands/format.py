@@ -170,4 +170,19 @@ def distinct_targets(names: list[str], width: int) -> dict[str, str]:
         for name in clashing:
             if own := [s for s in split_settings(name)[1] if s not in shared]:
                 shown[name] = fit_target("@" + ",".join(own), width)
+    taken = list(shown.values())
+    for name in [n for n in names if taken.count(shown[n]) > 1]:
+        # Models named alike to past the width (`llama3.2:1b-instruct-q4_K_M` and `-q8_0`)
+        # differ at the end: that is kept, their common start cut.
+        model = name.partition(":")[2] or name
+        if cell_len(model) > width > 1:
+            shown[name] = "…" + _last_cells(model, width - 1)
     return shown
+
+
+def _last_cells(text: str, cells: int) -> str:
+    """The end of `text` that fits in `cells`."""
+    end = len(text)
+    while end > 0 and cell_len(text[end - 1 :]) <= cells:
+        end -= 1
+    return text[end:]

@@ -185,13 +185,7 @@ async def test_html_in_an_answer_is_shown_as_written() -> None:
         "<script>alert(1)</script>\n\n"
         "**Also** <br/> &amp; *more*\n"
     )
-    app = TranscriptApp()
-    async with app.run_test(size=(80, 20)) as pilot:
-        view = app.transcript
-        view.begin_turn()
-        view.write(answer, final=True)
-        await pilot.pause()
-        lines = [line.strip() for line in shown(view)]
+    lines = await _finished_answer(answer)
     assert "Use the <div> element and <b>bold</b> tags, or <span>." in lines
     assert "<script>alert(1)</script>" in lines
     assert "Also <br/> & more" in lines  # Markdown still applies around the tags
@@ -200,15 +194,20 @@ async def test_html_in_an_answer_is_shown_as_written() -> None:
 async def test_single_line_breaks_stay_once_the_answer_is_finished() -> None:
     """CommonMark joins lines into a paragraph; a chat keeps them, as they streamed."""
     poem = "Roses are *red*,\nviolets are blue,\nthis line stays\nits own.\n\nA new verse.\n"
+    lines = [line for line in await _finished_answer(poem) if line]
+    assert lines[:5] == ["Roses are red,", "violets are blue,", "this line stays", "its own.",
+                         "A new verse."]  # fmt: skip
+
+
+async def _finished_answer(answer: str) -> list[str]:
+    """The rows a whole answer is shown in, at 80 columns, stripped."""
     app = TranscriptApp()
     async with app.run_test(size=(80, 20)) as pilot:
         view = app.transcript
         view.begin_turn()
-        view.write(poem, final=True)
+        view.write(answer, final=True)
         await pilot.pause()
-        lines = [line.strip() for line in shown(view) if line.strip()]
-    assert lines[:5] == ["Roses are red,", "violets are blue,", "this line stays", "its own.",
-                         "A new verse."]  # fmt: skip
+        return [line.strip() for line in shown(view)]
 
 
 async def test_the_view_follows_the_text_to_its_end() -> None:

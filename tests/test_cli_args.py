@@ -49,6 +49,7 @@ def test_out_of_range_options_are_refused(
         (["-t", "embedded:smollm2", "run", "--resume", "latest"], "--resume runs the targets"),
         (["run", "--resume", "latest", "-t", "embedded:smollm2"], "--resume runs the targets"),
         (["run", "--resume", "latest", "--repeat", "3"], "drop --repeat"),
+        (["costs", "--per-day", "100000000"], "--per-day must be at most 10,000,000"),
     ],
 )
 def test_options_that_would_be_ignored_are_refused(

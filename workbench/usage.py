@@ -15,6 +15,9 @@ from workbench.store import Store, TargetUsage
 
 DEFAULT_SHADOWS = ("openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest")
 DAYS_A_MONTH = 30
+MAX_PER_DAY = 10_000_000
+"""The most requests a day a projection is made for: beyond it, a typo (an extra 0 or
+ten), and the month's figure ran to eighteen digits."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from workbench.commands import format as fmt
 from workbench.engine import price_data
 from workbench.sanitize import clean_line
 from workbench.store import Store, usage_by_target
-from workbench.usage import cost_lines, shadow_target
+from workbench.usage import MAX_PER_DAY, cost_lines, shadow_target
 
 
 def run_costs(
@@ -32,6 +32,10 @@ def run_costs(
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
+    if per_day > MAX_PER_DAY:
+        print(f"workbench costs: --per-day must be at most {MAX_PER_DAY:,}, not {per_day:,}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     since = time.time() - days * 86_400 if days else 0.0
     store = Store(locations.database_path())
     try:

@@ -25,6 +25,7 @@ from workbench.store import Store, usage_by_target
 from workbench.tui.widgets.fitted_table import Cell, FittedTable, Layout
 from workbench.usage import (
     DEFAULT_SHADOWS,
+    MAX_PER_DAY,
     CostLine,
     TargetLatency,
     cost_lines,
@@ -110,7 +111,7 @@ class CostsScreen(Screen[None]):
             per_day = int(event.value)
         except ValueError:
             return  # half-typed: keep the last figure
-        if per_day >= 0 and per_day != self.per_day:
+        if 0 <= per_day <= MAX_PER_DAY and per_day != self.per_day:
             self.per_day = per_day
             self.show_costs()
 

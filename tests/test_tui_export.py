@@ -11,6 +11,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
+from providers.base import Message
 from tests.tui_helpers import (
     NO_KEYS,
     Loop,
@@ -22,8 +23,15 @@ from tests.tui_helpers import (
 )
 from workbench import locations
 from workbench.config import Settings
-from workbench.export import CSV_COLUMNS, stored_csv, stored_json, stored_markdown
-from workbench.history import list_comparisons, load_comparison
+from workbench.export import (
+    CSV_COLUMNS,
+    PaneRecord,
+    comparison_markdown,
+    stored_csv,
+    stored_json,
+    stored_markdown,
+)
+from workbench.history import StoredTurn, list_comparisons, load_comparison
 from workbench.tui.app import make_app
 from workbench.tui.screens.system_prompt import SystemPromptEditor
 from workbench.tui.widgets.prompt import PromptBox
@@ -129,3 +137,11 @@ async def test_export_with_nothing_to_export_writes_no_file() -> None:
         await pilot.pause(0.2)
         assert set(exports.glob("*.md")) == before
         assert "Nothing to export" in app.export_screenshot().replace("&#160;", " ")
+
+
+def test_a_turn_cancelled_before_any_answer_is_marked_without_an_empty_reason() -> None:
+    turn = StoredTurn(Message("user", "hi"), "", "cancelled", None, "b1", "loop:m", None)
+    failed = StoredTurn(Message("user", "again"), "", "failed", "HTTP 503", "b2", "loop:m", None)
+    markdown = comparison_markdown([PaneRecord("loop:m", None, [turn, failed], None)])
+    assert_in_order(markdown, ["> hi", "**⊘ cancelled**\n", "> again", "**✗ failed:** HTTP 503"])
+    assert "cancelled:" not in markdown

@@ -102,8 +102,8 @@ def _said(role: str, content: str) -> list[str]:
 def _ended(status: str, error: str | None) -> str:
     """A turn that did not end done: its mark and reason, as History shows them, on a line
     of its own (quoted, it read as part of the prompt quoted above it)."""
-    reason = f" {clean_line(error)}" if error else ""
-    return f"**{STATUS_MARKS.get(status, '…')} {clean_line(status)}:**{reason}"
+    mark = f"{STATUS_MARKS.get(status, '…')} {clean_line(status)}"
+    return f"**{mark}:** {clean_line(error)}" if error else f"**{mark}**"
 
 
 def _cell(text: str) -> str:

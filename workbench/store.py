@@ -234,7 +234,8 @@ class Store:
                 self._migrate()
         except BaseException as error:
             self._db.close()
-            if isinstance(error, sqlite3.DatabaseError) and error.sqlite_errorcode in DAMAGED:
+            # Not every sqlite3 error carries SQLite's code: one Python raises itself has none.
+            if getattr(error, "sqlite_errorcode", None) in DAMAGED:
                 raise StoreUnavailableError(
                     f"{path} is not a history workbench can read ({error}): move it aside, "
                     "where it is kept for recovery, and workbench starts a new one; or set "
